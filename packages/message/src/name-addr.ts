@@ -1,0 +1,224 @@
+import { TOKEN } from './chars.ts';
+import { Lexer, quote } from './lexer.ts';
+import { Params, parseHeaderParams } from './params.ts';
+import { parseUri, type Uri } from './uri.ts';
+import { SipParseError } from './errors.ts';
+
+/**
+ * name-addr or addr-spec with header parameters: the value of From, To, Contact, Route,
+ * Record-Route, Path, Service-Route, Refer-To, Referred-By, Reply-To and the like.
+ * The URI is parsed when first read.
+ */
+export class NameAddr {
+  /** The display name, unquoted; `undefined` when there is none. */
+  readonly displayName: string | undefined;
+  readonly params: Params;
+  private uriText: string | undefined;
+  private uriValue: Uri | undefined;
+  /** @internal text as received, while unchanged */
+  protected raw: string | undefined;
+  /** @internal the header the value came from, for error messages */
+  private header: string | undefined;
+
+  constructor(
+    uri: Uri | string,
+    options?: {
+      displayName?: string | undefined;
+      params?: Iterable<[string, string | null]> | Record<string, string | null>;
+    },
+  ) {
+    if (typeof uri === 'string') this.uriValue = parseUri(uri);
+    else this.uriValue = uri;
+    this.displayName = options?.displayName;
+    const p = options?.params;
+    this.params = new Params(
+      'header',
+      p === undefined ? undefined : Symbol.iterator in p ? (p as Iterable<[string, string | null]>) : Object.entries(p),
+    );
+    this.raw = undefined;
+  }
+
+  /** @internal */
+  static fromParsed<T extends NameAddr>(
+    this: new (uri: Uri | string) => T,
+    displayName: string | undefined,
+    uriText: string,
+    raw: string,
+    header: string | undefined,
+  ): T {
+    const o = Object.create(this.prototype) as Record<string, unknown>;
+    o.displayName = displayName;
+    o.params = new Params('header');
+    o.uriText = uriText;
+    o.uriValue = undefined;
+    o.raw = raw;
+    o.header = header;
+    return o as unknown as T;
+  }
+
+  get uri(): Uri {
+    if (this.uriValue === undefined) {
+      try {
+        this.uriValue = parseUri(this.uriText as string);
+      } catch (e) {
+        if (e instanceof SipParseError)
+          throw new SipParseError(
+            'SIP_ERR_PARSE_URI',
+            `${this.header ? `${this.header}: ` : ''}${e.message}`,
+            e.offset,
+            400,
+            this.header,
+          );
+        throw e;
+      }
+    }
+    return this.uriValue;
+  }
+
+  get tag(): string | undefined {
+    const t = this.params.get('tag');
+    return t ?? undefined;
+  }
+
+  /** Whether the value changed since parsing. */
+  get dirty(): boolean {
+    return this.raw === undefined || this.params.dirty || (this.uriValue?.dirty ?? false);
+  }
+
+  /** A copy with its own parameters (and, optionally, another display name or URI). */
+  clone(changes?: { displayName?: string | undefined; uri?: Uri }): this {
+    const ctor = this.constructor as new (
+      uri: Uri,
+      options?: { displayName?: string | undefined; params?: Iterable<[string, string | null]> },
+    ) => this;
+    const c = new ctor(changes?.uri ?? this.uri.clone(), {
+      displayName: changes && 'displayName' in changes ? changes.displayName : this.displayName,
+      params: this.params,
+    });
+    for (const [k] of this.params) if (this.params.isQuoted(k)) c.params.set(k, this.params.get(k) ?? null, { quoted: true });
+    return c;
+  }
+
+  toString(): string {
+    if (!this.dirty) return this.raw as string;
+    const dn = this.displayName === undefined ? '' : `${quote(this.displayName, true)} `;
+    return `${dn}<${this.uri.toString()}>${this.params.toString()}`;
+  }
+
+  toJSON(): string {
+    return this.toString();
+  }
+}
+
+/** A Contact value: a name-addr with `expires` and `q`, or `*`. */
+export class Contact extends NameAddr {
+  /** True for `Contact: *` (remove all bindings). */
+  get star(): boolean {
+    return this.raw === '*';
+  }
+
+  /** @internal */
+  static parsedStar(): Contact {
+    const o = Object.create(Contact.prototype) as Contact;
+    Object.assign(o, {
+      displayName: undefined,
+      params: new Params('header'),
+      uriText: undefined,
+      uriValue: undefined,
+      raw: '*',
+      header: 'Contact',
+    });
+    return o;
+  }
+
+  override get uri(): Uri {
+    if (this.star) throw new TypeError('Contact: * has no URI');
+    return super.uri;
+  }
+
+  override get dirty(): boolean {
+    return this.star ? false : super.dirty;
+  }
+
+  get expires(): number | undefined {
+    const v = this.params.get('expires');
+    if (v === undefined || v === null) return undefined;
+    if (!/^\d{1,10}$/.test(v) || Number(v) > 0xffffffff)
+      throw new SipParseError('SIP_ERR_PARSE_HEADER', `Contact: invalid expires '${v}'`, -1, 400, 'Contact');
+    return Number(v);
+  }
+
+  get q(): number | undefined {
+    const v = this.params.get('q');
+    if (v === undefined || v === null) return undefined;
+    if (!/^(0(\.\d{0,3})?|1(\.0{0,3})?)$/.test(v))
+      throw new SipParseError('SIP_ERR_PARSE_HEADER', `Contact: invalid q '${v}'`, -1, 400, 'Contact');
+    return Number(v);
+  }
+}
+
+/**
+ * Parse one name-addr / addr-spec with its parameters at the lexer's position.
+ * `list`: a comma ends the value (Contact, Route...).
+ */
+export function parseNameAddr<T extends NameAddr>(
+  lx: Lexer,
+  kind: { fromParsed(d: string | undefined, u: string, raw: string, h: string | undefined): T },
+): T {
+  lx.ws();
+  const s = lx.s;
+  const start = lx.i;
+  let display: string | undefined;
+  let uriText: string;
+  const c = lx.peek();
+  let angle = c === 60 || c === 34;
+  if (!angle) {
+    // Tokens followed by '<' are a display name; otherwise this is an addr-spec.
+    let j = lx.i;
+    while (j < lx.end) {
+      const d = s.charCodeAt(j);
+      if (d === 60) {
+        angle = true;
+        break;
+      }
+      if (d === 59 || d === 44 || d === 34) break;
+      j++;
+    }
+  }
+  if (angle) {
+    if (c === 34) {
+      display = lx.quoted();
+      lx.ws();
+    } else if (c !== 60) {
+      const ds = lx.i;
+      while (lx.i < lx.end && s.charCodeAt(lx.i) !== 60) {
+        const d = s.charCodeAt(lx.i);
+        if (!(d === 32 || d === 9 || d === 13 || d === 10 || (d < 128 && TOKEN[d] === 1) || d > 127))
+          throw lx.fail('invalid character in display name');
+        lx.i++;
+      }
+      display = s.slice(ds, lx.i).trim().replace(/\s+/g, ' ');
+    }
+    if (lx.peek() !== 60) throw lx.fail("expected '<'");
+    const us = lx.i + 1;
+    const close = s.indexOf('>', us);
+    if (close < 0 || close >= lx.end) throw lx.fail("unterminated '<'");
+    uriText = s.slice(us, close);
+    if (uriText.length === 0 || /\s/.test(uriText)) throw lx.fail('white space or nothing inside <>');
+    lx.i = close + 1;
+  } else {
+    const us = lx.i;
+    while (lx.i < lx.end) {
+      const d = s.charCodeAt(lx.i);
+      if (d === 59 || d === 44 || d === 32 || d === 9 || d === 13) break;
+      if (d === 63) throw lx.fail("a URI with headers ('?') must be enclosed in <>");
+      lx.i++;
+    }
+    uriText = s.slice(us, lx.i);
+    if (uriText.length === 0) throw lx.fail('expected a URI');
+  }
+  const na = kind.fromParsed(display, uriText, '', lx.header);
+  parseHeaderParams(lx, na.params);
+  (na as unknown as { raw: string }).raw = s.slice(start, lx.i).trimEnd();
+  return na;
+}

@@ -1,0 +1,223 @@
+import { isToken, PARAMCHAR, percentDecode, percentEncode, TOKEN, validEscapes } from './chars.ts';
+import { Lexer, quote } from './lexer.ts';
+import { SipParseError } from './errors.ts';
+
+/** gen-value = token / host / quoted-string: token characters plus those of an IPv6 reference. */
+const GENVALUE = TOKEN.slice();
+for (const c of '[]:') GENVALUE[c.charCodeAt(0)] = 1;
+
+/** How a parameter list is written. */
+export type ParamStyle = 'header' | 'uri' | 'auth';
+
+/**
+ * Parameters in order, with valueless flags kept (`;lr`, `;rport`). Names are matched
+ * case-insensitively; values are returned unquoted (header parameters) or with their
+ * %-escapes decoded (URI parameters).
+ */
+export class Params implements Iterable<[string, string | null]> {
+  /** @internal */
+  names: string[] = [];
+  /** @internal */
+  values: (string | null)[] = [];
+  /** @internal indexes of values that were written as quoted strings */
+  quotedMask = 0;
+  /** True once the list was changed after parsing. */
+  dirty = false;
+  readonly style: ParamStyle;
+
+  constructor(style: ParamStyle = 'header', init?: Iterable<[string, string | null]>) {
+    this.style = style;
+    if (init) for (const [k, v] of init) this.append(k, v);
+    this.dirty = false;
+  }
+
+  get size(): number {
+    return this.names.length;
+  }
+
+  private find(name: string): number {
+    const names = this.names;
+    const n = name.length;
+    for (let i = 0; i < names.length; i++) {
+      const k = names[i] as string;
+      if (k.length === n && (k === name || k.toLowerCase() === name.toLowerCase())) return i;
+    }
+    return -1;
+  }
+
+  /** The value, `null` for a flag, `undefined` when absent. */
+  get(name: string): string | null | undefined {
+    const i = this.find(name);
+    return i < 0 ? undefined : this.values[i];
+  }
+
+  has(name: string): boolean {
+    return this.find(name) >= 0;
+  }
+
+  /** Set (replace or append) a parameter; `null` makes a flag. */
+  set(name: string, value: string | null = null, options?: { quoted?: boolean }): this {
+    if (!isToken(name)) throw new TypeError(`invalid parameter name: ${JSON.stringify(name)}`);
+    if (value !== null && /[\r\n\0]/.test(value))
+      throw new TypeError('a parameter value cannot contain CR, LF or NUL');
+    const i = this.find(name);
+    if (i >= 0) {
+      this.values[i] = value;
+      this.setQuoted(i, options?.quoted ?? false);
+    } else {
+      this.append(name, value, options?.quoted ?? false);
+    }
+    this.dirty = true;
+    return this;
+  }
+
+  delete(name: string): boolean {
+    const i = this.find(name);
+    if (i < 0) return false;
+    this.names.splice(i, 1);
+    this.values.splice(i, 1);
+    // Shift the quoted bits above i down by one.
+    const low = this.quotedMask & ((1 << i) - 1);
+    const high = (this.quotedMask >>> (i + 1)) << i;
+    this.quotedMask = low | high;
+    this.dirty = true;
+    return true;
+  }
+
+  /** @internal */
+  append(name: string, value: string | null, quoted = false): void {
+    this.names.push(name);
+    this.values.push(value);
+    if (quoted) this.setQuoted(this.names.length - 1, true);
+  }
+
+  private setQuoted(i: number, q: boolean): void {
+    if (i >= 31) return;
+    if (q) this.quotedMask |= 1 << i;
+    else this.quotedMask &= ~(1 << i);
+  }
+
+  isQuoted(name: string): boolean {
+    const i = this.find(name);
+    return i >= 0 && i < 31 && (this.quotedMask & (1 << i)) !== 0;
+  }
+
+  *[Symbol.iterator](): Iterator<[string, string | null]> {
+    for (let i = 0; i < this.names.length; i++)
+      yield [this.names[i] as string, this.values[i] as string | null];
+  }
+
+  /** A plain object of the parameters (lower-cased names). */
+  toJSON(): Record<string, string | null> {
+    const o: Record<string, string | null> = {};
+    for (let i = 0; i < this.names.length; i++)
+      o[(this.names[i] as string).toLowerCase()] = this.values[i] as string | null;
+    return o;
+  }
+
+  /** Encode as written on the wire: `;a=b;c` (header, uri) or `a="b", c=d` (auth). */
+  toString(): string {
+    let out = '';
+    for (let i = 0; i < this.names.length; i++) {
+      const name = this.names[i] as string;
+      const v = this.values[i];
+      const q = i < 31 && (this.quotedMask & (1 << i)) !== 0;
+      if (this.style === 'auth') {
+        out += `${i === 0 ? '' : ', '}${name}`;
+        if (v !== null && v !== undefined) out += `=${q ? quote(v, true) : quoteGen(v)}`;
+        continue;
+      }
+      out += `;${name}`;
+      if (v === null || v === undefined) continue;
+      if (this.style === 'uri') out += `=${percentEncode(v, PARAMCHAR)}`;
+      else out += `=${q ? quote(v, true) : quoteGen(v)}`;
+    }
+    return out;
+  }
+}
+
+function quoteGen(v: string): string {
+  if (v.length === 0) return '""';
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c > 127 || GENVALUE[c] === 0) return quote(v, true);
+  }
+  return v;
+}
+
+/**
+ * Parse `*( SEMI generic-param )` at the lexer's position, into `params`. Stops before
+ * anything that is not a `;` (a comma, or the end).
+ */
+export function parseHeaderParams(lx: Lexer, params: Params): void {
+  for (;;) {
+    lx.ws();
+    if (lx.peek() !== 59) return;
+    lx.i++;
+    lx.ws();
+    const name = lx.token('a parameter name');
+    lx.ws();
+    if (lx.peek() === 61) {
+      lx.i++;
+      lx.ws();
+      if (lx.peek() === 34) params.append(name, lx.quoted(), true);
+      else params.append(name, lx.run(GENVALUE, `a value for parameter '${name}'`));
+    } else {
+      params.append(name, null);
+    }
+  }
+}
+
+/**
+ * Parse auth-params `name=value *(COMMA name=value)` (RFC 3261 §25.1, RFC 7616) to the end.
+ */
+export function parseAuthParams(lx: Lexer, params: Params): void {
+  lx.ws();
+  if (lx.atEnd()) return;
+  for (;;) {
+    const name = lx.token('an auth parameter name');
+    lx.expect(61, "'='");
+    if (lx.peek() === 34) params.append(name, lx.quoted(), true);
+    else params.append(name, lx.run(GENVALUE, `a value for '${name}'`));
+    lx.ws();
+    if (lx.atEnd()) return;
+    lx.expect(44, "','");
+    // Tolerate empty list elements (RFC 7230 #rule).
+    while (lx.eat(44)) {}
+  }
+}
+
+/**
+ * Parse URI parameters `;name[=value]` in `s` from `start` to `end` (the text after the
+ * host and port, up to `?` or the end of the URI).
+ */
+export function parseUriParams(s: string, start: number, end: number, params: Params): void {
+  let i = start;
+  while (i < end) {
+    if (s.charCodeAt(i) !== 59)
+      throw new SipParseError('SIP_ERR_PARSE_URI', `expected ';' in URI parameters of ${s}`, i);
+    let j = i + 1;
+    let eq = -1;
+    while (j < end && s.charCodeAt(j) !== 59) {
+      const c = s.charCodeAt(j);
+      if (c === 61 && eq < 0) eq = j;
+      else if (c === 37) {
+        /* escapes checked below */
+      } else if (c > 127 || PARAMCHAR[c] === 0)
+        throw new SipParseError(
+          'SIP_ERR_PARSE_URI',
+          `invalid character '${s[j]}' in URI parameter of ${s}`,
+          j,
+        );
+      j++;
+    }
+    const nameEnd = eq < 0 ? j : eq;
+    if (nameEnd === i + 1)
+      throw new SipParseError('SIP_ERR_PARSE_URI', `empty URI parameter name in ${s}`, i);
+    if (!validEscapes(s, i + 1, j))
+      throw new SipParseError('SIP_ERR_PARSE_URI', `bad %-escape in URI parameter of ${s}`, i);
+    const name = percentDecode(s.slice(i + 1, nameEnd));
+    params.append(name, eq < 0 ? null : percentDecode(s.slice(eq + 1, j)));
+    i = j;
+  }
+}

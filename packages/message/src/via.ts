@@ -1,0 +1,135 @@
+import { Lexer } from './lexer.ts';
+import { Params, parseHeaderParams } from './params.ts';
+import { parseHostPort } from './uri.ts';
+import { SipParseError } from './errors.ts';
+
+/** The RFC 3261 §8.1.1.7 magic cookie that starts every compliant branch. */
+export const MAGIC_COOKIE = 'z9hG4bK';
+
+/**
+ * A Via value (RFC 3261 §20.42): `SIP/2.0/UDP host:port;branch=...;received=...;rport`.
+ */
+export class Via {
+  /** `SIP` */
+  readonly protocolName: string;
+  /** `2.0` */
+  readonly protocolVersion: string;
+  /** Transport as written, upper-cased (`UDP`, `TCP`, `TLS`, `WS`, `WSS`, `SCTP`...). */
+  readonly transport: string;
+  /** sent-by host; IPv6 references keep their brackets. */
+  readonly host: string;
+  /** sent-by port, when present. */
+  readonly port: number | undefined;
+  readonly params: Params;
+  private raw: string | undefined;
+
+  constructor(
+    transport: string,
+    host: string,
+    port?: number,
+    params?: Iterable<[string, string | null]> | Record<string, string | null>,
+    /** @internal */ raw?: string,
+  ) {
+    this.protocolName = 'SIP';
+    this.protocolVersion = '2.0';
+    this.transport = transport.toUpperCase();
+    this.host = host;
+    this.port = port;
+    this.params = new Params(
+      'header',
+      params === undefined
+        ? undefined
+        : Symbol.iterator in params
+          ? (params as Iterable<[string, string | null]>)
+          : Object.entries(params),
+    );
+    this.raw = raw;
+  }
+
+  /** `SIP/2.0` */
+  get protocol(): string {
+    return `${this.protocolName}/${this.protocolVersion}`;
+  }
+
+  get branch(): string | undefined {
+    return this.params.get('branch') ?? undefined;
+  }
+
+  get received(): string | undefined {
+    return this.params.get('received') ?? undefined;
+  }
+
+  /** RFC 3581: `null` when the flag is present without a value, the port when filled in, `undefined` when absent. */
+  get rport(): number | null | undefined {
+    const v = this.params.get('rport');
+    if (v === undefined || v === null) return v;
+    const n = Number(v);
+    if (!/^\d{1,5}$/.test(v) || n > 65535)
+      throw new SipParseError('SIP_ERR_PARSE_HEADER', `Via: invalid rport '${v}'`, -1, 400, 'Via');
+    return n;
+  }
+
+  get maddr(): string | undefined {
+    return this.params.get('maddr') ?? undefined;
+  }
+
+  get ttl(): number | undefined {
+    const v = this.params.get('ttl');
+    if (v === undefined || v === null) return undefined;
+    if (!/^\d{1,3}$/.test(v) || Number(v) > 255)
+      throw new SipParseError('SIP_ERR_PARSE_HEADER', `Via: invalid ttl '${v}'`, -1, 400, 'Via');
+    return Number(v);
+  }
+
+  /** Whether the branch carries the RFC 3261 magic cookie. */
+  get rfc3261(): boolean {
+    return this.branch?.startsWith(MAGIC_COOKIE) ?? false;
+  }
+
+  /** `host:port` as written in sent-by. */
+  get sentBy(): string {
+    return this.port === undefined ? this.host : `${this.host}:${this.port}`;
+  }
+
+  get dirty(): boolean {
+    return this.raw === undefined || this.params.dirty;
+  }
+
+  clone(): Via {
+    const v = new Via(this.transport, this.host, this.port, this.params);
+    (v as { protocolName: string }).protocolName = this.protocolName;
+    (v as { protocolVersion: string }).protocolVersion = this.protocolVersion;
+    return v;
+  }
+
+  toString(): string {
+    if (!this.dirty) return this.raw as string;
+    return `${this.protocolName}/${this.protocolVersion}/${this.transport} ${this.sentBy}${this.params}`;
+  }
+
+  toJSON(): string {
+    return this.toString();
+  }
+}
+
+/** Parse one Via value at the lexer's position. */
+export function parseVia(lx: Lexer): Via {
+  lx.ws();
+  const start = lx.i;
+  const name = lx.token('a protocol name');
+  lx.expect(47, "'/'");
+  const version = lx.token('a protocol version');
+  lx.expect(47, "'/'");
+  const transport = lx.token('a transport');
+  lx.ws();
+  const [host, port, end] = parseHostPort(lx.s, lx.i, lx.end, 'Via sent-by');
+  lx.i = end;
+  const v = new Via(transport, host, port, undefined, '');
+  if (name !== 'SIP' || version !== '2.0') {
+    (v as { protocolName: string }).protocolName = name;
+    (v as { protocolVersion: string }).protocolVersion = version;
+  }
+  parseHeaderParams(lx, v.params);
+  (v as unknown as { raw: string }).raw = lx.s.slice(start, lx.i).trimEnd();
+  return v;
+}
