@@ -1,9 +1,9 @@
+import { isToken } from './chars.ts';
 import { SipMessageError } from './errors.ts';
 import { headerDef } from './headers.ts';
 import { Lexer } from './lexer.ts';
 import { type HeaderValue, SipRequest, SipResponse } from './message.ts';
 import type { NameAddr } from './name-addr.ts';
-import { isToken } from './chars.ts';
 import { CSeq, type MediaType } from './typed.ts';
 import { parseUri, type Uri } from './uri.ts';
 import type { Via } from './via.ts';
@@ -137,25 +137,38 @@ function eachHeader(
 
 /** Build a request from scratch (RFC 3261 §8.1.1). */
 export function createRequest(init: RequestInit): SipRequest {
-  if (!isToken(init.method)) throw new SipMessageError(`invalid method: ${JSON.stringify(init.method)}`);
+  if (!isToken(init.method))
+    throw new SipMessageError(`invalid method: ${JSON.stringify(init.method)}`);
   const uri = typeof init.uri === 'string' ? parseUri(init.uri) : init.uri;
   const req = new SipRequest(init.method, uri, '', 0, undefined, new Uint8Array(0), undefined);
-  if (init.via !== undefined) req.setHeader('Via', Array.isArray(init.via) ? [...init.via] : [init.via as Via]);
+  if (init.via !== undefined)
+    req.setHeader('Via', Array.isArray(init.via) ? [...init.via] : [init.via as Via]);
   req.setHeader('Max-Forwards', init.maxForwards ?? 70);
   req.setHeader('To', nameAddr(init.to, 'To'));
   req.setHeader('From', nameAddr(init.from, 'From'));
   if (!/^[\x21-\x7e]+$/.test(init.callId)) throw new SipMessageError('invalid Call-ID');
   req.setHeader('Call-ID', init.callId);
-  req.setHeader('CSeq', new CSeq(init.cseq, init.method === 'ACK' || init.method === 'CANCEL' ? init.method : init.method));
+  req.setHeader(
+    'CSeq',
+    new CSeq(
+      init.cseq,
+      init.method === 'ACK' || init.method === 'CANCEL' ? init.method : init.method,
+    ),
+  );
   if (init.contact !== undefined) {
     const list = Array.isArray(init.contact) ? init.contact : [init.contact];
     req.setHeader(
       'Contact',
-      list.map((c: NameAddr | string) => (typeof c === 'string' ? parseHeader<NameAddr>('Contact', c)[0] as NameAddr : c)),
+      list.map((c: NameAddr | string) =>
+        typeof c === 'string' ? (parseHeader<NameAddr>('Contact', c)[0] as NameAddr) : c,
+      ),
     );
   }
   eachHeader(init.headers, (k, v) => req.addHeader(k, v));
-  req.setBody(init.body ?? new Uint8Array(0), init.body !== undefined ? init.contentType : undefined);
+  req.setBody(
+    init.body ?? new Uint8Array(0),
+    init.body !== undefined ? init.contentType : undefined,
+  );
   return req;
 }
 
@@ -172,15 +185,34 @@ export interface ResponseInit {
  * To (with `toTag` added when it has none), Call-ID and CSeq copied, and Timestamp for
  * a 100 (§8.2.6.1).
  */
-export function createResponse(req: SipRequest, status: number, reason?: string, init?: ResponseInit): SipResponse {
-  if (!Number.isInteger(status) || status < 100 || status > 699) throw new SipMessageError(`invalid status ${status}`);
-  const res = new SipResponse(status, reason ?? reasonPhrase(status), '', 0, undefined, new Uint8Array(0), undefined);
+export function createResponse(
+  req: SipRequest,
+  status: number,
+  reason?: string,
+  init?: ResponseInit,
+): SipResponse {
+  if (!Number.isInteger(status) || status < 100 || status > 699)
+    throw new SipMessageError(`invalid status ${status}`);
+  const res = new SipResponse(
+    status,
+    reason ?? reasonPhrase(status),
+    '',
+    0,
+    undefined,
+    new Uint8Array(0),
+    undefined,
+  );
   res.reason = reason ?? reasonPhrase(status);
   const vias = req.via;
-  if (vias.length > 0) res.setHeader('Via', vias.map((v) => v.clone()));
+  if (vias.length > 0)
+    res.setHeader(
+      'Via',
+      vias.map((v) => v.clone()),
+    );
   res.setHeader('From', req.from.clone());
   const to = req.to.clone();
-  if (init?.toTag !== undefined && to.tag === undefined && status !== 100) to.params.set('tag', init.toTag);
+  if (init?.toTag !== undefined && to.tag === undefined && status !== 100)
+    to.params.set('tag', init.toTag);
   res.setHeader('To', to);
   res.setHeader('Call-ID', req.callId);
   res.setHeader('CSeq', req.cseq);
@@ -189,6 +221,9 @@ export function createResponse(req: SipRequest, status: number, reason?: string,
     if (ts !== undefined) res.setHeader('Timestamp', ts);
   }
   eachHeader(init?.headers, (k, v) => res.addHeader(k, v));
-  res.setBody(init?.body ?? new Uint8Array(0), init?.body !== undefined ? init.contentType : undefined);
+  res.setBody(
+    init?.body ?? new Uint8Array(0),
+    init?.body !== undefined ? init.contentType : undefined,
+  );
   return res;
 }

@@ -14,7 +14,7 @@ function table(chars: string, alnum: boolean): Uint8Array {
 /** token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~") */
 export const TOKEN = table("-.!%*_+`'~", true);
 /** word (Call-ID) = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~" / "(" / ")" / "<" / ">" / ":" / "\" / DQUOTE / "/" / "[" / "]" / "?" / "{" / "}") */
-export const WORD = table("-.!%*_+`'~()<>:\\\"/[]?{}", true);
+export const WORD = table('-.!%*_+`\'~()<>:\\"/[]?{}', true);
 /** unreserved = alphanum / mark */
 export const UNRESERVED = table("-_.!~*'()", true);
 /** user = 1*( unreserved / escaped / user-unreserved ), user-unreserved = "&" / "=" / "+" / "$" / "," / ";" / "?" / "/" */
@@ -127,8 +127,9 @@ interface NodeBufferProto {
 const BufferCtor = (globalThis as { Buffer?: { prototype: NodeBufferProto } }).Buffer;
 const nativeLatin1 = BufferCtor?.prototype.latin1Slice;
 const nativeIndexOf = BufferCtor?.prototype.indexOf;
-const nodeBuffer = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } })
-  .process?.getBuiltinModule?.('node:buffer') as
+const nodeBuffer = (
+  globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }
+).process?.getBuiltinModule?.('node:buffer') as
   | { isAscii?: (b: Uint8Array) => boolean }
   | undefined;
 const nativeIsAscii = nodeBuffer?.isAscii;

@@ -1,4 +1,4 @@
-import { Lexer } from './lexer.ts';
+import type { Lexer } from './lexer.ts';
 import { Contact, NameAddr, parseNameAddr } from './name-addr.ts';
 import {
   AuthHeader,
@@ -86,7 +86,10 @@ def('Min-Expires', { single: true, parse: num(U32) });
 def('Content-Length', { compact: 'l', single: true, parse: num(U32) });
 def('Content-Type', { compact: 'c', single: true, parse: MediaType.parse });
 def('Content-Encoding', { compact: 'e', list: true, parse: token });
-def('Content-Disposition', { single: true, parse: (lx) => parseValueWithParams(lx, ValueWithParams, 'token') });
+def('Content-Disposition', {
+  single: true,
+  parse: (lx) => parseValueWithParams(lx, ValueWithParams, 'token'),
+});
 def('Accept', { list: true, parse: MediaType.parse });
 def('Accept-Encoding', { list: true });
 def('Accept-Language', { list: true });
@@ -96,7 +99,11 @@ def('Require', { list: true, parse: token });
 def('Proxy-Require', { list: true, parse: token });
 def('Unsupported', { list: true, parse: token });
 def('Allow-Events', { compact: 'u', list: true, parse: token });
-def('Event', { compact: 'o', single: true, parse: (lx) => parseValueWithParams(lx, EventHeader, 'token') });
+def('Event', {
+  compact: 'o',
+  single: true,
+  parse: (lx) => parseValueWithParams(lx, EventHeader, 'token'),
+});
 def('Subscription-State', {
   single: true,
   parse: (lx) => parseValueWithParams(lx, SubscriptionState, 'token'),

@@ -1,20 +1,25 @@
-export { SipMessageError, SipParseError, type SipParseErrorCode } from './errors.ts';
 export {
   createRequest,
   createResponse,
   parseHeader,
   REASON_PHRASES,
-  reasonPhrase,
   type RequestInit,
   type ResponseInit,
+  reasonPhrase,
 } from './build.ts';
+export { SipMessageError, SipParseError, type SipParseErrorCode } from './errors.ts';
 export { type FramerItem, StreamFramer, type StreamFramerOptions } from './framer.ts';
 export { canonicalName, type HeaderDef, headerDef } from './headers.ts';
 export { type HeaderValue, SipMessage, SipRequest, SipResponse } from './message.ts';
 export { type BodyPart, parseMultipart } from './multipart.ts';
 export { Contact, NameAddr } from './name-addr.ts';
-export { Params, type ParamStyle } from './params.ts';
-export { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADER_BYTES, type ParseOptions, parseMessage } from './parser.ts';
+export { type ParamStyle, Params } from './params.ts';
+export {
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_HEADER_BYTES,
+  type ParseOptions,
+  parseMessage,
+} from './parser.ts';
 export {
   AuthHeader,
   CSeq,

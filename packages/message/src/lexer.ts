@@ -1,5 +1,5 @@
-import { headerError, type SipParseError } from './errors.ts';
 import { TOKEN, WORD } from './chars.ts';
+import { headerError, type SipParseError } from './errors.ts';
 
 /**
  * A cursor over one header value (already unfolded or with folds, which count as
@@ -122,7 +122,13 @@ export class Lexer {
       }
       if (c === 13 || c === 10) {
         // Only a fold (CRLF followed by white space) may appear in a quoted string.
-        if (!(c === 13 && s.charCodeAt(i + 1) === 10 && (s.charCodeAt(i + 2) === 32 || s.charCodeAt(i + 2) === 9)))
+        if (
+          !(
+            c === 13 &&
+            s.charCodeAt(i + 1) === 10 &&
+            (s.charCodeAt(i + 2) === 32 || s.charCodeAt(i + 2) === 9)
+          )
+        )
           throw this.fail('line break in a quoted string');
         i += 3;
         continue;

@@ -157,7 +157,13 @@ export abstract class SipMessage {
     const v = this.getAll<T>(key);
     if (v.length === 0) {
       const d = headerDef(key);
-      throw new SipParseError('SIP_ERR_PARSE_MISSING_HEADER', `missing ${d.name} header`, -1, 400, d.name);
+      throw new SipParseError(
+        'SIP_ERR_PARSE_MISSING_HEADER',
+        `missing ${d.name} header`,
+        -1,
+        400,
+        d.name,
+      );
     }
     return v[0] as T;
   }
@@ -184,7 +190,9 @@ export abstract class SipMessage {
       return true;
     }
     return (
-      len === 1 && d.compact !== undefined && lowerCode(src.charCodeAt(ns)) === d.compact.charCodeAt(0)
+      len === 1 &&
+      d.compact !== undefined &&
+      lowerCode(src.charCodeAt(ns)) === d.compact.charCodeAt(0)
     );
   }
 
@@ -372,7 +380,10 @@ export abstract class SipMessage {
     lines.splice(pos, 0, ...add);
   }
 
-  private text(name: string, value: HeaderValue | readonly HeaderValue[]): [HeaderDef, string[], unknown[] | undefined] {
+  private text(
+    name: string,
+    value: HeaderValue | readonly HeaderValue[],
+  ): [HeaderDef, string[], unknown[] | undefined] {
     const d = headerDef(name);
     if (d.key.length === 0 || !/^[A-Za-z0-9\-.!%*_+`'~]+$/.test(d.key))
       throw new SipMessageError(`invalid header name: ${JSON.stringify(name)}`);
@@ -393,7 +404,11 @@ export abstract class SipMessage {
   }
 
   /** Add a header line; `first` puts it before the other lines of the same header (as a proxy does with Via). */
-  addHeader(name: string, value: HeaderValue | readonly HeaderValue[], options?: { first?: boolean }): this {
+  addHeader(
+    name: string,
+    value: HeaderValue | readonly HeaderValue[],
+    options?: { first?: boolean },
+  ): this {
     const [d, texts] = this.text(name, value);
     const lines = this.materialize();
     let pos = -1;
@@ -407,7 +422,11 @@ export abstract class SipMessage {
       }
     }
     if (pos < 0) pos = options?.first && d.key === 'via' ? 0 : lines.length;
-    lines.splice(pos, 0, ...texts.map((v) => ({ name: d.name, key: d.key, value: v, raw: undefined })));
+    lines.splice(
+      pos,
+      0,
+      ...texts.map((v) => ({ name: d.name, key: d.key, value: v, raw: undefined })),
+    );
     this.cacheSet(d.key, undefined);
     return this;
   }
@@ -470,7 +489,12 @@ export abstract class SipMessage {
     if (this.unchanged() && this.idx !== undefined) return `${this.src}\r\n\r\n`;
     const lines = this.materialize();
     if (!lines.some((l) => l.key === 'content-length')) {
-      lines.push({ name: 'Content-Length', key: 'content-length', value: String(this.bodyBytes.length), raw: undefined });
+      lines.push({
+        name: 'Content-Length',
+        key: 'content-length',
+        value: String(this.bodyBytes.length),
+        raw: undefined,
+      });
     }
     let out = `${this.startLine}\r\n`;
     for (const l of lines) out += `${l.raw ?? `${l.name}: ${l.value}`}\r\n`;

@@ -23,18 +23,26 @@ function find(b: Uint8Array, pat: Uint8Array, from: number): number {
 export function parseMultipart(body: Uint8Array, contentType: MediaType): BodyPart[] {
   const boundary = contentType.params.get('boundary');
   if (!boundary || contentType.type.toLowerCase() !== 'multipart')
-    throw new SipParseError('SIP_ERR_PARSE_HEADER', 'not a multipart Content-Type with a boundary', -1, 400, 'Content-Type');
+    throw new SipParseError(
+      'SIP_ERR_PARSE_HEADER',
+      'not a multipart Content-Type with a boundary',
+      -1,
+      400,
+      'Content-Type',
+    );
   const delim = new TextEncoder().encode(`--${boundary}`);
   const parts: BodyPart[] = [];
   let pos = find(body, delim, 0);
-  if (pos < 0) throw new SipParseError('SIP_ERR_PARSE_HEADER', 'multipart body without its boundary', 0, 400);
+  if (pos < 0)
+    throw new SipParseError('SIP_ERR_PARSE_HEADER', 'multipart body without its boundary', 0, 400);
   for (let guard = 0; guard < 10000; guard++) {
     let start = pos + delim.length;
     if (body[start] === 45 && body[start + 1] === 45) return parts; // close delimiter
     while (start < body.length && body[start] !== 10) start++; // transport padding, CRLF
     start++;
     const next = find(body, delim, start);
-    if (next < 0) throw new SipParseError('SIP_ERR_PARSE_HEADER', 'multipart body is not closed', start, 400);
+    if (next < 0)
+      throw new SipParseError('SIP_ERR_PARSE_HEADER', 'multipart body is not closed', start, 400);
     let end = next;
     if (body[end - 1] === 10) end--;
     if (body[end - 1] === 13) end--;
@@ -58,11 +66,13 @@ export function parseMultipart(body: Uint8Array, contentType: MediaType): BodyPa
     if (hdrEnd > 0) {
       for (const line of latin1(part, 0, hdrEnd).split(/\r\n(?![ \t])/)) {
         const c = line.indexOf(':');
-        if (c <= 0) throw new SipParseError('SIP_ERR_PARSE_HEADER', 'malformed part header', start, 400);
+        if (c <= 0)
+          throw new SipParseError('SIP_ERR_PARSE_HEADER', 'malformed part header', start, 400);
         const name = line.slice(0, c).trim();
         const value = line.slice(c + 1).trim();
         headers.push([name, value]);
-        if (name.toLowerCase() === 'content-type') contentTypeOfPart = MediaType.parse(new Lexer(value, 'Content-Type'));
+        if (name.toLowerCase() === 'content-type')
+          contentTypeOfPart = MediaType.parse(new Lexer(value, 'Content-Type'));
       }
     }
     parts.push({

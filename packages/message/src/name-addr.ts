@@ -1,8 +1,8 @@
 import { TOKEN } from './chars.ts';
-import { Lexer, quote } from './lexer.ts';
+import { SipParseError } from './errors.ts';
+import { type Lexer, quote } from './lexer.ts';
 import { Params, parseHeaderParams } from './params.ts';
 import { parseUri, type Uri } from './uri.ts';
-import { SipParseError } from './errors.ts';
 
 /**
  * name-addr or addr-spec with header parameters: the value of From, To, Contact, Route,
@@ -33,27 +33,13 @@ export class NameAddr {
     const p = options?.params;
     this.params = new Params(
       'header',
-      p === undefined ? undefined : Symbol.iterator in p ? (p as Iterable<[string, string | null]>) : Object.entries(p),
+      p === undefined
+        ? undefined
+        : Symbol.iterator in p
+          ? (p as Iterable<[string, string | null]>)
+          : Object.entries(p),
     );
     this.raw = undefined;
-  }
-
-  /** @internal */
-  static fromParsed<T extends NameAddr>(
-    this: new (uri: Uri | string) => T,
-    displayName: string | undefined,
-    uriText: string,
-    raw: string,
-    header: string | undefined,
-  ): T {
-    const o = Object.create(this.prototype) as Record<string, unknown>;
-    o.displayName = displayName;
-    o.params = new Params('header');
-    o.uriText = uriText;
-    o.uriValue = undefined;
-    o.raw = raw;
-    o.header = header;
-    return o as unknown as T;
   }
 
   get uri(): Uri {
@@ -95,7 +81,8 @@ export class NameAddr {
       displayName: changes && 'displayName' in changes ? changes.displayName : this.displayName,
       params: this.params,
     });
-    for (const [k] of this.params) if (this.params.isQuoted(k)) c.params.set(k, this.params.get(k) ?? null, { quoted: true });
+    for (const [k] of this.params)
+      if (this.params.isQuoted(k)) c.params.set(k, this.params.get(k) ?? null, { quoted: true });
     return c;
   }
 
@@ -144,7 +131,13 @@ export class Contact extends NameAddr {
     const v = this.params.get('expires');
     if (v === undefined || v === null) return undefined;
     if (!/^\d{1,10}$/.test(v) || Number(v) > 0xffffffff)
-      throw new SipParseError('SIP_ERR_PARSE_HEADER', `Contact: invalid expires '${v}'`, -1, 400, 'Contact');
+      throw new SipParseError(
+        'SIP_ERR_PARSE_HEADER',
+        `Contact: invalid expires '${v}'`,
+        -1,
+        400,
+        'Contact',
+      );
     return Number(v);
   }
 
@@ -152,7 +145,13 @@ export class Contact extends NameAddr {
     const v = this.params.get('q');
     if (v === undefined || v === null) return undefined;
     if (!/^(0(\.\d{0,3})?|1(\.0{0,3})?)$/.test(v))
-      throw new SipParseError('SIP_ERR_PARSE_HEADER', `Contact: invalid q '${v}'`, -1, 400, 'Contact');
+      throw new SipParseError(
+        'SIP_ERR_PARSE_HEADER',
+        `Contact: invalid q '${v}'`,
+        -1,
+        400,
+        'Contact',
+      );
     return Number(v);
   }
 }
@@ -161,10 +160,7 @@ export class Contact extends NameAddr {
  * Parse one name-addr / addr-spec with its parameters at the lexer's position.
  * `list`: a comma ends the value (Contact, Route...).
  */
-export function parseNameAddr<T extends NameAddr>(
-  lx: Lexer,
-  kind: { fromParsed(d: string | undefined, u: string, raw: string, h: string | undefined): T },
-): T {
+export function parseNameAddr<T extends NameAddr>(lx: Lexer, kind: { prototype: T }): T {
   lx.ws();
   const s = lx.s;
   const start = lx.i;
@@ -193,7 +189,9 @@ export function parseNameAddr<T extends NameAddr>(
       const ds = lx.i;
       while (lx.i < lx.end && s.charCodeAt(lx.i) !== 60) {
         const d = s.charCodeAt(lx.i);
-        if (!(d === 32 || d === 9 || d === 13 || d === 10 || (d < 128 && TOKEN[d] === 1) || d > 127))
+        if (
+          !(d === 32 || d === 9 || d === 13 || d === 10 || (d < 128 && TOKEN[d] === 1) || d > 127)
+        )
           throw lx.fail('invalid character in display name');
         lx.i++;
       }
@@ -204,7 +202,8 @@ export function parseNameAddr<T extends NameAddr>(
     const close = s.indexOf('>', us);
     if (close < 0 || close >= lx.end) throw lx.fail("unterminated '<'");
     uriText = s.slice(us, close);
-    if (uriText.length === 0 || /\s/.test(uriText)) throw lx.fail('white space or nothing inside <>');
+    if (uriText.length === 0 || /\s/.test(uriText))
+      throw lx.fail('white space or nothing inside <>');
     lx.i = close + 1;
   } else {
     const us = lx.i;
@@ -217,8 +216,14 @@ export function parseNameAddr<T extends NameAddr>(
     uriText = s.slice(us, lx.i);
     if (uriText.length === 0) throw lx.fail('expected a URI');
   }
-  const na = kind.fromParsed(display, uriText, '', lx.header);
-  parseHeaderParams(lx, na.params);
-  (na as unknown as { raw: string }).raw = s.slice(start, lx.i).trimEnd();
-  return na;
+  const o = Object.create(kind.prototype) as Record<string, unknown>;
+  const params = new Params('header');
+  o.displayName = display;
+  o.params = params;
+  o.uriText = uriText;
+  o.uriValue = undefined;
+  o.header = lx.header;
+  parseHeaderParams(lx, params);
+  o.raw = s.slice(start, lx.i).trimEnd();
+  return o as unknown as T;
 }

@@ -1,6 +1,6 @@
 import { isToken, PARAMCHAR, percentDecode, percentEncode, TOKEN, validEscapes } from './chars.ts';
-import { Lexer, quote } from './lexer.ts';
 import { SipParseError } from './errors.ts';
+import { type Lexer, quote } from './lexer.ts';
 
 /** gen-value = token / host / quoted-string: token characters plus those of an IPv6 reference. */
 const GENVALUE = TOKEN.slice();

@@ -1,6 +1,6 @@
 import { findHeaderEnd, isAscii, latin1, TOKEN, utf8Decode, utf8Encode } from './chars.ts';
 import { SipParseError } from './errors.ts';
-import { setReparse, type SipMessage, SipRequest, SipResponse } from './message.ts';
+import { type SipMessage, SipRequest, SipResponse, setReparse } from './message.ts';
 
 export interface ParseOptions {
   /** The largest header section accepted, in bytes (default 65,536). */
@@ -28,7 +28,10 @@ function startLineError(msg: string, offset: number): SipParseError {
  * Throws `SipParseError` for anything malformed at the message level; malformed
  * header values are reported when the header is read.
  */
-export function parseMessage(input: Uint8Array | string, options?: ParseOptions): SipRequest | SipResponse {
+export function parseMessage(
+  input: Uint8Array | string,
+  options?: ParseOptions,
+): SipRequest | SipResponse {
   const maxHeader = options?.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
   const maxBody = options?.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const stream = options?.framing === 'stream';
@@ -50,11 +53,18 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
     }
     src = input.slice(start, hdrEnd);
   } else {
-    if (!(input instanceof Uint8Array)) throw new TypeError('parseMessage takes a Uint8Array or a string');
+    if (!(input instanceof Uint8Array))
+      throw new TypeError('parseMessage takes a Uint8Array or a string');
     while (input[start] === 13 && input[start + 1] === 10) start += 2;
     hdrEnd = findHeaderEnd(input, start);
     total = input.length;
-    if (hdrEnd < 0 && !stream && total - start <= maxHeader && input[total - 2] === 13 && input[total - 1] === 10) {
+    if (
+      hdrEnd < 0 &&
+      !stream &&
+      total - start <= maxHeader &&
+      input[total - 2] === 13 &&
+      input[total - 1] === 10
+    ) {
       // A datagram whose header section is not closed by an empty line: take it as
       // having no body.
       hdrEnd = total - 2;
@@ -91,13 +101,17 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
       i++;
     }
     if (i - cs !== 3 || code < 100 || code > 699)
-      throw startLineError(`invalid status code '${src.slice(cs, Math.min(startEnd, cs + 12))}'`, cs);
+      throw startLineError(
+        `invalid status code '${src.slice(cs, Math.min(startEnd, cs + 12))}'`,
+        cs,
+      );
     if (i < startEnd && src.charCodeAt(i) !== 32) throw startLineError('invalid status code', cs);
     status = code;
     reason = i < startEnd ? src.slice(i + 1, startEnd) : '';
     for (let j = 0; j < reason.length; j++) {
       const c = reason.charCodeAt(j);
-      if ((c < 32 && c !== 9) || c === 127) throw startLineError('control character in the reason phrase', i + 1 + j);
+      if ((c < 32 && c !== 9) || c === 127)
+        throw startLineError('control character in the reason phrase', i + 1 + j);
     }
   } else {
     const sp1 = src.indexOf(' ');
@@ -174,7 +188,13 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
     ) {
       const v = readContentLength(src, vs, end);
       if (contentLength >= 0 && v !== contentLength)
-        throw new SipParseError('SIP_ERR_PARSE_CONTENT_LENGTH', 'conflicting Content-Length headers', pos, 400, 'Content-Length');
+        throw new SipParseError(
+          'SIP_ERR_PARSE_CONTENT_LENGTH',
+          'conflicting Content-Length headers',
+          pos,
+          400,
+          'Content-Length',
+        );
       contentLength = v;
     }
     idx.push(pos, nameEnd, vs, folded ? ~end : end);
@@ -185,15 +205,29 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
   let body: Uint8Array;
   let original: Uint8Array | string;
   if (contentLength < 0 && stream)
-    throw new SipParseError('SIP_ERR_PARSE_CONTENT_LENGTH', 'a message on a stream must have Content-Length', 0, 400, 'Content-Length');
+    throw new SipParseError(
+      'SIP_ERR_PARSE_CONTENT_LENGTH',
+      'a message on a stream must have Content-Length',
+      0,
+      400,
+      'Content-Length',
+    );
   if (contentLength > maxBody || (contentLength < 0 && total - bodyStart > maxBody))
-    throw new SipParseError('SIP_ERR_PARSE_TOO_LARGE', `the body is larger than ${maxBody} bytes`, bodyStart, 513);
+    throw new SipParseError(
+      'SIP_ERR_PARSE_TOO_LARGE',
+      `the body is larger than ${maxBody} bytes`,
+      bodyStart,
+      513,
+    );
   if (typeof input === 'string') {
     const rest = utf8Encode(input.slice(bodyStart));
     if (contentLength > rest.length)
       throw contentLengthTooLarge(contentLength, rest.length, bodyStart);
     body = contentLength < 0 ? rest : rest.subarray(0, contentLength);
-    original = contentLength < 0 || contentLength === rest.length ? input.slice(start) : input.slice(start, bodyStart) + utf8Decode(body);
+    original =
+      contentLength < 0 || contentLength === rest.length
+        ? input.slice(start)
+        : input.slice(start, bodyStart) + utf8Decode(body);
   } else {
     const avail = total - bodyStart;
     if (contentLength > avail) throw contentLengthTooLarge(contentLength, avail, bodyStart);
@@ -208,8 +242,18 @@ export function parseMessage(input: Uint8Array | string, options?: ParseOptions)
 
 function noHeaderEnd(length: number, max: number): SipParseError {
   if (length > max)
-    return new SipParseError('SIP_ERR_PARSE_TOO_LARGE', `the header section is larger than ${max} bytes`, max, 513);
-  return new SipParseError('SIP_ERR_PARSE_INCOMPLETE', 'the header section does not end with an empty line', length, 400);
+    return new SipParseError(
+      'SIP_ERR_PARSE_TOO_LARGE',
+      `the header section is larger than ${max} bytes`,
+      max,
+      513,
+    );
+  return new SipParseError(
+    'SIP_ERR_PARSE_INCOMPLETE',
+    'the header section does not end with an empty line',
+    length,
+    400,
+  );
 }
 
 function contentLengthTooLarge(cl: number, avail: number, at: number): SipParseError {
@@ -251,9 +295,21 @@ function readContentLength(src: string, vs: number, end: number): number {
     i++;
   }
   if (digits === 0 || i !== end)
-    throw new SipParseError('SIP_ERR_PARSE_CONTENT_LENGTH', `malformed Content-Length '${src.slice(vs, Math.min(end, vs + 20))}'`, vs, 400, 'Content-Length');
+    throw new SipParseError(
+      'SIP_ERR_PARSE_CONTENT_LENGTH',
+      `malformed Content-Length '${src.slice(vs, Math.min(end, vs + 20))}'`,
+      vs,
+      400,
+      'Content-Length',
+    );
   if (digits > 10 || v > 0xffffffff)
-    throw new SipParseError('SIP_ERR_PARSE_TOO_LARGE', 'Content-Length is too large', vs, 513, 'Content-Length');
+    throw new SipParseError(
+      'SIP_ERR_PARSE_TOO_LARGE',
+      'Content-Length is too large',
+      vs,
+      513,
+      'Content-Length',
+    );
   return v;
 }
 

@@ -1,6 +1,6 @@
-import { Lexer, quote } from './lexer.ts';
-import { Params, parseAuthParams, parseHeaderParams } from './params.ts';
 import { SipParseError } from './errors.ts';
+import { type Lexer, quote } from './lexer.ts';
+import { Params, parseAuthParams, parseHeaderParams } from './params.ts';
 
 /** CSeq (RFC 3261 §20.16). */
 export class CSeq {
@@ -196,7 +196,8 @@ export function parseValueWithParams<T extends ValueWithParams>(
   else value = lx.token('a value');
   const o = new ctor(value);
   lx.ws();
-  if (allowComment && lx.peek() === 40) (o as { comment: string | undefined }).comment = lx.comment();
+  if (allowComment && lx.peek() === 40)
+    (o as { comment: string | undefined }).comment = lx.comment();
   parseHeaderParams(lx, o.params);
   o.raw = lx.s.slice(start, lx.i).trimEnd();
   return o;
@@ -268,7 +269,10 @@ export class AuthHeader {
   readonly scheme: string;
   readonly params: Params;
   private raw: string | undefined;
-  constructor(scheme: string, params?: Iterable<[string, string | null]> | Record<string, string | null>) {
+  constructor(
+    scheme: string,
+    params?: Iterable<[string, string | null]> | Record<string, string | null>,
+  ) {
     this.scheme = scheme;
     this.params = new Params(
       'auth',
@@ -299,7 +303,12 @@ export class AuthHeader {
   /** qop: the options offered (challenge) or the one chosen (credentials). */
   get qop(): string[] {
     const q = this.p('qop');
-    return q === undefined ? [] : q.split(',').map((x) => x.trim()).filter((x) => x.length > 0);
+    return q === undefined
+      ? []
+      : q
+          .split(',')
+          .map((x) => x.trim())
+          .filter((x) => x.length > 0);
   }
   get stale(): boolean {
     return this.p('stale')?.toLowerCase() === 'true';
@@ -338,7 +347,8 @@ export class AuthHeader {
     if (withScheme) {
       scheme = lx.token('an auth scheme');
       const c = lx.peek();
-      if (c !== -1 && c !== 32 && c !== 9 && c !== 13) throw lx.fail('expected white space after the auth scheme');
+      if (c !== -1 && c !== 32 && c !== 9 && c !== 13)
+        throw lx.fail('expected white space after the auth scheme');
     }
     const a = new AuthHeader(scheme);
     parseAuthParams(lx, a.params);

@@ -1,10 +1,10 @@
 import {
-  percentEncode,
   HNVCHAR,
   HOSTCHAR,
   PASSWORD,
-  SCHEME,
   percentDecode,
+  percentEncode,
+  SCHEME,
   USER,
   validEscapes,
 } from './chars.ts';
@@ -123,8 +123,7 @@ export class Uri {
    */
   equals(other: Uri): boolean {
     if (this.scheme !== other.scheme) return false;
-    if (!this.isSip)
-      return this.toString().toLowerCase() === other.toString().toLowerCase();
+    if (!this.isSip) return this.toString().toLowerCase() === other.toString().toLowerCase();
     if (this.user !== other.user || this.password !== other.password) return false;
     if (this.host.toLowerCase() !== other.host.toLowerCase() || this.port !== other.port)
       return false;
@@ -190,7 +189,8 @@ export function parseHostPort(
       const ok = (c >= 48 && c <= 58) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102) || c === 46;
       if (!ok) throw uriError(what, 'invalid character in IPv6 reference', j);
     }
-    if (close === i + 1 || s.indexOf(':', i) > close) throw uriError(what, 'invalid IPv6 reference', i);
+    if (close === i + 1 || s.indexOf(':', i) > close)
+      throw uriError(what, 'invalid IPv6 reference', i);
     i = close + 1;
   } else {
     let colons = 0;
@@ -227,7 +227,8 @@ export function parseUri(text: string): Uri {
   const colon = text.indexOf(':');
   if (colon <= 0) throw uriError(text, 'missing scheme', 0);
   const c0 = text.charCodeAt(0);
-  if (!((c0 >= 65 && c0 <= 90) || (c0 >= 97 && c0 <= 122))) throw uriError(text, 'invalid scheme', 0);
+  if (!((c0 >= 65 && c0 <= 90) || (c0 >= 97 && c0 <= 122)))
+    throw uriError(text, 'invalid scheme', 0);
   for (let i = 1; i < colon; i++) {
     const c = text.charCodeAt(i);
     if (c > 127 || SCHEME[c] === 0) throw uriError(text, 'invalid scheme', i);
@@ -271,7 +272,8 @@ function parseSip(text: string, scheme: string, start: number): Uri {
       if (c !== 37 && (c > 127 || table[c] === 0))
         throw uriError(text, `invalid character '${text[j]}' in the user part`, j);
     }
-    if (!validEscapes(text, start, at)) throw uriError(text, 'bad %-escape in the user part', start);
+    if (!validEscapes(text, start, at))
+      throw uriError(text, 'bad %-escape in the user part', start);
     const userEnd = pw < 0 ? at : pw;
     if (userEnd === start) throw uriError(text, 'empty user part', start);
     user = percentDecode(text.slice(start, userEnd));
@@ -297,8 +299,7 @@ function parseSip(text: string, scheme: string, start: number): Uri {
         if (c !== 37 && c !== 61 && (c > 127 || HNVCHAR[c] === 0))
           throw uriError(text, `invalid character '${pair[j]}' in a URI header`, q);
       }
-      if (name.length === 0 || !validEscapes(pair))
-        throw uriError(text, 'malformed URI header', q);
+      if (name.length === 0 || !validEscapes(pair)) throw uriError(text, 'malformed URI header', q);
       uri.headers.append(percentDecode(name), percentDecode(value));
     }
   }

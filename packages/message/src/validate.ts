@@ -2,7 +2,16 @@ import { SipParseError } from './errors.ts';
 import { headerDef } from './headers.ts';
 import type { SipMessage, SipRequest, SipResponse } from './message.ts';
 
-const SINGLE = ['from', 'to', 'call-id', 'cseq', 'max-forwards', 'content-length', 'content-type', 'expires'];
+const SINGLE = [
+  'from',
+  'to',
+  'call-id',
+  'cseq',
+  'max-forwards',
+  'content-length',
+  'content-type',
+  'expires',
+];
 
 /**
  * Read every header the transaction and dialog layers depend on and throw the first
@@ -19,7 +28,13 @@ export function validateMessage<T extends SipRequest | SipResponse>(msg: T): T {
   for (const key of SINGLE) {
     if (m.countLines(key) > 1) {
       const d = headerDef(key);
-      throw new SipParseError('SIP_ERR_PARSE_HEADER', `more than one ${d.name} header`, -1, 400, d.name);
+      throw new SipParseError(
+        'SIP_ERR_PARSE_HEADER',
+        `more than one ${d.name} header`,
+        -1,
+        400,
+        d.name,
+      );
     }
   }
   if (m.via.length === 0)

@@ -1,7 +1,7 @@
-import { Lexer } from './lexer.ts';
+import { SipParseError } from './errors.ts';
+import type { Lexer } from './lexer.ts';
 import { Params, parseHeaderParams } from './params.ts';
 import { parseHostPort } from './uri.ts';
-import { SipParseError } from './errors.ts';
 
 /** The RFC 3261 §8.1.1.7 magic cookie that starts every compliant branch. */
 export const MAGIC_COOKIE = 'z9hG4bK';
