@@ -140,7 +140,20 @@ export function createRequest(init: RequestInit): SipRequest {
   if (!isToken(init.method))
     throw new SipMessageError(`invalid method: ${JSON.stringify(init.method)}`);
   const uri = typeof init.uri === 'string' ? parseUri(init.uri) : init.uri;
-  const req = new SipRequest(init.method, uri, '', 0, undefined, new Uint8Array(0), undefined);
+  const req = new SipRequest(
+    init.method,
+    uri,
+    0,
+    0,
+    undefined,
+    false,
+    0,
+    0,
+    undefined,
+    0,
+    0,
+    undefined,
+  );
   if (init.via !== undefined)
     req.setHeader('Via', Array.isArray(init.via) ? [...init.via] : [init.via as Via]);
   req.setHeader('Max-Forwards', init.maxForwards ?? 70);
@@ -196,10 +209,14 @@ export function createResponse(
   const res = new SipResponse(
     status,
     reason ?? reasonPhrase(status),
-    '',
     0,
     undefined,
-    new Uint8Array(0),
+    false,
+    0,
+    0,
+    undefined,
+    0,
+    0,
     undefined,
   );
   res.reason = reason ?? reasonPhrase(status);

@@ -110,7 +110,7 @@ export function validEscapes(s: string, from = 0, to = s.length): boolean {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder('utf-8');
+const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 
 export function utf8Encode(s: string): Uint8Array {
   return encoder.encode(s);
@@ -149,7 +149,8 @@ export function latin1(b: Uint8Array, start: number, end: number): string {
 
 /** Whether bytes `start..end` are all below 0x80. */
 export function isAscii(b: Uint8Array, start: number, end: number): boolean {
-  if (nativeIsAscii !== undefined && end - start > 64) return nativeIsAscii(b.subarray(start, end));
+  if (nativeIsAscii !== undefined && end - start > 64)
+    return nativeIsAscii(start === 0 && end === b.length ? b : b.subarray(start, end));
   for (let i = start; i < end; i++) if ((b[i] as number) > 127) return false;
   return true;
 }

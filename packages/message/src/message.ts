@@ -1,4 +1,7 @@
 import { latin1, utf8Decode, utf8Encode } from './chars.ts';
+
+const EMPTY = new Uint8Array(0);
+
 import { SipMessageError, SipParseError } from './errors.ts';
 import { type HeaderDef, headerDef } from './headers.ts';
 import { Lexer, splitList } from './lexer.ts';
@@ -30,6 +33,23 @@ function unfold(s: string): string {
   return s.indexOf('\r') < 0 ? s : s.replace(/\r\n[ \t]+/g, ' ');
 }
 
+/** Skip the white space before the colon, the colon, and the white space after it. */
+function valueStartBytes(b: Uint8Array, i: number, end: number): number {
+  while (i < end && b[i - 1] !== 58) i++;
+  for (;;) {
+    const c = b[i];
+    if (i < end && (c === 32 || c === 9)) i++;
+    else if (c === 13 && i + 2 < end && b[i + 1] === 10) i += 3;
+    else return i;
+  }
+}
+
+/** Where a new header goes: at the end, but before a Content-Length that ends the header section. */
+function endPosition(lines: HeaderLine[]): number {
+  const n = lines.length;
+  return n > 0 && (lines[n - 1] as HeaderLine).key === 'content-length' ? n - 1 : n;
+}
+
 function isDirty(v: unknown): boolean {
   return typeof v === 'object' && v !== null && (v as { dirty?: boolean }).dirty === true;
 }
@@ -47,12 +67,27 @@ function checkValue(name: string, text: string): string {
 export abstract class SipMessage {
   abstract readonly isRequest: boolean;
 
-  /** @internal text of the start line and header lines (no final CRLF CRLF) */
-  protected src: string;
-  /** @internal where the start line ends in `src` */
+  /**
+   * @internal The bytes received; header and body offsets are offsets into them.
+   */
+  protected b: Uint8Array | undefined;
+  /** @internal whether the header section has bytes above 0x7F (read as UTF-8) */
+  protected utf8: boolean;
+  /** @internal offset of the start line */
+  protected hs: number;
+  /** @internal offset of the CR that ends the start line */
   protected startEnd: number;
-  /** @internal header line offsets in `src`, four per line: name start, name end, value start, line end (negated when folded) */
+  /**
+   * @internal One number per header line: bits 0-19 where the line ends (its CR),
+   * bits 20-30 the length of its name, bit 31 set when the line is folded.
+   */
   protected idx: number[] | undefined;
+  /** @internal the first line of Via, From, To, Call-ID and CSeq, or -1 */
+  protected lVia: number;
+  protected lFrom: number;
+  protected lTo: number;
+  protected lCallId: number;
+  protected lCSeq: number;
   /** @internal header lines, once the message has been changed */
   protected lines: HeaderLine[] | undefined;
   /** @internal typed values by header key */
@@ -62,21 +97,38 @@ export abstract class SipMessage {
   protected cCSeq: CSeq | undefined;
   protected cFrom: NameAddr | undefined;
   protected cTo: NameAddr | undefined;
-  protected bodyBytes: Uint8Array;
-  /** @internal the exact bytes or text this message was parsed from, while unchanged */
-  protected original: Uint8Array | string | undefined;
+  /** @internal the body, once it was read, set or built */
+  protected bodyBytes: Uint8Array | undefined;
+  /** @internal where the body is in `b` */
+  protected bs: number;
+  protected be: number;
+  /** @internal false once anything was changed */
+  protected pristine: boolean;
   /** @internal the start line must be rebuilt */
   protected startChanged = false;
+  /** @internal the start line's text, kept when the header lines are materialized */
+  protected startText: string | undefined;
 
   /** @internal */
   constructor(
-    src: string,
+    b: Uint8Array | undefined,
+    utf8: boolean,
+    hs: number,
     startEnd: number,
     idx: number[] | undefined,
-    body: Uint8Array,
-    original: Uint8Array | string | undefined,
+    bs: number,
+    be: number,
+    body: Uint8Array | undefined,
+    hot?: Int32Array,
   ) {
-    this.src = src;
+    this.b = b;
+    this.lVia = hot === undefined ? -1 : (hot[0] as number);
+    this.lFrom = hot === undefined ? -1 : (hot[1] as number);
+    this.lTo = hot === undefined ? -1 : (hot[2] as number);
+    this.lCallId = hot === undefined ? -1 : (hot[3] as number);
+    this.lCSeq = hot === undefined ? -1 : (hot[4] as number);
+    this.utf8 = utf8;
+    this.hs = hs;
     this.startEnd = startEnd;
     this.idx = idx;
     this.lines = idx === undefined ? [] : undefined;
@@ -87,29 +139,37 @@ export abstract class SipMessage {
     this.cFrom = undefined;
     this.cTo = undefined;
     this.bodyBytes = body;
-    this.original = original;
+    this.bs = bs;
+    this.be = be;
+    this.pristine = idx !== undefined;
+  }
+
+  /** @internal text of the header section between two offsets */
+  protected text(a: number, e: number): string {
+    const b = this.b as Uint8Array;
+    return this.utf8 ? utf8Decode(b.subarray(a, e)) : latin1(b, a, e);
   }
 
   // ---- typed accessors of the common headers ----
 
   /** Call-ID (compact `i`). Throws `SipParseError` when missing or malformed. */
   get callId(): string {
-    return (this.cCallId ??= this.required<string>('call-id'));
+    return (this.cCallId ??= this.required<string>(CALL_ID, this.lCallId));
   }
 
   /** CSeq. Throws `SipParseError` when missing or malformed. */
   get cseq(): CSeq {
-    return (this.cCSeq ??= this.required<CSeq>('cseq'));
+    return (this.cCSeq ??= this.required<CSeq>(CSEQ, this.lCSeq));
   }
 
   /** From. Throws `SipParseError` when missing or malformed. */
   get from(): NameAddr {
-    return (this.cFrom ??= this.required<NameAddr>('from'));
+    return (this.cFrom ??= this.required<NameAddr>(FROM, this.lFrom));
   }
 
   /** To. Throws `SipParseError` when missing or malformed. */
   get to(): NameAddr {
-    return (this.cTo ??= this.required<NameAddr>('to'));
+    return (this.cTo ??= this.required<NameAddr>(TO, this.lTo));
   }
 
   /** Every Via value, top first. */
@@ -145,69 +205,82 @@ export abstract class SipMessage {
 
   /** The body (empty when there is none). */
   get body(): Uint8Array {
+    if (this.bodyBytes === undefined)
+      this.bodyBytes =
+        this.be === this.bs ? EMPTY : (this.b as Uint8Array).subarray(this.bs, this.be);
     return this.bodyBytes;
   }
 
   /** The body decoded as UTF-8. */
   get bodyText(): string {
-    return this.bodyBytes.length === 0 ? '' : utf8Decode(this.bodyBytes);
+    const body = this.body;
+    return body.length === 0 ? '' : utf8Decode(body);
   }
 
-  private required<T>(key: string): T {
-    const v = this.getAll<T>(key);
-    if (v.length === 0) {
-      const d = headerDef(key);
-      throw new SipParseError(
-        'SIP_ERR_PARSE_MISSING_HEADER',
-        `missing ${d.name} header`,
-        -1,
-        400,
-        d.name,
-      );
+  /** The first value of a single-value header, parsed; throws when it is missing. */
+  private required<T>(d: HeaderDef, hot: number): T {
+    const cached = this.cache?.get(d.key);
+    if (cached !== undefined && cached.length > 0) return cached[0] as T;
+    const n = this.lineCount();
+    for (let i = this.lines === undefined ? hot : 0; i >= 0 && i < n; i++) {
+      if (!this.lineIs(i, d)) continue;
+      const lx = new Lexer(this.lineValue(i), d.name);
+      const v = (d.parse as (lx: Lexer) => unknown)(lx);
+      lx.finish();
+      return v as T;
     }
-    return v[0] as T;
+    throw new SipParseError(
+      'SIP_ERR_PARSE_MISSING_HEADER',
+      `missing ${d.name} header`,
+      -1,
+      400,
+      d.name,
+    );
   }
 
   // ---- generic header access ----
 
   /** Number of header lines. */
   protected lineCount(): number {
-    return this.lines !== undefined ? this.lines.length : (this.idx as number[]).length >> 2;
+    return this.lines !== undefined ? this.lines.length : (this.idx as number[]).length;
+  }
+
+  /** Where line `i` starts (its name). */
+  private lineStart(i: number): number {
+    return i === 0 ? this.startEnd + 2 : (((this.idx as number[])[i - 1] as number) & 0xfffff) + 2;
   }
 
   /** Whether line `i` is header `d`. */
   protected lineIs(i: number, d: HeaderDef): boolean {
     if (this.lines !== undefined) return (this.lines[i] as HeaderLine).key === d.key;
-    const idx = this.idx as number[];
-    const ns = idx[i << 2] as number;
-    const len = (idx[(i << 2) + 1] as number) - ns;
-    const src = this.src;
+    const ns = this.lineStart(i);
+    const len = (((this.idx as number[])[i] as number) >>> 20) & 0x7ff;
     const key = d.key;
     if (len === key.length) {
-      for (let j = 0; j < len; j++) {
-        if (lowerCode(src.charCodeAt(ns + j)) !== key.charCodeAt(j)) return false;
-      }
+      const b = this.b as Uint8Array;
+      for (let j = 0; j < len; j++)
+        if (lowerCode(b[ns + j] as number) !== key.charCodeAt(j)) return false;
       return true;
     }
-    return (
-      len === 1 &&
-      d.compact !== undefined &&
-      lowerCode(src.charCodeAt(ns)) === d.compact.charCodeAt(0)
-    );
+    if (len !== 1 || d.compact === undefined) return false;
+    const c = (this.b as Uint8Array)[ns] as number;
+    return lowerCode(c) === d.compact.charCodeAt(0);
   }
 
   /** The value text of line `i`, with folds as received. */
   protected lineValue(i: number): string {
     if (this.lines !== undefined) return (this.lines[i] as HeaderLine).value;
-    const idx = this.idx as number[];
-    const end = idx[(i << 2) + 3] as number;
-    return this.src.slice(idx[(i << 2) + 2] as number, end < 0 ? ~end : end);
+    const v = (this.idx as number[])[i] as number;
+    const end = v & 0xfffff;
+    const ne = this.lineStart(i) + ((v >>> 20) & 0x7ff);
+    const vs = valueStartBytes(this.b as Uint8Array, ne + 1, end);
+    return this.text(vs, end);
   }
 
   protected lineName(i: number): string {
     if (this.lines !== undefined) return (this.lines[i] as HeaderLine).name;
-    const idx = this.idx as number[];
-    return this.src.slice(idx[i << 2] as number, idx[(i << 2) + 1] as number);
+    const ns = this.lineStart(i);
+    return this.text(ns, ns + ((((this.idx as number[])[i] as number) >>> 20) & 0x7ff));
   }
 
   private cacheGet(key: string): unknown[] | undefined {
@@ -242,7 +315,8 @@ export abstract class SipMessage {
     if (cached !== undefined) return cached as T[];
     const out: unknown[] = [];
     const n = this.lineCount();
-    for (let i = 0; i < n; i++) {
+    const first = this.lines === undefined && d.key === 'via' ? this.lVia : 0;
+    for (let i = first; i >= 0 && i < n; i++) {
       if (!this.lineIs(i, d)) continue;
       const text = this.lineValue(i);
       if (d.parse !== undefined) {
@@ -332,22 +406,23 @@ export abstract class SipMessage {
 
   /** @internal Turn offsets into lines, and write typed values that were changed into them. */
   protected materialize(): HeaderLine[] {
-    this.original = undefined;
+    this.pristine = false;
     if (this.lines === undefined) {
       const idx = this.idx as number[];
       const lines: HeaderLine[] = [];
-      for (let i = 0; i < idx.length; i += 4) {
-        const ns = idx[i] as number;
-        const end = idx[i + 3] as number;
-        const e = end < 0 ? ~end : end;
-        const name = this.src.slice(ns, idx[i + 1] as number);
+      for (let i = 0; i < idx.length; i++) {
+        const ns = this.lineStart(i);
+        const v = idx[i] as number;
+        const name = this.text(ns, ns + ((v >>> 20) & 0x7ff));
         lines.push({
           name,
           key: headerDef(name).key,
-          value: this.src.slice(idx[i + 2] as number, e),
-          raw: this.src.slice(ns, e),
+          value: this.lineValue(i),
+          raw: this.text(ns, v & 0xfffff),
         });
       }
+      if (!this.startChanged) this.startText = this.text(this.hs, this.startEnd);
+      this.body;
       this.lines = lines;
       this.idx = undefined;
     }
@@ -375,12 +450,12 @@ export abstract class SipMessage {
         pos = i;
       }
     }
-    if (pos < 0) pos = at === 'first' ? 0 : lines.length;
+    if (pos < 0) pos = at === 'first' ? 0 : endPosition(lines);
     const add = values.map((value) => ({ name: d.name, key: d.key, value, raw: undefined }));
     lines.splice(pos, 0, ...add);
   }
 
-  private text(
+  private prepare(
     name: string,
     value: HeaderValue | readonly HeaderValue[],
   ): [HeaderDef, string[], unknown[] | undefined] {
@@ -395,7 +470,7 @@ export abstract class SipMessage {
 
   /** Replace every line of a header with the given value(s), one line each. */
   setHeader(name: string, value: HeaderValue | readonly HeaderValue[]): this {
-    const [d, texts, typed] = this.text(name, value);
+    const [d, texts, typed] = this.prepare(name, value);
     this.materialize();
     this.replaceLines(d, texts);
     this.cacheSet(d.key, undefined);
@@ -409,7 +484,7 @@ export abstract class SipMessage {
     value: HeaderValue | readonly HeaderValue[],
     options?: { first?: boolean },
   ): this {
-    const [d, texts] = this.text(name, value);
+    const [d, texts] = this.prepare(name, value);
     const lines = this.materialize();
     let pos = -1;
     for (let i = 0; i < lines.length; i++) {
@@ -421,7 +496,7 @@ export abstract class SipMessage {
         pos = i + 1;
       }
     }
-    if (pos < 0) pos = options?.first && d.key === 'via' ? 0 : lines.length;
+    if (pos < 0) pos = options?.first && d.key === 'via' ? 0 : endPosition(lines);
     lines.splice(
       pos,
       0,
@@ -465,6 +540,7 @@ export abstract class SipMessage {
     if (contentType !== undefined) this.setHeader('Content-Type', contentType);
     else if (this.bodyBytes.length === 0) this.removeHeader('Content-Type');
     this.setHeader('Content-Length', this.bodyBytes.length);
+    this.pristine = false;
     return this;
   }
 
@@ -474,11 +550,12 @@ export abstract class SipMessage {
 
   /** The start line, as it will be written. */
   get startLine(): string {
-    return this.startChanged ? this.buildStartLine() : this.src.slice(0, this.startEnd);
+    if (this.startChanged) return this.buildStartLine();
+    return this.startText ?? this.text(this.hs, this.startEnd);
   }
 
   private unchanged(): boolean {
-    if (this.original === undefined || this.startChanged) return false;
+    if (!this.pristine || this.startChanged) return false;
     if (this.cVia?.some(isDirty)) return false;
     if (this.cache) for (const v of this.cache.values()) if (v.some(isDirty)) return false;
     return true;
@@ -486,13 +563,13 @@ export abstract class SipMessage {
 
   /** The header section as text: start line, header lines, and the blank line. */
   headerText(): string {
-    if (this.unchanged() && this.idx !== undefined) return `${this.src}\r\n\r\n`;
+    if (this.unchanged()) return `${this.text(this.hs, this.headerEnd())}\r\n\r\n`;
     const lines = this.materialize();
     if (!lines.some((l) => l.key === 'content-length')) {
       lines.push({
         name: 'Content-Length',
         key: 'content-length',
-        value: String(this.bodyBytes.length),
+        value: String(this.body.length),
         raw: undefined,
       });
     }
@@ -503,22 +580,30 @@ export abstract class SipMessage {
 
   /** The message as bytes. An unchanged parsed message gives back exactly the bytes it came from. */
   serialize(): Uint8Array {
-    if (this.unchanged()) {
-      const o = this.original as Uint8Array | string;
-      return typeof o === 'string' ? utf8Encode(o) : o;
+    if (this.unchanged() && this.b !== undefined) {
+      const b = this.b;
+      return this.hs === 0 && this.be === b.length ? b : b.subarray(this.hs, this.be);
     }
     const head = utf8Encode(this.headerText());
-    if (this.bodyBytes.length === 0) return head;
-    const out = new Uint8Array(head.length + this.bodyBytes.length);
+    const body = this.body;
+    if (body.length === 0) return head;
+    const out = new Uint8Array(head.length + body.length);
     out.set(head, 0);
-    out.set(this.bodyBytes, head.length);
+    out.set(body, head.length);
     return out;
   }
 
   /** The message as text (the body decoded as UTF-8). */
   toString(): string {
-    if (this.unchanged() && typeof this.original === 'string') return this.original;
+    if (this.unchanged() && this.b !== undefined) return utf8Decode(this.serialize());
     return this.headerText() + this.bodyText;
+  }
+
+  /** Where the header section ends (the CR of its last line). */
+  private headerEnd(): number {
+    const idx = this.idx as number[];
+    if (idx.length === 0) return this.startEnd;
+    return (idx[idx.length - 1] as number) & 0xfffff;
   }
 
   /** A deep copy that can be changed without touching this one. */
@@ -529,36 +614,40 @@ export abstract class SipMessage {
 export class SipRequest extends SipMessage {
   readonly isRequest = true as const;
   readonly method: string;
-  private uriText: string;
+  /** @internal where the Request-URI is, while it has not been read */
+  private us: number;
+  private ue: number;
   private uriValue: Uri | undefined;
 
   /** @internal */
   constructor(
     method: string,
-    uri: string | Uri,
-    src: string,
+    uri: Uri | undefined,
+    us: number,
+    ue: number,
+    b: Uint8Array | undefined,
+    utf8: boolean,
+    hs: number,
     startEnd: number,
     idx: number[] | undefined,
-    body: Uint8Array,
-    original: Uint8Array | string | undefined,
+    bs: number,
+    be: number,
+    body: Uint8Array | undefined,
+    hot?: Int32Array,
   ) {
-    super(src, startEnd, idx, body, original);
+    super(b, utf8, hs, startEnd, idx, bs, be, body, hot);
     this.method = method;
-    if (typeof uri === 'string') {
-      this.uriText = uri;
-      this.uriValue = undefined;
-    } else {
-      this.uriText = '';
-      this.uriValue = uri;
-      this.startChanged = true;
-    }
+    this.us = us;
+    this.ue = ue;
+    this.uriValue = uri;
+    if (uri !== undefined) this.startChanged = true;
   }
 
   /** The Request-URI, parsed when first read. Throws `SipParseError` when malformed. */
   get uri(): Uri {
     if (this.uriValue === undefined) {
       try {
-        this.uriValue = parseUri(this.uriText);
+        this.uriValue = parseUri(this.text(this.us, this.ue));
       } catch (e) {
         if (e instanceof SipParseError)
           throw new SipParseError('SIP_ERR_PARSE_URI', `Request-URI: ${e.message}`, e.offset, 400);
@@ -571,7 +660,7 @@ export class SipRequest extends SipMessage {
   set uri(value: Uri) {
     this.uriValue = value;
     this.startChanged = true;
-    this.original = undefined;
+    this.pristine = false;
   }
 
   protected buildStartLine(): string {
@@ -594,7 +683,7 @@ export class SipRequest extends SipMessage {
   }
 
   clone(): SipRequest {
-    return parseCopy(this) as SipRequest;
+    return copyOf(this) as SipRequest;
   }
 }
 
@@ -602,41 +691,49 @@ export class SipRequest extends SipMessage {
 export class SipResponse extends SipMessage {
   readonly isRequest = false as const;
   readonly status: number;
-  private reasonText: string;
+  private reasonText: string | undefined;
+  /** @internal where the reason phrase is, while it has not been read */
+  private rs: number;
 
   /** @internal */
   constructor(
     status: number,
-    reason: string,
-    src: string,
+    reason: string | undefined,
+    rs: number,
+    b: Uint8Array | undefined,
+    utf8: boolean,
+    hs: number,
     startEnd: number,
     idx: number[] | undefined,
-    body: Uint8Array,
-    original: Uint8Array | string | undefined,
+    bs: number,
+    be: number,
+    body: Uint8Array | undefined,
+    hot?: Int32Array,
   ) {
-    super(src, startEnd, idx, body, original);
+    super(b, utf8, hs, startEnd, idx, bs, be, body, hot);
     this.status = status;
     this.reasonText = reason;
+    this.rs = rs;
     if (idx === undefined) this.startChanged = true;
   }
 
   get reason(): string {
-    return this.reasonText;
+    return (this.reasonText ??= this.rs < this.startEnd ? this.text(this.rs, this.startEnd) : '');
   }
 
   set reason(value: string) {
     checkValue('the reason phrase', value);
     this.reasonText = value;
     this.startChanged = true;
-    this.original = undefined;
+    this.pristine = false;
   }
 
   protected buildStartLine(): string {
-    return `SIP/2.0 ${this.status} ${this.reasonText}`;
+    return `SIP/2.0 ${this.status} ${this.reason}`;
   }
 
   clone(): SipResponse {
-    return parseCopy(this) as SipResponse;
+    return copyOf(this) as SipResponse;
   }
 }
 
@@ -647,11 +744,12 @@ export function setReparse(fn: (input: Uint8Array) => SipMessage): void {
   reparse = fn;
 }
 
-function parseCopy(m: SipMessage): SipMessage {
-  if (reparse === undefined) throw new Error('parser not loaded');
-  const bytes = m.serialize();
-  return reparse(bytes.slice());
+function copyOf(m: SipMessage): SipMessage {
+  if (reparse === undefined) throw new Error('the parser module is not loaded');
+  return reparse(m.serialize().slice());
 }
 
-/** `latin1` re-exported for the parser. */
-export { latin1 };
+const CALL_ID = headerDef('call-id');
+const CSEQ = headerDef('cseq');
+const FROM = headerDef('from');
+const TO = headerDef('to');

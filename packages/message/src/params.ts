@@ -15,11 +15,9 @@ export type ParamStyle = 'header' | 'uri' | 'auth';
  * %-escapes decoded (URI parameters).
  */
 export class Params implements Iterable<[string, string | null]> {
-  /** @internal */
-  names: string[] = [];
-  /** @internal */
-  values: (string | null)[] = [];
-  /** @internal indexes of values that were written as quoted strings */
+  /** @internal names and values, alternating */
+  kv: (string | null)[];
+  /** @internal bit i set: value i was written as a quoted string */
   quotedMask = 0;
   /** True once the list was changed after parsing. */
   dirty = false;
@@ -27,20 +25,24 @@ export class Params implements Iterable<[string, string | null]> {
 
   constructor(style: ParamStyle = 'header', init?: Iterable<[string, string | null]>) {
     this.style = style;
+    this.kv = [];
     if (init) for (const [k, v] of init) this.append(k, v);
-    this.dirty = false;
   }
 
   get size(): number {
-    return this.names.length;
+    return this.kv.length >> 1;
   }
 
   private find(name: string): number {
-    const names = this.names;
+    const kv = this.kv;
     const n = name.length;
-    for (let i = 0; i < names.length; i++) {
-      const k = names[i] as string;
-      if (k.length === n && (k === name || k.toLowerCase() === name.toLowerCase())) return i;
+    let lower: string | undefined;
+    for (let i = 0; i < kv.length; i += 2) {
+      const k = kv[i] as string;
+      if (k.length !== n) continue;
+      if (k === name) return i >> 1;
+      lower ??= name.toLowerCase();
+      if (k.toLowerCase() === lower) return i >> 1;
     }
     return -1;
   }
@@ -48,7 +50,7 @@ export class Params implements Iterable<[string, string | null]> {
   /** The value, `null` for a flag, `undefined` when absent. */
   get(name: string): string | null | undefined {
     const i = this.find(name);
-    return i < 0 ? undefined : this.values[i];
+    return i < 0 ? undefined : this.kv[2 * i + 1];
   }
 
   has(name: string): boolean {
@@ -62,7 +64,7 @@ export class Params implements Iterable<[string, string | null]> {
       throw new TypeError('a parameter value cannot contain CR, LF or NUL');
     const i = this.find(name);
     if (i >= 0) {
-      this.values[i] = value;
+      this.kv[2 * i + 1] = value;
       this.setQuoted(i, options?.quoted ?? false);
     } else {
       this.append(name, value, options?.quoted ?? false);
@@ -74,8 +76,7 @@ export class Params implements Iterable<[string, string | null]> {
   delete(name: string): boolean {
     const i = this.find(name);
     if (i < 0) return false;
-    this.names.splice(i, 1);
-    this.values.splice(i, 1);
+    this.kv.splice(2 * i, 2);
     // Shift the quoted bits above i down by one.
     const low = this.quotedMask & ((1 << i) - 1);
     const high = (this.quotedMask >>> (i + 1)) << i;
@@ -86,9 +87,8 @@ export class Params implements Iterable<[string, string | null]> {
 
   /** @internal */
   append(name: string, value: string | null, quoted = false): void {
-    this.names.push(name);
-    this.values.push(value);
-    if (quoted) this.setQuoted(this.names.length - 1, true);
+    this.kv.push(name, value);
+    if (quoted) this.setQuoted((this.kv.length >> 1) - 1, true);
   }
 
   private setQuoted(i: number, q: boolean): void {
@@ -103,24 +103,27 @@ export class Params implements Iterable<[string, string | null]> {
   }
 
   *[Symbol.iterator](): Iterator<[string, string | null]> {
-    for (let i = 0; i < this.names.length; i++)
-      yield [this.names[i] as string, this.values[i] as string | null];
+    const kv = this.kv;
+    for (let i = 0; i < kv.length; i += 2) yield [kv[i] as string, kv[i + 1] as string | null];
   }
 
   /** A plain object of the parameters (lower-cased names). */
   toJSON(): Record<string, string | null> {
     const o: Record<string, string | null> = {};
-    for (let i = 0; i < this.names.length; i++)
-      o[(this.names[i] as string).toLowerCase()] = this.values[i] as string | null;
+    const kv = this.kv;
+    for (let i = 0; i < kv.length; i += 2)
+      o[(kv[i] as string).toLowerCase()] = kv[i + 1] as string | null;
     return o;
   }
 
   /** Encode as written on the wire: `;a=b;c` (header, uri) or `a="b", c=d` (auth). */
   toString(): string {
     let out = '';
-    for (let i = 0; i < this.names.length; i++) {
-      const name = this.names[i] as string;
-      const v = this.values[i];
+    const kv = this.kv;
+    for (let j = 0; j < kv.length; j += 2) {
+      const i = j >> 1;
+      const name = kv[j] as string;
+      const v = kv[j + 1];
       const q = i < 31 && (this.quotedMask & (1 << i)) !== 0;
       if (this.style === 'auth') {
         out += `${i === 0 ? '' : ', '}${name}`;

@@ -1,4 +1,4 @@
-import { findHeaderEnd, isAscii, latin1, TOKEN, utf8Decode, utf8Encode } from './chars.ts';
+import { isAscii, latin1, TOKEN, utf8Encode } from './chars.ts';
 import { SipParseError } from './errors.ts';
 import { type SipMessage, SipRequest, SipResponse, setReparse } from './message.ts';
 
@@ -17,7 +17,8 @@ export interface ParseOptions {
 export const DEFAULT_MAX_HEADER_BYTES = 65536;
 export const DEFAULT_MAX_BODY_BYTES = 1 << 20;
 
-const EMPTY = new Uint8Array(0);
+/** Local alias: a module-local binding reads faster in hot loops than an imported one under some loaders. */
+const T = TOKEN;
 
 function startLineError(msg: string, offset: number): SipParseError {
   return new SipParseError('SIP_ERR_PARSE_START_LINE', msg, offset, 400);
@@ -35,67 +36,45 @@ export function parseMessage(
   const maxHeader = options?.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
   const maxBody = options?.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const stream = options?.framing === 'stream';
-  let src: string;
-  let start = 0;
-  let hdrEnd: number;
-  let total: number;
-  if (typeof input === 'string') {
-    while (input.charCodeAt(start) === 13 && input.charCodeAt(start + 1) === 10) start += 2;
-    hdrEnd = input.indexOf('\r\n\r\n', start);
-    total = input.length;
-    if (hdrEnd < 0 && !stream && total - start <= maxHeader && input.endsWith('\r\n')) {
-      hdrEnd = total - 2;
-      input = `${input}\r\n`;
-      total = input.length;
-    }
-    if (hdrEnd < 0 || hdrEnd - start > maxHeader) {
-      throw noHeaderEnd(total - start, maxHeader);
-    }
-    src = input.slice(start, hdrEnd);
-  } else {
-    if (!(input instanceof Uint8Array))
-      throw new TypeError('parseMessage takes a Uint8Array or a string');
-    while (input[start] === 13 && input[start + 1] === 10) start += 2;
-    hdrEnd = findHeaderEnd(input, start);
-    total = input.length;
-    if (
-      hdrEnd < 0 &&
-      !stream &&
-      total - start <= maxHeader &&
-      input[total - 2] === 13 &&
-      input[total - 1] === 10
-    ) {
-      // A datagram whose header section is not closed by an empty line: take it as
-      // having no body.
-      hdrEnd = total - 2;
-      total = hdrEnd + 4;
-    }
-    if (hdrEnd < 0 || hdrEnd - start > maxHeader) {
-      throw noHeaderEnd(total - start, maxHeader);
-    }
-    src = isAscii(input, start, hdrEnd)
-      ? latin1(input, start, hdrEnd)
-      : utf8Decode(input.subarray(start, hdrEnd));
-  }
-  const bodyStart = hdrEnd + 4;
+  let b: Uint8Array;
+  if (typeof input === 'string') b = utf8Encode(input);
+  else if (input instanceof Uint8Array) b = input;
+  else throw new TypeError('parseMessage takes a Uint8Array or a string');
+  // The bytes decoded one to one, for the native searches; character loops read the
+  // bytes themselves. Offsets are the same in both.
+  const src = latin1(b, 0, b.length);
+  const allAscii = isAscii(b, 0, b.length);
+  const limit = b.length;
+  let hs = 0;
+  while (b[hs] === 13 && b[hs + 1] === 10) hs += 2;
 
   // ---- the start line ----
-  let startEnd = src.indexOf('\r\n');
-  if (startEnd < 0) startEnd = src.length;
-  const isResponse = src.charCodeAt(0) === 83 && src.startsWith('SIP/');
+  const startEnd = src.indexOf('\r\n', hs);
+  if (startEnd < 0) {
+    if (limit - hs > maxHeader) throw noHeaderEnd(limit - hs, maxHeader);
+    throw new SipParseError(
+      'SIP_ERR_PARSE_INCOMPLETE',
+      'the start line does not end with CRLF',
+      limit,
+      400,
+    );
+  }
+  if (startEnd - hs > maxHeader) throw noHeaderEnd(limit - hs, maxHeader);
+  const isResponse = b[hs] === 83 && src.startsWith('SIP/', hs);
   let method = '';
-  let uriText = '';
+  let us = 0;
+  let ue = 0;
   let status = 0;
-  let reason = '';
+  let rs = 0;
   if (isResponse) {
-    const sp = src.indexOf(' ');
-    if (sp < 0 || sp > startEnd) throw startLineError('malformed status line', 0);
-    checkVersion(src.slice(0, sp), 0);
+    const sp = src.indexOf(' ', hs);
+    if (sp < 0 || sp > startEnd) throw startLineError('malformed status line', hs);
+    checkVersion(src, hs, sp);
     let i = sp + 1;
     let code = 0;
     const cs = i;
     while (i < startEnd) {
-      const c = src.charCodeAt(i);
+      const c = b[i] as number;
       if (c < 48 || c > 57) break;
       code = code * 10 + c - 48;
       i++;
@@ -105,105 +84,140 @@ export function parseMessage(
         `invalid status code '${src.slice(cs, Math.min(startEnd, cs + 12))}'`,
         cs,
       );
-    if (i < startEnd && src.charCodeAt(i) !== 32) throw startLineError('invalid status code', cs);
+    if (i < startEnd && b[i] !== 32) throw startLineError('invalid status code', cs);
     status = code;
-    reason = i < startEnd ? src.slice(i + 1, startEnd) : '';
-    for (let j = 0; j < reason.length; j++) {
-      const c = reason.charCodeAt(j);
+    rs = i < startEnd ? i + 1 : startEnd;
+    for (let j = rs; j < startEnd; j++) {
+      const c = b[j] as number;
       if ((c < 32 && c !== 9) || c === 127)
-        throw startLineError('control character in the reason phrase', i + 1 + j);
+        throw startLineError('control character in the reason phrase', j);
     }
   } else {
-    const sp1 = src.indexOf(' ');
-    if (sp1 <= 0 || sp1 > startEnd) throw startLineError('malformed request line', 0);
-    for (let j = 0; j < sp1; j++) {
-      const c = src.charCodeAt(j);
-      if (c > 127 || TOKEN[c] === 0) throw startLineError('invalid method', j);
+    const sp1 = src.indexOf(' ', hs);
+    if (sp1 <= hs || sp1 > startEnd) throw startLineError('malformed request line', hs);
+    for (let j = hs; j < sp1; j++) {
+      const c = b[j] as number;
+      if (c > 127 || T[c] === 0) throw startLineError('invalid method', j);
     }
-    method = src.slice(0, sp1);
+    // Short strings are copies; a long method is decoded again so that it does not
+    // hold on to the scanned text.
+    method = sp1 - hs < 13 ? src.slice(hs, sp1) : latin1(b, hs, sp1);
     const sp2 = src.indexOf(' ', sp1 + 1);
     if (sp2 < 0 || sp2 > startEnd) throw startLineError('malformed request line', sp1);
     if (sp2 === sp1 + 1) throw startLineError('more than one space before the Request-URI', sp1);
-    uriText = src.slice(sp1 + 1, sp2);
-    for (let j = 0; j < uriText.length; j++) {
-      const c = uriText.charCodeAt(j);
-      if (c <= 32 || c === 127 || c === 60 || c === 62 || c > 127)
-        throw startLineError('invalid character in the Request-URI', sp1 + 1 + j);
-    }
-    const colon = uriText.indexOf(':');
-    if (colon <= 0) throw startLineError('the Request-URI has no scheme', sp1 + 1);
-    checkVersion(src.slice(sp2 + 1, startEnd), sp2 + 1);
+    // The URI itself is checked when it is first read (parse-on-access); only its
+    // shape is checked here.
+    us = sp1 + 1;
+    ue = sp2;
+    const c0 = b[us] as number;
+    const colon = src.indexOf(':', us);
+    if (!((c0 >= 65 && c0 <= 90) || (c0 >= 97 && c0 <= 122)) || colon < 0 || colon >= ue)
+      throw startLineError('the Request-URI is not an absolute URI', us);
+    checkVersion(src, sp2 + 1, startEnd);
   }
 
-  // ---- header lines ----
-  const idx: number[] = [];
+  // ---- header lines, up to the empty line: one number each (see SipMessage.idx) ----
+  const idx = scratch;
+  const hot = hotScratch.fill(-1);
+  let k = 0;
   let contentLength = -1;
   let pos = startEnd + 2;
-  const n = src.length;
-  if (pos < n) {
-    const c = src.charCodeAt(pos);
+  /** The CR of the CRLF CRLF that ends the header section. */
+  let hdrEnd = -1;
+  const headerLimit = Math.min(limit, hs + maxHeader);
+  for (;;) {
+    if (pos >= limit) {
+      // No empty line. A datagram that ends with a header line's CRLF is taken as
+      // having no body.
+      if (pos === limit && !stream && pos - hs <= maxHeader) {
+        hdrEnd = pos - 2;
+        break;
+      }
+      throw noHeaderEnd(limit - hs, maxHeader);
+    }
+    if (pos > headerLimit) throw noHeaderEnd(limit - hs, maxHeader);
+    let c = b[pos] as number;
+    if (c === 13) {
+      if (b[pos + 1] !== 10) throw headerLineError('a CR that does not end a line', pos);
+      hdrEnd = pos - 2;
+      break;
+    }
     if (c === 32 || c === 9) throw headerLineError('a header line starts with white space', pos);
-  }
-  while (pos < n) {
-    let end = src.indexOf('\r\n', pos);
-    if (end < 0) end = n;
-    let folded = false;
-    while (end < n) {
-      const c = src.charCodeAt(end + 2);
-      if (c !== 32 && c !== 9) break;
-      folded = true;
-      end = src.indexOf('\r\n', end + 2);
-      if (end < 0) end = n;
+    // The name: token characters up to optional white space and the colon.
+    let j = pos;
+    while (c < 128 && T[c] === 1) c = b[++j] as number;
+    const nameEnd = j;
+    while (c === 32 || c === 9) c = b[++j] as number;
+    if (j >= limit) throw noHeaderEnd(limit - hs, maxHeader);
+    if (c !== 58) {
+      if (j === pos) throw headerLineError('a header line has an empty name', pos);
+      throw headerLineError(
+        c === 13 || c === undefined
+          ? 'a header line has no colon'
+          : 'invalid character in a header name',
+        j,
+      );
     }
-    const colon = src.indexOf(':', pos);
-    if (colon < 0 || colon > end) throw headerLineError('a header line has no colon', pos);
-    let nameEnd = colon;
-    while (nameEnd > pos) {
-      const c = src.charCodeAt(nameEnd - 1);
-      if (c !== 32 && c !== 9) break;
-      nameEnd--;
-    }
-    if (nameEnd === pos) throw headerLineError('a header line has an empty name', pos);
-    for (let j = pos; j < nameEnd; j++) {
-      const c = src.charCodeAt(j);
-      if (c > 127 || TOKEN[c] === 0) throw headerLineError('invalid character in a header name', j);
-    }
-    let vs = colon + 1;
-    for (;;) {
-      const c = src.charCodeAt(vs);
-      if (vs < end && (c === 32 || c === 9)) vs++;
-      else if (c === 13 && vs + 2 < end && src.charCodeAt(vs + 1) === 10) vs += 3;
-      else break;
-    }
-    for (let j = vs; j < end; j++) {
-      const c = src.charCodeAt(j);
-      if ((c === 10 && src.charCodeAt(j - 1) !== 13) || (c === 13 && src.charCodeAt(j + 1) !== 10))
-        throw headerLineError('control character in a header value', j);
-    }
-    // Content-Length is needed now, to find the body.
     const nl = nameEnd - pos;
-    if (
-      (nl === 14 && src.slice(pos, nameEnd).toLowerCase() === 'content-length') ||
-      (nl === 1 && (src.charCodeAt(pos) | 0x20) === 108)
-    ) {
-      const v = readContentLength(src, vs, end);
-      if (contentLength >= 0 && v !== contentLength)
-        throw new SipParseError(
-          'SIP_ERR_PARSE_CONTENT_LENGTH',
-          'conflicting Content-Length headers',
-          pos,
-          400,
-          'Content-Length',
-        );
-      contentLength = v;
+    if (nl === 0) throw headerLineError('a header line has an empty name', pos);
+    if (nl > 0x7ff) throw headerLineError('a header name is too long', pos);
+    const colon = j;
+    // The end of the line: a CR that an LF follows, with no LF before it; a CRLF
+    // followed by white space is a fold that continues the line.
+    let seg = colon;
+    let end = src.indexOf('\r', seg);
+    if (end < 0) end = limit;
+    let folded = false;
+    for (;;) {
+      if (end < limit && b[end + 1] !== 10)
+        throw headerLineError('a header value has a CR that does not end the line', end);
+      const lf = src.indexOf('\n', seg);
+      if (lf >= 0 && lf < end) throw headerLineError('a line ends with LF alone', lf);
+      if (end >= limit) throw noHeaderEnd(limit - hs, maxHeader);
+      const d = b[end + 2];
+      if (d !== 32 && d !== 9) break;
+      folded = true;
+      seg = end + 2;
+      end = src.indexOf('\r', seg);
+      if (end < 0) end = limit;
     }
-    idx.push(pos, nameEnd, vs, folded ? ~end : end);
+    // Lines of the headers read on every message are noted now; Content-Length is
+    // needed now, to find the body.
+    const c0 = (b[pos] as number) | 0x20;
+    let h = -1;
+    switch (nl) {
+      case 1:
+        h = c0 === 118 ? 0 : c0 === 102 ? 1 : c0 === 116 ? 2 : c0 === 105 ? 3 : -1;
+        if (c0 === 108) contentLength = checkContentLength(b, colon + 1, end, contentLength, pos);
+        break;
+      case 2:
+        if (c0 === 116 && ((b[pos + 1] as number) | 0x20) === 111) h = 2;
+        break;
+      case 3:
+        if (c0 === 118 && isName(b, src, pos, 'Via', 'via')) h = 0;
+        break;
+      case 4:
+        if (c0 === 102) {
+          if (isName(b, src, pos, 'From', 'from')) h = 1;
+        } else if (c0 === 99 && isName(b, src, pos, 'CSeq', 'cseq')) h = 4;
+        break;
+      case 7:
+        if (c0 === 99 && isName(b, src, pos, 'Call-ID', 'call-id')) h = 3;
+        break;
+      case 14:
+        if (c0 === 99 && isName(b, src, pos, 'Content-Length', 'content-length'))
+          contentLength = checkContentLength(b, colon + 1, end, contentLength, pos);
+        break;
+    }
+    if (h >= 0 && hot[h] === -1) hot[h] = k;
+    if (end > 0xfffff) throw noHeaderEnd(end, 0xfffff);
+    if (k === idx.length) idx.length = k * 2;
+    idx[k++] = (folded ? 0x80000000 : 0) | (nl << 20) | end;
     pos = end + 2;
   }
+  const lineIdx = idx.slice(0, k);
 
   // ---- body ----
-  let body: Uint8Array;
-  let original: Uint8Array | string;
   if (contentLength < 0 && stream)
     throw new SipParseError(
       'SIP_ERR_PARSE_CONTENT_LENGTH',
@@ -212,32 +226,88 @@ export function parseMessage(
       400,
       'Content-Length',
     );
-  if (contentLength > maxBody || (contentLength < 0 && total - bodyStart > maxBody))
+  const total = b.length;
+  const bodyStart = Math.min(hdrEnd + 4, total);
+  const avail = total - bodyStart;
+  if (contentLength > maxBody || (contentLength < 0 && avail > maxBody))
     throw new SipParseError(
       'SIP_ERR_PARSE_TOO_LARGE',
       `the body is larger than ${maxBody} bytes`,
       bodyStart,
       513,
     );
-  if (typeof input === 'string') {
-    const rest = utf8Encode(input.slice(bodyStart));
-    if (contentLength > rest.length)
-      throw contentLengthTooLarge(contentLength, rest.length, bodyStart);
-    body = contentLength < 0 ? rest : rest.subarray(0, contentLength);
-    original =
-      contentLength < 0 || contentLength === rest.length
-        ? input.slice(start)
-        : input.slice(start, bodyStart) + utf8Decode(body);
-  } else {
-    const avail = total - bodyStart;
-    if (contentLength > avail) throw contentLengthTooLarge(contentLength, avail, bodyStart);
-    const bodyEnd = contentLength < 0 ? total : bodyStart + contentLength;
-    body = bodyEnd === bodyStart ? EMPTY : input.subarray(bodyStart, bodyEnd);
-    original = start === 0 && bodyEnd === total ? input : input.subarray(start, bodyEnd);
-  }
+  if (contentLength > avail) throw contentLengthTooLarge(contentLength, avail, bodyStart);
+  const be = contentLength < 0 ? total : bodyStart + contentLength;
+  const utf8 = !allAscii && !isAscii(b, hs, hdrEnd);
+  if (isResponse)
+    return new SipResponse(
+      status,
+      undefined,
+      rs,
+      b,
+      utf8,
+      hs,
+      startEnd,
+      lineIdx,
+      bodyStart,
+      be,
+      undefined,
+      hot,
+    );
+  return new SipRequest(
+    method,
+    undefined,
+    us,
+    ue,
+    b,
+    utf8,
+    hs,
+    startEnd,
+    lineIdx,
+    bodyStart,
+    be,
+    undefined,
+    hot,
+  );
+}
 
-  if (isResponse) return new SipResponse(status, reason, src, startEnd, idx, body, original);
-  return new SipRequest(method, uriText, src, startEnd, idx, body, original);
+/** Reused for every parse; each message keeps an exact-size copy. */
+const scratch: number[] = new Array(64).fill(0);
+const hotScratch = new Int32Array(5);
+
+/** Whether the header name at `pos` is `lower` (same length), ignoring case. */
+function isName(
+  b: Uint8Array,
+  src: string,
+  pos: number,
+  canonical: string,
+  lower: string,
+): boolean {
+  if (src.startsWith(canonical, pos)) return true;
+  for (let j = 1; j < lower.length; j++) {
+    const c = b[pos + j] as number;
+    if ((c >= 65 && c <= 90 ? c + 32 : c) !== lower.charCodeAt(j)) return false;
+  }
+  return true;
+}
+
+function checkContentLength(
+  src: Uint8Array,
+  from: number,
+  end: number,
+  prev: number,
+  pos: number,
+): number {
+  const v = readContentLength(src, from, end);
+  if (prev >= 0 && v !== prev)
+    throw new SipParseError(
+      'SIP_ERR_PARSE_CONTENT_LENGTH',
+      'conflicting Content-Length headers',
+      pos,
+      400,
+      'Content-Length',
+    );
+  return v;
 }
 
 function noHeaderEnd(length: number, max: number): SipParseError {
@@ -270,8 +340,10 @@ function headerLineError(msg: string, offset: number): SipParseError {
   return new SipParseError('SIP_ERR_PARSE_HEADER', msg, offset, 400);
 }
 
-function checkVersion(v: string, offset: number): void {
-  if (v === 'SIP/2.0') return;
+function checkVersion(src: string, from: number, to: number): void {
+  if (to - from === 7 && src.startsWith('SIP/2.0', from)) return;
+  const v = src.slice(from, to);
+  const offset = from;
   if (/^SIP\/\d+\.\d+$/i.test(v)) {
     if (v.toUpperCase() === 'SIP/2.0') return;
     throw new SipParseError('SIP_ERR_PARSE_VERSION', `unsupported SIP version '${v}'`, offset, 505);
@@ -279,25 +351,32 @@ function checkVersion(v: string, offset: number): void {
   throw startLineError(`malformed SIP version '${v.slice(0, 20)}'`, offset);
 }
 
-function readContentLength(src: string, vs: number, end: number): number {
+function readContentLength(src: Uint8Array, from: number, end: number): number {
+  let vs = from;
+  for (;;) {
+    const c = src[vs] as number;
+    if (vs < end && (c === 32 || c === 9)) vs++;
+    else if (c === 13 && vs + 2 < end && src[vs + 1] === 10) vs += 3;
+    else break;
+  }
   let i = vs;
   let v = 0;
   while (i < end) {
-    const c = src.charCodeAt(i);
+    const c = src[i] as number;
     if (c < 48 || c > 57) break;
     v = v * 10 + c - 48;
     i++;
   }
   const digits = i - vs;
   while (i < end) {
-    const c = src.charCodeAt(i);
+    const c = src[i] as number;
     if (c !== 32 && c !== 9) break;
     i++;
   }
   if (digits === 0 || i !== end)
     throw new SipParseError(
       'SIP_ERR_PARSE_CONTENT_LENGTH',
-      `malformed Content-Length '${src.slice(vs, Math.min(end, vs + 20))}'`,
+      `malformed Content-Length '${latin1(src, vs, Math.min(end, vs + 20))}'`,
       vs,
       400,
       'Content-Length',
