@@ -1,6 +1,8 @@
 import { latin1, utf8Decode, utf8Encode } from './chars.ts';
 
 const EMPTY = new Uint8Array(0);
+/** Shared by every header that is absent (never changed in place). */
+const NONE: unknown[] = Object.freeze([]) as unknown as unknown[];
 
 import { SipMessageError, SipParseError } from './errors.ts';
 import { type HeaderDef, headerDef } from './headers.ts';
@@ -341,8 +343,10 @@ export abstract class SipMessage {
         out.push(unfold(text).trimEnd());
       }
     }
-    this.cacheSet(d.key, out);
-    return out as T[];
+    // An exact-size copy: a pushed-to array keeps spare room.
+    const values = out.length === 0 ? NONE : out.slice();
+    this.cacheSet(d.key, values);
+    return values as T[];
   }
 
   /** The first typed value of a header, or `undefined`. */

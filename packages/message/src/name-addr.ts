@@ -13,10 +13,8 @@ export class NameAddr {
   /** The display name, unquoted; `undefined` when there is none. */
   readonly displayName: string | undefined;
   readonly params: Params;
-  private uriText: string | undefined;
-  private uriValue: Uri | undefined;
-  /** @internal text as received, while unchanged */
-  protected raw: string | undefined;
+  protected uriText: string | undefined;
+  protected uriValue: Uri | undefined;
   /** @internal the header the value came from, for error messages */
   private header: string | undefined;
 
@@ -39,7 +37,6 @@ export class NameAddr {
           ? (p as Iterable<[string, string | null]>)
           : Object.entries(p),
     );
-    this.raw = undefined;
   }
 
   get uri(): Uri {
@@ -68,7 +65,7 @@ export class NameAddr {
 
   /** Whether the value changed since parsing. */
   get dirty(): boolean {
-    return this.raw === undefined || this.params.dirty || (this.uriValue?.dirty ?? false);
+    return this.params.dirty || (this.uriValue?.dirty ?? false);
   }
 
   /** A copy with its own parameters (and, optionally, another display name or URI). */
@@ -87,9 +84,9 @@ export class NameAddr {
   }
 
   toString(): string {
-    if (!this.dirty) return this.raw as string;
     const dn = this.displayName === undefined ? '' : `${quote(this.displayName, true)} `;
-    return `${dn}<${this.uri.toString()}>${this.params.toString()}`;
+    const uri = this.uriValue !== undefined ? this.uriValue.toString() : this.uriText;
+    return `${dn}<${uri}>${this.params.toString()}`;
   }
 
   toJSON(): string {
@@ -101,7 +98,7 @@ export class NameAddr {
 export class Contact extends NameAddr {
   /** True for `Contact: *` (remove all bindings). */
   get star(): boolean {
-    return this.raw === '*';
+    return this.uriText === '*' && this.uriValue === undefined;
   }
 
   /** @internal */
@@ -110,12 +107,15 @@ export class Contact extends NameAddr {
     Object.assign(o, {
       displayName: undefined,
       params: new Params('header'),
-      uriText: undefined,
+      uriText: '*',
       uriValue: undefined,
-      raw: '*',
       header: 'Contact',
     });
     return o;
+  }
+
+  override toString(): string {
+    return this.star ? '*' : super.toString();
   }
 
   override get uri(): Uri {
@@ -163,7 +163,6 @@ export class Contact extends NameAddr {
 export function parseNameAddr<T extends NameAddr>(lx: Lexer, kind: { prototype: T }): T {
   lx.ws();
   const s = lx.s;
-  const start = lx.i;
   let display: string | undefined;
   let uriText: string;
   const c = lx.peek();
@@ -195,15 +194,18 @@ export function parseNameAddr<T extends NameAddr>(lx: Lexer, kind: { prototype: 
           throw lx.fail('invalid character in display name');
         lx.i++;
       }
-      display = s.slice(ds, lx.i).trim().replace(/\s+/g, ' ');
+      display = collapseWs(s.slice(ds, lx.i));
     }
     if (lx.peek() !== 60) throw lx.fail("expected '<'");
     const us = lx.i + 1;
     const close = s.indexOf('>', us);
     if (close < 0 || close >= lx.end) throw lx.fail("unterminated '<'");
     uriText = s.slice(us, close);
-    if (uriText.length === 0 || /\s/.test(uriText))
-      throw lx.fail('white space or nothing inside <>');
+    if (close === us) throw lx.fail('nothing inside <>');
+    for (let j = us; j < close; j++) {
+      const d = s.charCodeAt(j);
+      if (d === 32 || d === 9 || d === 13 || d === 10) throw lx.fail('white space inside <>');
+    }
     lx.i = close + 1;
   } else {
     const us = lx.i;
@@ -224,6 +226,16 @@ export function parseNameAddr<T extends NameAddr>(lx: Lexer, kind: { prototype: 
   o.uriValue = undefined;
   o.header = lx.header;
   parseHeaderParams(lx, params);
-  o.raw = s.slice(start, lx.i).trimEnd();
   return o as unknown as T;
+}
+
+/** Trim, and fold runs of white space (and folds) into one space. */
+function collapseWs(t: string): string {
+  const x = t.trim();
+  for (let i = 0; i < x.length; i++) {
+    const c = x.charCodeAt(i);
+    if (c === 9 || c === 13 || c === 10 || (c === 32 && x.charCodeAt(i + 1) === 32))
+      return x.replace(/\s+/g, ' ');
+  }
+  return x;
 }

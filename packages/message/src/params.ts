@@ -5,6 +5,7 @@ import { type Lexer, quote } from './lexer.ts';
 /** gen-value = token / host / quoted-string: token characters plus those of an IPv6 reference. */
 const GENVALUE = TOKEN.slice();
 for (const c of '[]:') GENVALUE[c.charCodeAt(0)] = 1;
+const GENNAME = TOKEN;
 
 /** How a parameter list is written. */
 export type ParamStyle = 'header' | 'uri' | 'auth';
@@ -14,6 +15,12 @@ export type ParamStyle = 'header' | 'uri' | 'auth';
  * case-insensitively; values are returned unquoted (header parameters) or with their
  * %-escapes decoded (URI parameters).
  */
+/** Shared by every empty parameter list until one is added. */
+const NO_PARAMS: (string | null)[] = [];
+
+/** Where `parseHeaderParams` collects before copying to an exact-size array. */
+const collect: (string | null)[] = new Array(32).fill(null);
+
 export class Params implements Iterable<[string, string | null]> {
   /** @internal names and values, alternating */
   kv: (string | null)[];
@@ -76,6 +83,7 @@ export class Params implements Iterable<[string, string | null]> {
   delete(name: string): boolean {
     const i = this.find(name);
     if (i < 0) return false;
+    this.kv = this.kv.slice();
     this.kv.splice(2 * i, 2);
     // Shift the quoted bits above i down by one.
     const low = this.quotedMask & ((1 << i) - 1);
@@ -87,6 +95,7 @@ export class Params implements Iterable<[string, string | null]> {
 
   /** @internal */
   append(name: string, value: string | null, quoted = false): void {
+    if (this.kv === NO_PARAMS) this.kv = [];
     this.kv.push(name, value);
     if (quoted) this.setQuoted((this.kv.length >> 1) - 1, true);
   }
@@ -153,21 +162,64 @@ function quoteGen(v: string): string {
  * anything that is not a `;` (a comma, or the end).
  */
 export function parseHeaderParams(lx: Lexer, params: Params): void {
+  const s = lx.s;
+  const end = lx.end;
+  let i = lx.i;
+  let n = 0;
+  params.quotedMask = 0;
   for (;;) {
-    lx.ws();
-    if (lx.peek() !== 59) return;
-    lx.i++;
-    lx.ws();
-    const name = lx.token('a parameter name');
-    lx.ws();
-    if (lx.peek() === 61) {
-      lx.i++;
-      lx.ws();
-      if (lx.peek() === 34) params.append(name, lx.quoted(), true);
-      else params.append(name, lx.run(GENVALUE, `a value for parameter '${name}'`));
-    } else {
-      params.append(name, null);
+    i = skipLws(s, i, end);
+    let c = s.charCodeAt(i);
+    if (i >= end || c !== 59) break;
+    i = skipLws(s, i + 1, end);
+    c = s.charCodeAt(i);
+    const ns = i;
+    while (i < end && c < 128 && GENNAME[c] === 1) c = s.charCodeAt(++i);
+    if (i === ns) {
+      lx.i = i;
+      throw lx.fail('expected a parameter name');
     }
+    const name = s.slice(ns, i);
+    i = skipLws(s, i, end);
+    c = s.charCodeAt(i);
+    if (i < end && c === 61) {
+      i = skipLws(s, i + 1, end);
+      c = s.charCodeAt(i);
+      if (c === 34) {
+        lx.i = i;
+        if (n >> 1 < 31) params.quotedMask |= 1 << (n >> 1);
+        if (n + 2 > collect.length) collect.length = n + 16;
+        collect[n++] = name;
+        collect[n++] = lx.quoted();
+        i = lx.i;
+        continue;
+      }
+      const vs = i;
+      while (i < end && c < 128 && GENVALUE[c] === 1) c = s.charCodeAt(++i);
+      if (i === vs) {
+        lx.i = i;
+        throw lx.fail('expected a parameter value');
+      }
+      if (n + 2 > collect.length) collect.length = n + 16;
+      collect[n++] = name;
+      collect[n++] = s.slice(vs, i);
+    } else {
+      if (n + 2 > collect.length) collect.length = n + 16;
+      collect[n++] = name;
+      collect[n++] = null;
+    }
+  }
+  lx.i = i;
+  if (n > 0) params.kv = collect.slice(0, n);
+}
+
+/** Skip SP, HTAB and folds (CRLF followed by SP or HTAB). */
+function skipLws(s: string, i: number, end: number): number {
+  for (;;) {
+    const c = s.charCodeAt(i);
+    if (c === 32 || c === 9) i++;
+    else if (c === 13 && i + 2 < end && s.charCodeAt(i + 1) === 10) i += 3;
+    else return i;
   }
 }
 
@@ -181,7 +233,7 @@ export function parseAuthParams(lx: Lexer, params: Params): void {
     const name = lx.token('an auth parameter name');
     lx.expect(61, "'='");
     if (lx.peek() === 34) params.append(name, lx.quoted(), true);
-    else params.append(name, lx.run(GENVALUE, `a value for '${name}'`));
+    else params.append(name, lx.run(GENVALUE, 'an auth parameter value'));
     lx.ws();
     if (lx.atEnd()) return;
     lx.expect(44, "','");

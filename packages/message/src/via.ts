@@ -1,3 +1,4 @@
+import { TOKEN } from './chars.ts';
 import { SipParseError } from './errors.ts';
 import type { Lexer } from './lexer.ts';
 import { Params, parseHeaderParams } from './params.ts';
@@ -21,18 +22,18 @@ export class Via {
   /** sent-by port, when present. */
   readonly port: number | undefined;
   readonly params: Params;
-  private raw: string | undefined;
 
+  /** `transport` is upper-cased as `SIP/2.0/UDP` writes it. */
   constructor(
     transport: string,
     host: string,
     port?: number,
     params?: Iterable<[string, string | null]> | Record<string, string | null>,
-    /** @internal */ raw?: string,
+    /** @internal already upper-cased (parsed) */ parsed?: boolean,
   ) {
     this.protocolName = 'SIP';
     this.protocolVersion = '2.0';
-    this.transport = transport.toUpperCase();
+    this.transport = parsed ? transport : transport.toUpperCase();
     this.host = host;
     this.port = port;
     this.params = new Params(
@@ -43,7 +44,6 @@ export class Via {
           ? (params as Iterable<[string, string | null]>)
           : Object.entries(params),
     );
-    this.raw = raw;
   }
 
   /** `SIP/2.0` */
@@ -92,7 +92,7 @@ export class Via {
   }
 
   get dirty(): boolean {
-    return this.raw === undefined || this.params.dirty;
+    return this.params.dirty;
   }
 
   clone(): Via {
@@ -103,7 +103,6 @@ export class Via {
   }
 
   toString(): string {
-    if (!this.dirty) return this.raw as string;
     return `${this.protocolName}/${this.protocolVersion}/${this.transport} ${this.sentBy}${this.params}`;
   }
 
@@ -115,21 +114,46 @@ export class Via {
 /** Parse one Via value at the lexer's position. */
 export function parseVia(lx: Lexer): Via {
   lx.ws();
+  const s = lx.s;
   const start = lx.i;
-  const name = lx.token('a protocol name');
-  lx.expect(47, "'/'");
-  const version = lx.token('a protocol version');
-  lx.expect(47, "'/'");
-  const transport = lx.token('a transport');
+  let name = 'SIP';
+  let version = '2.0';
+  let transport: string;
+  if (s.startsWith('SIP/2.0/', start)) {
+    // The usual case, without white space around the slashes.
+    lx.i = start + 8;
+    transport = transportName(s, lx);
+  } else {
+    name = lx.token('a protocol name');
+    lx.expect(47, "'/'");
+    version = lx.token('a protocol version');
+    lx.expect(47, "'/'");
+    transport = lx.token('a transport').toUpperCase();
+  }
   lx.ws();
-  const [host, port, end] = parseHostPort(lx.s, lx.i, lx.end, 'Via sent-by');
+  const [host, port, end] = parseHostPort(s, lx.i, lx.end, 'Via sent-by');
   lx.i = end;
-  const v = new Via(transport, host, port, undefined, '');
+  const v = new Via(transport, host, port, undefined, true);
   if (name !== 'SIP' || version !== '2.0') {
     (v as { protocolName: string }).protocolName = name;
     (v as { protocolVersion: string }).protocolVersion = version;
   }
   parseHeaderParams(lx, v.params);
-  (v as unknown as { raw: string }).raw = lx.s.slice(start, lx.i).trimEnd();
   return v;
+}
+
+const TRANSPORTS = ['UDP', 'TCP', 'TLS', 'WS', 'WSS', 'SCTP'];
+
+/** The transport token, upper-cased; the common ones without allocating. */
+function transportName(s: string, lx: Lexer): string {
+  for (const t of TRANSPORTS) {
+    if (s.startsWith(t, lx.i)) {
+      const c = s.charCodeAt(lx.i + t.length);
+      if (!(c < 128 && TOKEN[c] === 1)) {
+        lx.i += t.length;
+        return t;
+      }
+    }
+  }
+  return lx.token('a transport').toUpperCase();
 }
