@@ -5,12 +5,22 @@ const EMPTY = new Uint8Array(0);
 const NONE: unknown[] = Object.freeze([]) as unknown as unknown[];
 
 import { SipMessageError, SipParseError } from './errors.ts';
+import { readCallId, readCSeq, readNameAddr, readVias } from './fast.ts';
 import { type HeaderDef, headerDef } from './headers.ts';
 import { Lexer, splitList } from './lexer.ts';
 import type { Contact, NameAddr } from './name-addr.ts';
 import type { CSeq, MediaType } from './typed.ts';
 import { parseUri, type Uri } from './uri.ts';
 import type { Via } from './via.ts';
+
+/**
+ * The header section of the message whose typed values were last read, decoded one to
+ * one: the strings of typed values are copied out of it.
+ */
+let srcOwner: object | undefined;
+let srcText = '';
+/** Where the Via values of one message are collected. */
+const viaScratch: Via[] = [];
 
 /** A header line once the message has been changed. */
 interface HeaderLine {
@@ -156,27 +166,105 @@ export abstract class SipMessage {
 
   /** Call-ID (compact `i`). Throws `SipParseError` when missing or malformed. */
   get callId(): string {
-    return (this.cCallId ??= this.required<string>(CALL_ID, this.lCallId));
+    let v = this.cCallId;
+    if (v === undefined) {
+      const l = this.fastLine(this.lCallId);
+      if (l >= 0) {
+        const v0 = (this.idx as number[])[l] as number;
+        v = readCallId(this.b as Uint8Array, this.src(), this.valueAt(l, v0), v0 & 0xfffff);
+      }
+      v ??= this.required<string>(CALL_ID, this.lCallId);
+      this.cCallId = v;
+    }
+    return v;
   }
 
   /** CSeq. Throws `SipParseError` when missing or malformed. */
   get cseq(): CSeq {
-    return (this.cCSeq ??= this.required<CSeq>(CSEQ, this.lCSeq));
+    let v = this.cCSeq;
+    if (v === undefined) {
+      const l = this.fastLine(this.lCSeq);
+      if (l >= 0) {
+        const v0 = (this.idx as number[])[l] as number;
+        v = readCSeq(this.b as Uint8Array, this.src(), this.valueAt(l, v0), v0 & 0xfffff);
+      }
+      v ??= this.required<CSeq>(CSEQ, this.lCSeq);
+      this.cCSeq = v;
+    }
+    return v;
   }
 
   /** From. Throws `SipParseError` when missing or malformed. */
   get from(): NameAddr {
-    return (this.cFrom ??= this.required<NameAddr>(FROM, this.lFrom));
+    return (this.cFrom ??= this.nameAddr(FROM, this.lFrom));
   }
 
   /** To. Throws `SipParseError` when missing or malformed. */
   get to(): NameAddr {
-    return (this.cTo ??= this.required<NameAddr>(TO, this.lTo));
+    return (this.cTo ??= this.nameAddr(TO, this.lTo));
+  }
+
+  private nameAddr(d: HeaderDef, hot: number): NameAddr {
+    const l = this.fastLine(hot);
+    if (l >= 0) {
+      const v0 = (this.idx as number[])[l] as number;
+      const v = readNameAddr(
+        this.b as Uint8Array,
+        this.src(),
+        this.valueAt(l, v0),
+        v0 & 0xfffff,
+        d.name,
+      );
+      if (v !== undefined) return v;
+    }
+    return this.required<NameAddr>(d, hot);
   }
 
   /** Every Via value, top first. */
   get via(): Via[] {
-    return (this.cVia ??= this.getAll<Via>('via'));
+    return (this.cVia ??= this.fastVias() ?? this.getAll<Via>('via'));
+  }
+
+  /** The Via values read from the received lines, or undefined when one of them needs the general parser. */
+  private fastVias(): Via[] | undefined {
+    let l = this.fastLine(this.lVia);
+    if (l < 0) return undefined;
+    const idx = this.idx as number[];
+    const b = this.b as Uint8Array;
+    const s = this.src();
+    const out = viaScratch;
+    out.length = 0;
+    const n = idx.length;
+    for (; l < n; l++) {
+      if (l !== this.lVia && !this.lineIs(l, VIA)) continue;
+      const v = idx[l] as number;
+      if (v < 0 || !readVias(b, s, this.valueAt(l, v), v & 0xfffff, out)) return undefined;
+    }
+    return out.length === 1 ? [out[0] as Via] : out.slice();
+  }
+
+  /** `l` when the values of line `l` can be read from the received bytes, else -1. */
+  private fastLine(l: number): number {
+    return this.lines === undefined && l >= 0 && ((this.idx as number[])[l] as number) >= 0
+      ? l
+      : -1;
+  }
+
+  /** Where the value of line `l` (whose index entry is `v`) starts: after the colon. */
+  private valueAt(l: number, v: number): number {
+    const b = this.b as Uint8Array;
+    let i = this.lineStart(l) + ((v >>> 20) & 0x7ff);
+    while (b[i] !== 58) i++;
+    return i + 1;
+  }
+
+  /** The header section decoded one to one (shared while this message is the one being read). */
+  private src(): string {
+    if (srcOwner !== this) {
+      srcText = latin1(this.b as Uint8Array, 0, this.headerEnd());
+      srcOwner = this;
+    }
+    return srcText;
   }
 
   /** The top Via, if any. */
@@ -757,3 +845,4 @@ const CALL_ID = headerDef('call-id');
 const CSEQ = headerDef('cseq');
 const FROM = headerDef('from');
 const TO = headerDef('to');
+const VIA = headerDef('via');

@@ -4,6 +4,9 @@ import { type Lexer, quote } from './lexer.ts';
 import { Params, parseHeaderParams } from './params.ts';
 import { parseUri, type Uri } from './uri.ts';
 
+/** Marks a value built by the parser, whose URI is read later from its text. */
+const NO_URI = Object.freeze(Object.create(null)) as Uri;
+
 /**
  * name-addr or addr-spec with header parameters: the value of From, To, Contact, Route,
  * Record-Route, Path, Service-Route, Refer-To, Referred-By, Reply-To and the like.
@@ -25,9 +28,10 @@ export class NameAddr {
       params?: Iterable<[string, string | null]> | Record<string, string | null>;
     },
   ) {
-    if (typeof uri === 'string') this.uriValue = parseUri(uri);
-    else this.uriValue = uri;
     this.displayName = options?.displayName;
+    this.uriText = undefined;
+    this.uriValue = uri === NO_URI ? undefined : typeof uri === 'string' ? parseUri(uri) : uri;
+    this.header = undefined;
     const p = options?.params;
     this.params = new Params(
       'header',
@@ -37,6 +41,22 @@ export class NameAddr {
           ? (p as Iterable<[string, string | null]>)
           : Object.entries(p),
     );
+  }
+
+  /** @internal a parsed value */
+  static parsed<T extends NameAddr>(
+    kind: new (uri: Uri | string) => T,
+    displayName: string | undefined,
+    uriText: string,
+    kv: (string | null)[] | undefined,
+    header: string | undefined,
+  ): T {
+    const o = new kind(NO_URI);
+    (o as { displayName: string | undefined }).displayName = displayName;
+    (o as unknown as { uriText: string | undefined }).uriText = uriText;
+    (o as unknown as { header: string | undefined }).header = header;
+    if (kv !== undefined) o.params.kv = kv;
+    return o;
   }
 
   get uri(): Uri {
@@ -103,15 +123,7 @@ export class Contact extends NameAddr {
 
   /** @internal */
   static parsedStar(): Contact {
-    const o = Object.create(Contact.prototype) as Contact;
-    Object.assign(o, {
-      displayName: undefined,
-      params: new Params('header'),
-      uriText: '*',
-      uriValue: undefined,
-      header: 'Contact',
-    });
-    return o;
+    return NameAddr.parsed(Contact, undefined, '*', undefined, 'Contact');
   }
 
   override toString(): string {
@@ -218,15 +230,17 @@ export function parseNameAddr<T extends NameAddr>(lx: Lexer, kind: { prototype: 
     uriText = s.slice(us, lx.i);
     if (uriText.length === 0) throw lx.fail('expected a URI');
   }
-  const o = Object.create(kind.prototype) as Record<string, unknown>;
-  const params = new Params('header');
-  o.displayName = display;
-  o.params = params;
-  o.uriText = uriText;
-  o.uriValue = undefined;
-  o.header = lx.header;
-  parseHeaderParams(lx, params);
-  return o as unknown as T;
+  const o = NameAddr.parsed(
+    kind as unknown as new (
+      uri: Uri | string,
+    ) => T,
+    display,
+    uriText,
+    undefined,
+    lx.header,
+  );
+  parseHeaderParams(lx, o.params);
+  return o;
 }
 
 /** Trim, and fold runs of white space (and folds) into one space. */

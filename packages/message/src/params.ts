@@ -3,7 +3,7 @@ import { SipParseError } from './errors.ts';
 import { type Lexer, quote } from './lexer.ts';
 
 /** gen-value = token / host / quoted-string: token characters plus those of an IPv6 reference. */
-const GENVALUE = TOKEN.slice();
+export const GENVALUE = TOKEN.slice();
 for (const c of '[]:') GENVALUE[c.charCodeAt(0)] = 1;
 const GENNAME = TOKEN;
 
@@ -32,7 +32,7 @@ export class Params implements Iterable<[string, string | null]> {
 
   constructor(style: ParamStyle = 'header', init?: Iterable<[string, string | null]>) {
     this.style = style;
-    this.kv = [];
+    this.kv = NO_PARAMS;
     if (init) for (const [k, v] of init) this.append(k, v);
   }
 
