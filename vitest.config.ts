@@ -1,15 +1,15 @@
 import { defineConfig } from 'vitest/config';
 
+const project = (name: string, root: string) => ({
+  test: { name, root, include: ['test/**/*.test.ts'] },
+});
+
 export default defineConfig({
   test: {
     projects: [
-      {
-        test: {
-          name: 'message',
-          root: './packages/message',
-          include: ['test/**/*.test.ts'],
-        },
-      },
+      project('message', './packages/message'),
+      project('stack', './packages/stack'),
+      project('bench', './tools/bench'),
     ],
     testTimeout: 20_000,
   },

@@ -1,0 +1,81 @@
+import type { SipRequest, SipResponse } from '@sipworks/message';
+
+/** Names of the diagnostics channels the stack publishes on. */
+export const CHANNELS = {
+  send: 'sip:transport:send',
+  receive: 'sip:transport:receive',
+  drop: 'sip:transport:drop',
+  transactionState: 'sip:transaction:state',
+} as const;
+
+export interface TransportMessageEvent {
+  direction: 'send' | 'receive';
+  message: SipRequest | SipResponse;
+  bytes: Uint8Array;
+  protocol: string;
+  local: { address: string; port: number };
+  remote: { address: string; port: number };
+  time: number;
+}
+
+export interface TransportDropEvent {
+  reason: string;
+  status?: number;
+  bytes: Uint8Array;
+  protocol: string;
+  remote: { address: string; port: number };
+  time: number;
+}
+
+export interface TransactionStateEvent {
+  id: string;
+  kind: 'invite-client' | 'non-invite-client' | 'invite-server' | 'non-invite-server';
+  method: string;
+  from: string;
+  to: string;
+  event: string;
+  time: number;
+}
+
+interface Channel {
+  readonly hasSubscribers: boolean;
+  publish(message: unknown): void;
+}
+
+type ChannelFactory = (name: string) => Channel;
+
+const dc = (
+  globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }
+).process?.getBuiltinModule?.('node:diagnostics_channel') as
+  | { channel: ChannelFactory }
+  | undefined;
+
+const silent: Channel = { hasSubscribers: false, publish() {} };
+
+/** A named channel: `node:diagnostics_channel` where it exists, a no-op elsewhere. */
+export function channel(name: string): Channel {
+  return dc ? dc.channel(name) : silent;
+}
+
+/** The stack's channels, looked up once. */
+export const diagnostics = {
+  send: channel(CHANNELS.send),
+  receive: channel(CHANNELS.receive),
+  drop: channel(CHANNELS.drop),
+  transactionState: channel(CHANNELS.transactionState),
+};
+
+/** The logger interface the stack writes to (pino satisfies it). Silent by default. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export const silentLogger: Logger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+};

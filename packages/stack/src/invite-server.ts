@@ -1,0 +1,181 @@
+import { createResponse, type SipRequest, type SipResponse } from '@sipworks/message';
+import { SipStackError, TransportError } from './errors.ts';
+import type { ServerTransactionHandler, ServerTransactionLike } from './server-transaction.ts';
+import { timeout64, timerT4 } from './timers.ts';
+import { type Flow, Transaction, type TransactionContext } from './transaction.ts';
+
+export type InviteServerState =
+  | 'proceeding'
+  | 'accepted'
+  | 'completed'
+  | 'confirmed'
+  | 'terminated';
+
+/**
+ * The INVITE server transaction: RFC 3261 §17.2.1 with the RFC 6026 Accepted state.
+ *
+ * ```
+ *  state       event                       action                          next
+ *  ---------   -------------------------   -----------------------------   ----------
+ *  proceeding  TU silent for 200 ms        send 100 Trying                 proceeding
+ *  proceeding  INVITE retransmitted        resend last provisional         proceeding
+ *  proceeding  1xx from TU                 send                            proceeding
+ *  proceeding  2xx from TU                 send, Timer L (64*T1)           accepted
+ *  proceeding  300-699 from TU             send, Timers G and H            completed
+ *  accepted    2xx from TU                 send (the TU retransmits)       accepted
+ *  accepted    INVITE retransmitted        absorbed (RFC 6026 §7.1)        accepted
+ *  accepted    Timer L                     -                               terminated
+ *  completed   Timer G (unreliable)        resend, G = min(2G, T2)         completed
+ *  completed   INVITE retransmitted        resend final                    completed
+ *  completed   ACK                         Timer I (T4 / 0)                confirmed
+ *  completed   Timer H                     tell TU (no ACK)                terminated
+ *  confirmed   ACK / INVITE                absorbed                        confirmed
+ *  confirmed   Timer I                     -                               terminated
+ *  any         transport error             tell TU                         terminated
+ * ```
+ */
+export class InviteServerTransaction extends Transaction implements ServerTransactionLike {
+  readonly kind = 'invite-server' as const;
+  readonly flow: Flow;
+  handler: ServerTransactionHandler | undefined;
+  private st: InviteServerState = 'proceeding';
+  private last: SipResponse | undefined;
+  private lastBytes: Uint8Array | undefined;
+  private intervalG = 0;
+  /** Set when a CANCEL for this INVITE was received. */
+  cancelled = false;
+
+  constructor(id: string, request: SipRequest, flow: Flow, ctx: TransactionContext) {
+    super(id, request, ctx);
+    this.flow = flow;
+  }
+
+  get state(): InviteServerState {
+    return this.st;
+  }
+
+  /** The INVITE arrived: start the 100 Trying timer (§17.2.1). */
+  start(): void {
+    this.startTimer('trying', this.ctx.timers.trying, () => {
+      if (this.st === 'proceeding' && this.last === undefined)
+        this.respond(createResponse(this.request, 100));
+    });
+    this.trace('start');
+  }
+
+  /** The last response sent, if any. */
+  get lastResponse(): SipResponse | undefined {
+    return this.last;
+  }
+
+  respond(response: SipResponse): void {
+    const s = response.status;
+    switch (this.st) {
+      case 'proceeding':
+        this.stopTimer('trying');
+        this.send(response);
+        if (s < 200) return;
+        if (s < 300) {
+          this.st = 'accepted';
+          this.startTimer('L', timeout64(this.ctx.timers), () => {
+            this.trace('timerL');
+            this.finish();
+          });
+          this.trace('response2xx');
+          return;
+        }
+        this.st = 'completed';
+        if (!this.flow.transport.reliable) {
+          this.intervalG = this.ctx.timers.t1;
+          this.startTimer('G', this.intervalG, () => this.timerG());
+        }
+        this.startTimer('H', timeout64(this.ctx.timers), () => this.timerH());
+        this.trace('response300to699');
+        return;
+      case 'accepted':
+        if (s >= 200 && s < 300) {
+          this.send(response);
+          return;
+        }
+        break;
+      default:
+        break;
+    }
+    throw new SipStackError(
+      'SIP_ERR_TX_STATE',
+      `cannot send ${s} on an INVITE server transaction in state ${this.st}`,
+      'user',
+    );
+  }
+
+  private send(response: SipResponse): void {
+    this.last = response;
+    this.lastBytes = response.serialize();
+    this.transmit();
+  }
+
+  private transmit(): void {
+    if (this.last === undefined) return;
+    this.ctx
+      .send(this.flow, this.last, this.lastBytes)
+      .catch((e: unknown) => this.transportError(e));
+  }
+
+  private timerG(): void {
+    if (this.st !== 'completed') return;
+    this.transmit();
+    this.intervalG = Math.min(2 * this.intervalG, this.ctx.timers.t2);
+    this.startTimer('G', this.intervalG, () => this.timerG());
+    this.trace('timerG');
+  }
+
+  private timerH(): void {
+    if (this.st !== 'completed') return;
+    this.trace('timerH');
+    this.handler?.onAckTimeout?.(this);
+    this.finish();
+  }
+
+  /** The INVITE was retransmitted (§17.2.1). */
+  receiveRetransmission(): void {
+    if (this.st === 'proceeding' || this.st === 'completed') this.transmit();
+  }
+
+  /** An ACK matched this transaction. */
+  receiveAck(): void {
+    if (this.st !== 'completed') return;
+    this.st = 'confirmed';
+    this.stopTimer('G');
+    this.stopTimer('H');
+    this.trace('ack');
+    this.startTimer('I', timerT4(this.ctx.timers, this.flow.transport.reliable), () => {
+      this.trace('timerI');
+      this.finish();
+    });
+  }
+
+  transportError(e: unknown): void {
+    if (this.st === 'terminated') return;
+    const err =
+      e instanceof TransportError
+        ? e
+        : new TransportError(`cannot send the response: ${String((e as Error)?.message ?? e)}`, {
+            cause: e,
+          });
+    this.trace(err.code);
+    this.handler?.onError?.(err, this);
+    this.finish();
+  }
+
+  private finish(): void {
+    this.st = 'terminated';
+    this.terminate();
+    this.handler?.onTerminated?.(this);
+  }
+
+  abort(): void {
+    if (this.st === 'terminated') return;
+    this.st = 'terminated';
+    this.terminate();
+  }
+}

@@ -1,0 +1,871 @@
+import {
+  createResponse,
+  MAGIC_COOKIE,
+  parseMessage,
+  reasonPhrase,
+  SipParseError,
+  type SipRequest,
+  type SipResponse,
+  type Uri,
+  Via,
+  validateMessage,
+} from '@sipworks/message';
+import { type Clock, systemClock } from './clock.ts';
+import { SipStackError, TransportError } from './errors.ts';
+import { diagnostics, type Logger, silentLogger } from './events.ts';
+import { InviteClientTransaction } from './invite-client.ts';
+import { InviteServerTransaction } from './invite-server.ts';
+import { NonInviteClientTransaction } from './non-invite-client.ts';
+import { NonInviteServerTransaction } from './non-invite-server.ts';
+import {
+  type DnsResolver,
+  nodeDnsResolver,
+  type ResolvedTarget,
+  resolveTargets,
+} from './resolver.ts';
+import type { ServerTransactionLike } from './server-transaction.ts';
+import { DEFAULT_TIMERS, type TimerConfig } from './timers.ts';
+import {
+  type ClientTransactionHandler,
+  type ClientTransactionLike,
+  clientKey,
+  type Flow,
+  serverKey,
+  type Transaction,
+  type TransactionContext,
+} from './transaction.ts';
+import type { Destination, Source, Transport, TransportSink } from './transport.ts';
+
+/** Where a received message came from: the transport and the remote address. */
+export interface ReceivedInfo {
+  transport: Transport;
+  source: Source;
+}
+
+/**
+ * The transaction user: the layer above the transactions (the DUM, a proxy core).
+ * The stack hands it requests and stray responses; it sends through the stack.
+ */
+export interface TransactionUser {
+  /**
+   * A new request. `tx` is its server transaction; it is undefined for an ACK that
+   * matched no transaction (the ACK for a 2xx, RFC 3261 §17.2.3).
+   */
+  onRequest(
+    request: SipRequest,
+    tx: ServerTransactionLike | undefined,
+    received: ReceivedInfo,
+  ): void;
+  /**
+   * A CANCEL matched an INVITE server transaction in Proceeding (§9.2). The stack has
+   * answered the CANCEL with 200; the TU answers the INVITE (487). Without this
+   * callback the stack sends the 487 itself.
+   */
+  onCancel?(invite: ServerTransactionLike, cancel: SipRequest): void;
+  /** A response that matched no client transaction (a 2xx retransmitted after the transaction ended...). */
+  onStrayResponse?(response: SipResponse, received: ReceivedInfo): void;
+}
+
+export interface SipStackOptions {
+  clock?: Clock;
+  timers?: Partial<TimerConfig>;
+  /** DNS for RFC 3263; defaults to `node:dns`. */
+  resolver?: DnsResolver;
+  logger?: Logger;
+  /** The most live transactions; past it, new requests get 503 with Retry-After (default 100,000). */
+  maxTransactions?: number;
+  /** Retry-After seconds on overload (default 5). */
+  retryAfter?: number;
+  /** Add `;rport` to the Via of requests sent over unreliable transports (RFC 3581; default true). */
+  rport?: boolean;
+  /** Random numbers in [0,1), for SRV weights and branch prefixes. */
+  random?: () => number;
+}
+
+export interface SendOptions {
+  /** Send to this address instead of resolving the Request-URI or Route (an outbound proxy already resolved). */
+  destination?: { address: string; port: number; protocol?: string; connectionId?: string };
+  /** Resolve this URI instead of the Route or Request-URI (an outbound proxy). */
+  nextHop?: Uri;
+}
+
+/** What `sendRequest` returns: the current client transaction, across RFC 3263 failover. */
+export interface ClientRequest {
+  /** The transaction now carrying the request; changes when the stack fails over. */
+  readonly transaction: ClientTransactionLike | undefined;
+  /** The request as sent (with its Via). */
+  readonly request: SipRequest;
+}
+
+const DEFAULT_PORT: Record<string, number> = {
+  UDP: 5060,
+  TCP: 5060,
+  SCTP: 5060,
+  TLS: 5061,
+  WS: 80,
+  WSS: 443,
+};
+const MTU_LIMIT = 1300;
+
+function isIPv4(h: string): boolean {
+  return /^\d{1,3}(\.\d{1,3}){3}$/.test(h);
+}
+
+/**
+ * The SIP stack: transports, transaction layer (RFC 3261 §17, RFC 6026) and transport
+ * selection (RFC 3263). Transports are added and removed at runtime; a transaction user
+ * (the DUM, or a proxy) receives requests and sends through it.
+ */
+export class SipStack {
+  readonly clock: Clock;
+  readonly timers: TimerConfig;
+  readonly logger: Logger;
+  private tu: TransactionUser | undefined;
+  private readonly list: Transport[] = [];
+  private readonly clients = new Map<
+    string,
+    InviteClientTransaction | NonInviteClientTransaction
+  >();
+  private readonly servers = new Map<
+    string,
+    InviteServerTransaction | NonInviteServerTransaction
+  >();
+  /** Requests without To tag in progress, for merged-request detection (§8.2.2.2). */
+  private readonly merged = new Map<string, string>();
+  private readonly maxTransactions: number;
+  private readonly retryAfter: number;
+  private readonly rport: boolean;
+  private readonly random: () => number;
+  private resolverValue: DnsResolver | undefined;
+  private started = false;
+  private stopped = false;
+  private branchPrefix: string;
+  private branchCounter = 0;
+  private readonly ctx: TransactionContext;
+
+  constructor(options: SipStackOptions = {}) {
+    this.clock = options.clock ?? systemClock;
+    this.timers = { ...DEFAULT_TIMERS, ...options.timers };
+    this.logger = options.logger ?? silentLogger;
+    this.maxTransactions = options.maxTransactions ?? 100_000;
+    this.retryAfter = options.retryAfter ?? 5;
+    this.rport = options.rport ?? true;
+    this.random = options.random ?? Math.random;
+    this.resolverValue = options.resolver;
+    this.branchPrefix = Math.floor(this.random() * 2 ** 40).toString(36);
+    this.ctx = {
+      clock: this.clock,
+      timers: this.timers,
+      send: (flow, message, bytes) => this.sendOn(flow, message, bytes),
+      stateChanged: (tx, event) => this.published(tx, event),
+      terminated: (tx) => this.forget(tx),
+    };
+  }
+
+  // ---- setup ----
+
+  /** Set the transaction user that receives requests. */
+  setTransactionUser(tu: TransactionUser | undefined): void {
+    this.tu = tu;
+  }
+
+  get transports(): readonly Transport[] {
+    return this.list;
+  }
+
+  /** Add a transport; it is started now if the stack is running. */
+  async addTransport(transport: Transport): Promise<void> {
+    if (this.list.includes(transport)) return;
+    this.list.push(transport);
+    if (this.started && !this.stopped) await transport.start(this.sinkFor(transport));
+  }
+
+  /** Remove a transport and stop it; transactions using it fail with a transport error. */
+  async removeTransport(transport: Transport): Promise<void> {
+    const i = this.list.indexOf(transport);
+    if (i < 0) return;
+    this.list.splice(i, 1);
+    for (const tx of [...this.clients.values()]) {
+      if (tx.flow.transport === transport)
+        tx.transportError(new TransportError(`transport ${transport.protocol} was removed`));
+    }
+    await transport.stop();
+  }
+
+  /** Start every transport added so far. */
+  async start(): Promise<void> {
+    if (this.stopped)
+      throw new SipStackError(
+        'SIP_ERR_STACK_STATE',
+        'a stopped stack cannot be started again',
+        'user',
+      );
+    if (this.started) return;
+    this.started = true;
+    await Promise.all(this.list.map((t) => t.start(this.sinkFor(t))));
+  }
+
+  /** End every transaction and timer, stop every transport. The process can exit afterwards. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const tx of [...this.clients.values()]) tx.abort();
+    for (const tx of [...this.servers.values()]) tx.abort();
+    this.clients.clear();
+    this.servers.clear();
+    this.merged.clear();
+    if (this.started) await Promise.allSettled(this.list.map((t) => t.stop()));
+  }
+
+  get running(): boolean {
+    return this.started && !this.stopped;
+  }
+
+  /** Live transactions (client, server). */
+  get transactionCount(): { client: number; server: number } {
+    return { client: this.clients.size, server: this.servers.size };
+  }
+
+  private get resolver(): DnsResolver {
+    return (this.resolverValue ??= nodeDnsResolver());
+  }
+
+  /** A new RFC 3261 branch (with the magic cookie), unique in this stack. */
+  newBranch(): string {
+    return `${MAGIC_COOKIE}${this.branchPrefix}.${(this.branchCounter++).toString(36)}`;
+  }
+
+  // ---- sending ----
+
+  /**
+   * Send a request in a new client transaction (an ACK is sent without one). The stack
+   * picks the transport and destination (RFC 3263, with failover to the next target
+   * on transport error, timeout or 503), fills in the top Via, and reports responses
+   * and failures to `handler`.
+   */
+  sendRequest(
+    request: SipRequest,
+    handler: ClientTransactionHandler,
+    options?: SendOptions,
+  ): ClientRequest {
+    this.assertRunning();
+    const state: { transaction: ClientTransactionLike | undefined; request: SipRequest } = {
+      transaction: undefined,
+      request,
+    };
+    if (request.method === 'ACK') {
+      this.sendStateless(request, options).catch((e: unknown) =>
+        this.logger.warn({ err: e }, 'ACK could not be sent'),
+      );
+      return state;
+    }
+    const attempt = (targets: ResolvedTarget[], index: number): void => {
+      const target = targets[index] as ResolvedTarget;
+      let flow: Flow;
+      try {
+        flow = this.flowFor(target, request);
+      } catch (e) {
+        if (index + 1 < targets.length) return attempt(targets, index + 1);
+        handler.onError?.(e as SipStackError, placeholder(request));
+        return;
+      }
+      this.prepareVia(request, flow, index > 0);
+      const retryable = index + 1 < targets.length;
+      const wrapped: ClientTransactionHandler = retryable
+        ? {
+            onResponse: (res, tx) => {
+              if (res.status === 503) {
+                // RFC 3263 §4.3: a 503 means try the next target.
+                tx.request; // the transaction ends on its own (Completed / Timer K, or ACKed)
+                attempt(targets, index + 1);
+                return;
+              }
+              handler.onResponse(res, tx);
+            },
+            onError: (err) => {
+              this.logger.debug({ target, err: err.message }, 'failing over to the next target');
+              attempt(targets, index + 1);
+            },
+            ...(handler.onTerminated ? { onTerminated: handler.onTerminated } : {}),
+          }
+        : handler;
+      state.transaction = this.startClient(request, flow, wrapped);
+    };
+    const direct = this.directTargets(request, options);
+    if (direct !== undefined) {
+      if (direct.length === 0)
+        throw new SipStackError('SIP_ERR_NO_TRANSPORT', `no transport for ${request.uri}`, 'user');
+      attempt(direct, 0);
+      return state;
+    }
+    const uri = options?.nextHop ?? this.nextHopUri(request);
+    resolveTargets(uri, {
+      resolver: this.resolver,
+      available: this.list.map((t) => t.protocol),
+      random: this.random,
+    }).then(
+      (targets) => {
+        if (this.stopped) return;
+        if (targets.length === 0)
+          throw new SipStackError('SIP_ERR_RESOLVE', `no target for ${uri}`);
+        attempt(targets, 0);
+      },
+      (e: unknown) => {
+        const err =
+          e instanceof SipStackError
+            ? e
+            : new SipStackError('SIP_ERR_RESOLVE', String((e as Error)?.message ?? e), 'local', {
+                cause: e,
+              });
+        handler.onError?.(err, placeholder(request));
+      },
+    );
+    return state;
+  }
+
+  /**
+   * CANCEL a pending INVITE (§9.1): a CANCEL with the INVITE's Request-URI, Call-ID,
+   * From, To, CSeq number and top Via, sent to the same destination.
+   */
+  cancel(
+    invite: ClientTransactionLike,
+    handler: ClientTransactionHandler,
+    reason?: string,
+  ): ClientTransactionLike {
+    const inv = invite.request;
+    const top = inv.via[0];
+    if (!top) throw new SipStackError('SIP_ERR_TX_STATE', 'the INVITE has no Via', 'user');
+    const headers: [string, string][] = [];
+    for (const r of inv.headers('Route')) headers.push(['Route', r]);
+    if (reason) headers.push(['Reason', reason]);
+    const cancel = createCancel(inv, headers);
+    cancel.setHeader('Via', top.clone());
+    return this.startClient(cancel, invite.flow, handler);
+  }
+
+  /** Send a request without a transaction (the ACK for a 2xx): resolved like any request, no retransmission. */
+  async sendStateless(request: SipRequest, options?: SendOptions): Promise<void> {
+    this.assertRunning();
+    const direct = this.directTargets(request, options);
+    const targets =
+      direct ??
+      (await resolveTargets(options?.nextHop ?? this.nextHopUri(request), {
+        resolver: this.resolver,
+        available: this.list.map((t) => t.protocol),
+        random: this.random,
+      }));
+    const target = targets[0];
+    if (!target) throw new SipStackError('SIP_ERR_NO_TRANSPORT', `no target for ${request.uri}`);
+    const flow = this.flowFor(target, request);
+    if (request.via.length === 0 || request.method !== 'ACK' || !request.via[0]?.branch)
+      this.prepareVia(request, flow, true);
+    else this.prepareVia(request, flow, false);
+    await this.sendOn(flow, request);
+  }
+
+  /** Send a response without a server transaction, routed as §18.2.2 says. */
+  respondStateless(response: SipResponse, received: ReceivedInfo): void {
+    const flow = this.responseFlow(response, received);
+    this.sendOn(flow, response).catch((e: unknown) =>
+      this.logger.warn({ err: e }, 'stateless response not sent'),
+    );
+  }
+
+  private assertRunning(): void {
+    if (!this.running)
+      throw new SipStackError(
+        'SIP_ERR_STACK_STATE',
+        'the stack is not running (call start())',
+        'user',
+      );
+  }
+
+  private startClient(
+    request: SipRequest,
+    flow: Flow,
+    handler: ClientTransactionHandler,
+  ): ClientTransactionLike {
+    const branch = request.via[0]?.branch as string;
+    const key = clientKey(branch, request.method);
+    const tx =
+      request.method === 'INVITE'
+        ? new InviteClientTransaction(key, request, flow, handler, this.ctx)
+        : new NonInviteClientTransaction(key, request, flow, handler, this.ctx);
+    this.clients.set(key, tx);
+    tx.start();
+    return tx;
+  }
+
+  /** The URI that decides the next hop: the first Route (loose routing, §16.12) or the Request-URI. */
+  private nextHopUri(request: SipRequest): Uri {
+    const route = request.getAll<{ uri: Uri }>('route')[0];
+    return route ? route.uri : request.uri;
+  }
+
+  /** Targets known without DNS: an explicit destination, or a numeric host. */
+  private directTargets(request: SipRequest, options?: SendOptions): ResolvedTarget[] | undefined {
+    const d = options?.destination;
+    if (d) {
+      const protocol = d.protocol ?? this.list[0]?.protocol ?? 'UDP';
+      return [
+        {
+          protocol,
+          address: d.address,
+          port: d.port,
+          family: d.address.includes(':') ? 'IPv6' : 'IPv4',
+          serverName: d.address,
+        },
+      ];
+    }
+    const uri = options?.nextHop ?? this.nextHopUri(request);
+    const host = uri.params.get('maddr') ?? uri.host;
+    const v6 = host.startsWith('[');
+    if (!v6 && !isIPv4(host)) return undefined;
+    const address = v6 ? host.slice(1, -1) : host;
+    const tp = uri.params.get('transport')?.toUpperCase();
+    let protocol = tp ?? (uri.isSecure ? 'TLS' : 'UDP');
+    if (uri.isSecure && protocol === 'TCP') protocol = 'TLS';
+    if (tp === undefined && protocol === 'UDP' && uri.port === undefined) {
+      // §18.1.1: a request larger than 1300 bytes goes over a congestion-controlled transport.
+      if (request.serialize().length > MTU_LIMIT && this.list.some((t) => t.protocol === 'TCP'))
+        protocol = 'TCP';
+    }
+    const port = uri.port ?? DEFAULT_PORT[protocol] ?? 5060;
+    return [{ protocol, address, port, family: v6 ? 'IPv6' : 'IPv4', serverName: address }];
+  }
+
+  /** The transport for a target: same protocol and address family. */
+  private flowFor(target: ResolvedTarget, _request: SipRequest): Flow {
+    const t =
+      this.list.find((x) => x.protocol === target.protocol && x.local.family === target.family) ??
+      this.list.find((x) => x.protocol === target.protocol);
+    if (!t)
+      throw new SipStackError(
+        'SIP_ERR_NO_TRANSPORT',
+        `no ${target.protocol} transport for ${target.address}:${target.port}`,
+      );
+    return {
+      transport: t,
+      destination: { address: target.address, port: target.port, serverName: target.serverName },
+    };
+  }
+
+  /** Fill in the top Via for the chosen transport (§18.1.1): sent-by, transport, branch, rport. */
+  private prepareVia(request: SipRequest, flow: Flow, newBranch: boolean): void {
+    const t = flow.transport;
+    const sentBy = t.advertised ?? {
+      host: t.local.family === 'IPv6' ? `[${t.local.address}]` : t.local.address,
+      port: t.local.port,
+    };
+    const old = request.via[0];
+    const branch = !newBranch && old?.branch ? old.branch : this.newBranch();
+    const params: [string, string | null][] = [['branch', branch]];
+    if (this.rport && !t.reliable) params.push(['rport', null]);
+    if (old)
+      for (const [k, v] of old.params)
+        if (k.toLowerCase() !== 'branch' && k.toLowerCase() !== 'rport') params.push([k, v]);
+    const via = new Via(t.protocol, sentBy.host, sentBy.port, params);
+    const rest = request.via.slice(1);
+    request.setHeader('Via', [via, ...rest]);
+  }
+
+  /** Send bytes on a flow, publishing the message; remembers the connection used. */
+  private async sendOn(
+    flow: Flow,
+    message: SipRequest | SipResponse,
+    bytes?: Uint8Array,
+  ): Promise<string | undefined> {
+    const data = bytes ?? message.serialize();
+    const t = flow.transport;
+    if (diagnostics.send.hasSubscribers) {
+      diagnostics.send.publish({
+        direction: 'send',
+        message,
+        bytes: data,
+        protocol: t.protocol,
+        local: { address: t.local.address, port: t.local.port },
+        remote: { address: flow.destination.address, port: flow.destination.port },
+        time: Date.now(),
+      });
+    }
+    if (!this.list.includes(t))
+      throw new TransportError(`transport ${t.protocol} is not part of the stack`);
+    const id = await t.send(data, flow.destination);
+    if (id !== undefined) flow.destination.connectionId = id;
+    return id;
+  }
+
+  // ---- receiving ----
+
+  private sinkFor(transport: Transport): TransportSink {
+    return {
+      receive: (data, source, bytes) => {
+        try {
+          this.receive(transport, data, source, bytes);
+        } catch (e) {
+          // Nothing a peer sends may throw into the event loop.
+          this.logger.error({ err: e, source }, 'error while handling a received message');
+        }
+      },
+      connectionClosed: (id, error) => this.connectionClosed(transport, id, error),
+      error: (error) =>
+        this.logger.warn({ err: error, transport: transport.protocol }, 'transport error'),
+    };
+  }
+
+  /** Data from a transport: parse, check, then hand to the transaction layer. */
+  receive(
+    transport: Transport,
+    data: Uint8Array | SipRequest | SipResponse,
+    source: Source,
+    raw?: Uint8Array,
+  ): void {
+    let msg: SipRequest | SipResponse;
+    let bytes: Uint8Array;
+    if (data instanceof Uint8Array) {
+      bytes = data;
+      if (isKeepAlive(data)) return;
+      try {
+        msg = parseMessage(data);
+      } catch (e) {
+        this.rejectUnparsable(transport, data, source, e);
+        return;
+      }
+    } else {
+      msg = data;
+      bytes = raw ?? data.serialize();
+    }
+    try {
+      validateMessage(msg);
+    } catch (e) {
+      this.rejectInvalid(transport, msg, bytes, source, e);
+      return;
+    }
+    if (diagnostics.receive.hasSubscribers) {
+      diagnostics.receive.publish({
+        direction: 'receive',
+        message: msg,
+        bytes,
+        protocol: transport.protocol,
+        local: { address: transport.local.address, port: transport.local.port },
+        remote: { address: source.address, port: source.port },
+        time: Date.now(),
+      });
+    }
+    if (msg.isRequest) this.receiveRequest(msg, { transport, source });
+    else this.receiveResponse(msg, { transport, source });
+  }
+
+  private drop(
+    reason: string,
+    transport: Transport,
+    bytes: Uint8Array,
+    source: Source,
+    status?: number,
+  ): void {
+    this.logger.info({ reason, source, protocol: transport.protocol }, 'message dropped');
+    if (diagnostics.drop.hasSubscribers) {
+      diagnostics.drop.publish({
+        reason,
+        ...(status !== undefined ? { status } : {}),
+        bytes,
+        protocol: transport.protocol,
+        remote: { address: source.address, port: source.port },
+        time: Date.now(),
+      });
+    }
+  }
+
+  /**
+   * A datagram that does not parse. A request is answered with the status its error
+   * names (400, 505, 513...) when enough of it can be read; anything else is dropped.
+   */
+  private rejectUnparsable(
+    transport: Transport,
+    data: Uint8Array,
+    source: Source,
+    e: unknown,
+  ): void {
+    const err = e instanceof SipParseError ? e : undefined;
+    const reason = err?.message ?? String(e);
+    const isResponse = data[0] === 83 && data[1] === 73 && data[2] === 80 && data[3] === 47;
+    if (err && !isResponse) {
+      const salvaged = salvage(data);
+      if (salvaged) {
+        this.answerBad(salvaged, err.status, reason, { transport, source });
+        this.drop(reason, transport, data, source, err.status);
+        return;
+      }
+    }
+    this.drop(reason, transport, data, source);
+  }
+
+  private rejectInvalid(
+    transport: Transport,
+    msg: SipRequest | SipResponse,
+    bytes: Uint8Array,
+    source: Source,
+    e: unknown,
+  ): void {
+    const err = e instanceof SipParseError ? e : undefined;
+    const reason = err?.message ?? String(e);
+    if (err && msg.isRequest && msg.method !== 'ACK') {
+      this.answerBad(msg, err.status, reason, { transport, source });
+      this.drop(reason, transport, bytes, source, err.status);
+      return;
+    }
+    this.drop(reason, transport, bytes, source);
+  }
+
+  /** Answer a bad request statelessly, if its Via, From, To, Call-ID and CSeq can be read. */
+  private answerBad(req: SipRequest, status: number, why: string, received: ReceivedInfo): void {
+    try {
+      const phrase = `${reasonPhrase(status)} (${why.replace(/[\r\n]+/g, ' ').slice(0, 120)})`;
+      const res = createResponse(req, status, phrase, { toTag: this.newBranch().slice(7) });
+      this.respondStateless(res, received);
+    } catch (e) {
+      this.logger.debug({ err: e }, 'bad request could not be answered');
+    }
+  }
+
+  /** §18.2.1 and RFC 3581: note where the request really came from in its top Via. */
+  private stampVia(req: SipRequest, source: Source): void {
+    const via = req.via[0];
+    if (!via) return;
+    const rport = via.params.get('rport');
+    const host = via.host.startsWith('[') ? via.host.slice(1, -1) : via.host;
+    if (rport === null) {
+      via.params.set('received', source.address);
+      via.params.set('rport', String(source.port));
+    } else if (host !== source.address) {
+      via.params.set('received', source.address);
+    }
+  }
+
+  private receiveRequest(req: SipRequest, received: ReceivedInfo): void {
+    this.stampVia(req, received.source);
+    const key = serverKey(req);
+    const existing = this.servers.get(key);
+    if (existing) {
+      if (req.method === 'ACK') {
+        if (existing.kind === 'invite-server') existing.receiveAck();
+      } else existing.receiveRetransmission();
+      return;
+    }
+    if (req.method === 'ACK') {
+      // The ACK for a 2xx is its own transaction: straight to the TU (§17.2.3).
+      this.tu?.onRequest(req, undefined, received);
+      return;
+    }
+    if (req.method === 'CANCEL') {
+      this.receiveCancel(req, key, received);
+      return;
+    }
+    if (this.clients.size + this.servers.size >= this.maxTransactions) {
+      const res = createResponse(req, 503, undefined, { toTag: this.newBranch().slice(7) });
+      res.setHeader('Retry-After', this.retryAfter);
+      this.respondStateless(res, received);
+      this.drop('overload', received.transport, new Uint8Array(0), received.source, 503);
+      return;
+    }
+    // §8.2.2.2: the same request arriving by two paths (no To tag, same From tag,
+    // Call-ID and CSeq, another branch) is a merged request: 482.
+    let mergedKey: string | undefined;
+    if (req.to.tag === undefined) {
+      mergedKey = `${req.callId}|${req.from.tag ?? ''}|${req.cseq.seq}|${req.method}`;
+      const other = this.merged.get(mergedKey);
+      if (other !== undefined && other !== key && this.servers.has(other)) {
+        this.respondStateless(
+          createResponse(req, 482, undefined, { toTag: this.newBranch().slice(7) }),
+          received,
+        );
+        return;
+      }
+      this.merged.set(mergedKey, key);
+    }
+    const flow = this.responseFlow(req, received);
+    const tx =
+      req.method === 'INVITE'
+        ? new InviteServerTransaction(key, req, flow, this.ctx)
+        : new NonInviteServerTransaction(key, req, flow, this.ctx);
+    if (mergedKey !== undefined) mergedKeys.set(tx, mergedKey);
+    this.servers.set(key, tx);
+    tx.start();
+    if (!this.tu) {
+      tx.respond(
+        createResponse(req, 503, 'No Transaction User', { toTag: this.newBranch().slice(7) }),
+      );
+      return;
+    }
+    this.tu.onRequest(req, tx, received);
+  }
+
+  private receiveCancel(cancel: SipRequest, key: string, received: ReceivedInfo): void {
+    const invKey = key.slice(0, key.lastIndexOf('|') + 1) + 'INVITE';
+    const inv = this.servers.get(invKey);
+    const flow = this.responseFlow(cancel, received);
+    const tx = new NonInviteServerTransaction(key, cancel, flow, this.ctx);
+    this.servers.set(key, tx);
+    tx.start();
+    if (!(inv instanceof InviteServerTransaction) || inv.state !== 'proceeding') {
+      // §9.2: no matching INVITE transaction (or it already has a final response).
+      tx.respond(
+        createResponse(cancel, inv ? 200 : 481, undefined, { toTag: this.newBranch().slice(7) }),
+      );
+      return;
+    }
+    const toTag = inv.lastResponse?.to.tag ?? this.newBranch().slice(7);
+    tx.respond(createResponse(cancel, 200, undefined, { toTag }));
+    inv.cancelled = true;
+    if (this.tu?.onCancel) this.tu.onCancel(inv, cancel);
+    else inv.respond(createResponse(inv.request, 487, undefined, { toTag }));
+  }
+
+  /** Where responses to a request go (§18.2.2, RFC 3581 §4). */
+  private responseFlow(msg: SipRequest | SipResponse, received: ReceivedInfo): Flow {
+    const via = msg.via[0];
+    const t = received.transport;
+    if (t.reliable || !via) {
+      return {
+        transport: t,
+        destination: {
+          address: received.source.address,
+          port: received.source.port,
+          connectionId: received.source.connectionId,
+        },
+      };
+    }
+    const maddr = via.maddr;
+    const host = maddr ?? via.received ?? via.host;
+    const rport = via.params.get('rport');
+    const port = maddr
+      ? (via.port ?? 5060)
+      : rport
+        ? Number(rport)
+        : (via.port ?? DEFAULT_PORT[t.protocol] ?? 5060);
+    return {
+      transport: t,
+      destination: { address: host.startsWith('[') ? host.slice(1, -1) : host, port },
+    };
+  }
+
+  private receiveResponse(res: SipResponse, received: ReceivedInfo): void {
+    const via = res.via[0];
+    const branch = via?.branch;
+    const tx =
+      branch === undefined ? undefined : this.clients.get(clientKey(branch, res.cseq.method));
+    if (tx) {
+      tx.receiveResponse(res);
+      return;
+    }
+    if (this.tu?.onStrayResponse) this.tu.onStrayResponse(res, received);
+    else
+      this.drop(
+        'response matches no transaction',
+        received.transport,
+        new Uint8Array(0),
+        received.source,
+      );
+  }
+
+  private connectionClosed(transport: Transport, id: string, error?: Error): void {
+    for (const tx of [...this.clients.values()]) {
+      if (tx.flow.transport === transport && tx.flow.destination.connectionId === id) {
+        tx.transportError(
+          new TransportError(`connection ${id} closed${error ? `: ${error.message}` : ''}`, {
+            cause: error,
+          }),
+        );
+      }
+    }
+    for (const tx of [...this.servers.values()]) {
+      if (tx.flow.transport === transport && tx.flow.destination.connectionId === id) {
+        // The response can still go over a new connection (§18.2.2); forget the old one.
+        tx.flow.destination.connectionId = undefined;
+      }
+    }
+  }
+
+  // ---- bookkeeping ----
+
+  private published(tx: Transaction, event: string): void {
+    if (!diagnostics.transactionState.hasSubscribers) return;
+    diagnostics.transactionState.publish({
+      id: tx.id,
+      kind: tx.kind,
+      method: tx.request.method,
+      state: tx.state,
+      event,
+      time: Date.now(),
+    });
+  }
+
+  private forget(tx: Transaction): void {
+    if (tx.kind === 'invite-client' || tx.kind === 'non-invite-client') {
+      if (this.clients.get(tx.id) === tx) this.clients.delete(tx.id);
+    } else {
+      if (this.servers.get(tx.id) === tx) this.servers.delete(tx.id);
+      const mk = mergedKeys.get(tx);
+      if (mk !== undefined && this.merged.get(mk) === tx.id) this.merged.delete(mk);
+    }
+  }
+}
+
+const mergedKeys = new WeakMap<Transaction, string>();
+
+/** A stand-in for the TU when a request failed before any transaction existed. */
+function placeholder(request: SipRequest): ClientTransactionLike {
+  return {
+    id: '',
+    kind: request.method === 'INVITE' ? 'invite-client' : 'non-invite-client',
+    request,
+    state: 'terminated',
+    flow: undefined as unknown as Flow,
+  };
+}
+
+function isKeepAlive(b: Uint8Array): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== 13 && b[i] !== 10) return false;
+  return true;
+}
+
+/**
+ * Read what a response needs (Via, From, To, Call-ID, CSeq) from a request whose start
+ * line is bad, by parsing its header lines under a stand-in start line.
+ */
+function salvage(data: Uint8Array): SipRequest | undefined {
+  let i = 0;
+  while (i + 1 < data.length && !(data[i] === 13 && data[i + 1] === 10)) i++;
+  if (i + 1 >= data.length) return undefined;
+  const head = new TextEncoder().encode('SALVAGE sip:invalid.invalid SIP/2.0');
+  const copy = new Uint8Array(head.length + data.length - i);
+  copy.set(head, 0);
+  copy.set(data.subarray(i), head.length);
+  try {
+    const m = parseMessage(copy);
+    if (!m.isRequest) return undefined;
+    void m.via[0]?.branch;
+    void m.from.tag;
+    void m.to.tag;
+    void m.callId;
+    void m.cseq.seq;
+    return m;
+  } catch {
+    return undefined;
+  }
+}
+
+function createCancel(inv: SipRequest, headers: [string, string][]): SipRequest {
+  const text =
+    `CANCEL ${inv.uri} SIP/2.0\r\n` +
+    `Max-Forwards: ${inv.maxForwards ?? 70}\r\n` +
+    `From: ${inv.from}\r\n` +
+    `To: ${inv.to}\r\n` +
+    `Call-ID: ${inv.callId}\r\n` +
+    `CSeq: ${inv.cseq.seq} CANCEL\r\n` +
+    headers.map(([k, v]) => `${k}: ${v}\r\n`).join('') +
+    'Content-Length: 0\r\n\r\n';
+  return parseMessage(text) as SipRequest;
+}
+
+export type { Destination };
