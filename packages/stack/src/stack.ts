@@ -265,8 +265,8 @@ export class SipStack {
       try {
         flow = this.flowFor(target, request);
       } catch (e) {
-        if (index + 1 < targets.length) return attempt(targets, index + 1);
-        handler.onError?.(e as SipStackError, placeholder(request));
+        if (index + 1 < targets.length) attempt(targets, index + 1);
+        else handler.onError?.(e as SipStackError, placeholder(request));
         return;
       }
       this.prepareVia(request, flow, index > 0);
@@ -701,7 +701,7 @@ export class SipStack {
   }
 
   private receiveCancel(cancel: SipRequest, key: string, received: ReceivedInfo): void {
-    const invKey = key.slice(0, key.lastIndexOf('|') + 1) + 'INVITE';
+    const invKey = `${key.slice(0, key.lastIndexOf('|') + 1)}INVITE`;
     const inv = this.servers.get(invKey);
     const flow = this.responseFlow(cancel, received);
     const tx = new NonInviteServerTransaction(key, cancel, flow, this.ctx);

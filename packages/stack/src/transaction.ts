@@ -71,12 +71,7 @@ export function serverKey(request: SipRequest): string {
   const via = request.via[0];
   const method = request.method === 'ACK' ? 'INVITE' : request.method;
   const branch = via?.branch;
-  if (
-    via !== undefined &&
-    branch !== undefined &&
-    branch.startsWith(MAGIC_COOKIE) &&
-    branch.length > MAGIC_COOKIE.length
-  ) {
+  if (via && branch?.startsWith(MAGIC_COOKIE) && branch.length > MAGIC_COOKIE.length) {
     return `${branch}|${via.host.toLowerCase()}:${via.port ?? ''}|${method}`;
   }
   // RFC 2543: Request-URI, To tag, From tag, Call-ID, CSeq and top Via. The To tag of an

@@ -160,7 +160,7 @@ export function requestToPeer(
   return createRequest({
     method,
     uri: `sip:peer@127.0.0.1:5070${extra?.transport ? `;transport=${extra.transport}` : ''}`,
-    from: '<sip:stack@127.0.0.1>;tag=ft' + seq,
+    from: `<sip:stack@127.0.0.1>;tag=ft${seq}`,
     to: '<sip:peer@127.0.0.1>',
     callId: `call-${seq++}@test`,
     cseq: 1,
