@@ -19,6 +19,12 @@ import type { Via } from './via.ts';
  */
 let srcOwner: object | undefined;
 let srcText = '';
+/** @internal `text`: the bytes of `m` decoded one to one, as the parser did. */
+export function readFrom(m: SipMessage, text: string): void {
+  srcOwner = m;
+  srcText = text;
+}
+
 /** Where the Via values of one message are collected. */
 const viaScratch: Via[] = [];
 

@@ -1,6 +1,7 @@
 import { isAscii, latin1, TOKEN, utf8Encode } from './chars.ts';
 import { SipParseError } from './errors.ts';
-import { type SipMessage, SipRequest, SipResponse, setReparse } from './message.ts';
+import { knownMethod } from './fast.ts';
+import { readFrom, type SipMessage, SipRequest, SipResponse, setReparse } from './message.ts';
 
 export interface ParseOptions {
   /** The largest header section accepted, in bytes (default 65,536). */
@@ -17,8 +18,9 @@ export interface ParseOptions {
 export const DEFAULT_MAX_HEADER_BYTES = 65536;
 export const DEFAULT_MAX_BODY_BYTES = 1 << 20;
 
-/** Local alias: a module-local binding reads faster in hot loops than an imported one under some loaders. */
-const T = TOKEN;
+/** The token characters, over all 256 byte values. */
+const W = new Uint8Array(256);
+W.set(TOKEN);
 
 function startLineError(msg: string, offset: number): SipParseError {
   return new SipParseError('SIP_ERR_PARSE_START_LINE', msg, offset, 400);
@@ -40,16 +42,22 @@ export function parseMessage(
   if (typeof input === 'string') b = utf8Encode(input);
   else if (input instanceof Uint8Array) b = input;
   else throw new TypeError('parseMessage takes a Uint8Array or a string');
-  // The bytes decoded one to one, for the native searches; character loops read the
-  // bytes themselves. Offsets are the same in both.
-  const src = latin1(b, 0, b.length);
-  const allAscii = isAscii(b, 0, b.length);
   const limit = b.length;
   let hs = 0;
   while (b[hs] === 13 && b[hs + 1] === 10) hs += 2;
+  /** Every byte of the header section or'ed together: above 0x7F it has UTF-8 text. */
+  let high = 0;
 
   // ---- the start line ----
-  const startEnd = src.indexOf('\r\n', hs);
+  let startEnd = -1;
+  for (let i = hs; i < limit; i++) {
+    const c = b[i] as number;
+    if (c === 13 && b[i + 1] === 10) {
+      startEnd = i;
+      break;
+    }
+    high |= c;
+  }
   if (startEnd < 0) {
     if (limit - hs > maxHeader) throw noHeaderEnd(limit - hs, maxHeader);
     throw new SipParseError(
@@ -60,16 +68,16 @@ export function parseMessage(
     );
   }
   if (startEnd - hs > maxHeader) throw noHeaderEnd(limit - hs, maxHeader);
-  const isResponse = b[hs] === 83 && src.startsWith('SIP/', hs);
+  const isResponse = b[hs] === 83 && b[hs + 1] === 73 && b[hs + 2] === 80 && b[hs + 3] === 47;
   let method = '';
   let us = 0;
   let ue = 0;
   let status = 0;
   let rs = 0;
   if (isResponse) {
-    const sp = src.indexOf(' ', hs);
-    if (sp < 0 || sp > startEnd) throw startLineError('malformed status line', hs);
-    checkVersion(src, hs, sp);
+    const sp = indexOfByte(b, 32, hs, startEnd);
+    if (sp < 0) throw startLineError('malformed status line', hs);
+    checkVersion(b, hs, sp);
     let i = sp + 1;
     let code = 0;
     const cs = i;
@@ -81,7 +89,7 @@ export function parseMessage(
     }
     if (i - cs !== 3 || code < 100 || code > 699)
       throw startLineError(
-        `invalid status code '${src.slice(cs, Math.min(startEnd, cs + 12))}'`,
+        `invalid status code '${latin1(b, cs, Math.min(startEnd, cs + 12))}'`,
         cs,
       );
     if (i < startEnd && b[i] !== 32) throw startLineError('invalid status code', cs);
@@ -93,30 +101,28 @@ export function parseMessage(
         throw startLineError('control character in the reason phrase', j);
     }
   } else {
-    const sp1 = src.indexOf(' ', hs);
-    if (sp1 <= hs || sp1 > startEnd) throw startLineError('malformed request line', hs);
+    const sp1 = indexOfByte(b, 32, hs, startEnd);
+    if (sp1 <= hs) throw startLineError('malformed request line', hs);
     for (let j = hs; j < sp1; j++) {
-      const c = b[j] as number;
-      if (c > 127 || T[c] === 0) throw startLineError('invalid method', j);
+      if (W[b[j] as number] === 0) throw startLineError('invalid method', j);
     }
-    // Short strings are copies; a long method is decoded again so that it does not
-    // hold on to the scanned text.
-    method = sp1 - hs < 13 ? src.slice(hs, sp1) : latin1(b, hs, sp1);
-    const sp2 = src.indexOf(' ', sp1 + 1);
-    if (sp2 < 0 || sp2 > startEnd) throw startLineError('malformed request line', sp1);
+    method = knownMethod(b, hs, sp1) ?? latin1(b, hs, sp1);
+    const sp2 = indexOfByte(b, 32, sp1 + 1, startEnd);
+    if (sp2 < 0) throw startLineError('malformed request line', sp1);
     if (sp2 === sp1 + 1) throw startLineError('more than one space before the Request-URI', sp1);
     // The URI itself is checked when it is first read (parse-on-access); only its
     // shape is checked here.
     us = sp1 + 1;
     ue = sp2;
     const c0 = b[us] as number;
-    const colon = src.indexOf(':', us);
-    if (!((c0 >= 65 && c0 <= 90) || (c0 >= 97 && c0 <= 122)) || colon < 0 || colon >= ue)
+    const colon = indexOfByte(b, 58, us, ue);
+    if (!((c0 >= 65 && c0 <= 90) || (c0 >= 97 && c0 <= 122)) || colon < 0)
       throw startLineError('the Request-URI is not an absolute URI', us);
-    checkVersion(src, sp2 + 1, startEnd);
+    checkVersion(b, sp2 + 1, startEnd);
   }
 
   // ---- header lines, up to the empty line: one number each (see SipMessage.idx) ----
+  const src = latin1(b, 0, limit);
   const idx = scratch;
   const hot = hotScratch.fill(-1);
   let k = 0;
@@ -145,7 +151,7 @@ export function parseMessage(
     if (c === 32 || c === 9) throw headerLineError('a header line starts with white space', pos);
     // The name: token characters up to optional white space and the colon.
     let j = pos;
-    while (c < 128 && T[c] === 1) c = b[++j] as number;
+    while (W[c] === 1) c = b[++j] as number;
     const nameEnd = j;
     while (c === 32 || c === 9) c = b[++j] as number;
     if (j >= limit) throw noHeaderEnd(limit - hs, maxHeader);
@@ -162,24 +168,19 @@ export function parseMessage(
     if (nl === 0) throw headerLineError('a header line has an empty name', pos);
     if (nl > 0x7ff) throw headerLineError('a header name is too long', pos);
     const colon = j;
-    // The end of the line: a CR that an LF follows, with no LF before it; a CRLF
-    // followed by white space is a fold that continues the line.
+    // The end of the line: a CR that an LF follows; a CRLF followed by white space is
+    // a fold that continues the line. A lone CR or LF is an error.
     let seg = colon;
     let end = src.indexOf('\r', seg);
-    if (end < 0) end = limit;
     let folded = false;
     for (;;) {
-      if (end < limit && b[end + 1] !== 10)
-        throw headerLineError('a header value has a CR that does not end the line', end);
-      const lf = src.indexOf('\n', seg);
-      if (lf >= 0 && lf < end) throw headerLineError('a line ends with LF alone', lf);
-      if (end >= limit) throw noHeaderEnd(limit - hs, maxHeader);
+      if (end < 0 || b[end + 1] !== 10 || src.indexOf('\n', seg) !== end + 1)
+        throw lineEndError(b, colon, limit, hs, maxHeader);
       const d = b[end + 2];
       if (d !== 32 && d !== 9) break;
       folded = true;
       seg = end + 2;
       end = src.indexOf('\r', seg);
-      if (end < 0) end = limit;
     }
     // Lines of the headers read on every message are noted now; Content-Length is
     // needed now, to find the body.
@@ -194,18 +195,18 @@ export function parseMessage(
         if (c0 === 116 && ((b[pos + 1] as number) | 0x20) === 111) h = 2;
         break;
       case 3:
-        if (c0 === 118 && isName(b, src, pos, 'Via', 'via')) h = 0;
+        if (c0 === 118 && isName(b, pos, 'via')) h = 0;
         break;
       case 4:
         if (c0 === 102) {
-          if (isName(b, src, pos, 'From', 'from')) h = 1;
-        } else if (c0 === 99 && isName(b, src, pos, 'CSeq', 'cseq')) h = 4;
+          if (isName(b, pos, 'from')) h = 1;
+        } else if (c0 === 99 && isName(b, pos, 'cseq')) h = 4;
         break;
       case 7:
-        if (c0 === 99 && isName(b, src, pos, 'Call-ID', 'call-id')) h = 3;
+        if (c0 === 99 && isName(b, pos, 'call-id')) h = 3;
         break;
       case 14:
-        if (c0 === 99 && isName(b, src, pos, 'Content-Length', 'content-length'))
+        if (c0 === 99 && isName(b, pos, 'content-length'))
           contentLength = checkContentLength(b, colon + 1, end, contentLength, pos);
         break;
     }
@@ -238,9 +239,10 @@ export function parseMessage(
     );
   if (contentLength > avail) throw contentLengthTooLarge(contentLength, avail, bodyStart);
   const be = contentLength < 0 ? total : bodyStart + contentLength;
-  const utf8 = !allAscii && !isAscii(b, hs, hdrEnd);
+  const utf8 = high > 127 || (!isAscii(b, 0, total) && !isAscii(b, hs, hdrEnd));
+  let m: SipRequest | SipResponse;
   if (isResponse)
-    return new SipResponse(
+    m = new SipResponse(
       status,
       undefined,
       rs,
@@ -254,41 +256,74 @@ export function parseMessage(
       undefined,
       hot,
     );
-  return new SipRequest(
-    method,
-    undefined,
-    us,
-    ue,
-    b,
-    utf8,
-    hs,
-    startEnd,
-    lineIdx,
-    bodyStart,
-    be,
-    undefined,
-    hot,
-  );
+  else
+    m = new SipRequest(
+      method,
+      undefined,
+      us,
+      ue,
+      b,
+      utf8,
+      hs,
+      startEnd,
+      lineIdx,
+      bodyStart,
+      be,
+      undefined,
+      hot,
+    );
+  readFrom(m, src);
+  return m;
 }
 
 /** Reused for every parse; each message keeps an exact-size copy. */
 const scratch: number[] = new Array(64).fill(0);
 const hotScratch = new Int32Array(5);
 
-/** Whether the header name at `pos` is `lower` (same length), ignoring case. */
-function isName(
-  b: Uint8Array,
-  src: string,
-  pos: number,
-  canonical: string,
-  lower: string,
-): boolean {
-  if (src.startsWith(canonical, pos)) return true;
-  for (let j = 1; j < lower.length; j++) {
-    const c = b[pos + j] as number;
-    if ((c >= 65 && c <= 90 ? c + 32 : c) !== lower.charCodeAt(j)) return false;
-  }
+/**
+ * Whether the header name at `pos` (token characters, of the same length) is `lower`,
+ * ignoring case. Or-ing 0x20 folds case and leaves '-' and digits as they are.
+ */
+function isName(b: Uint8Array, pos: number, lower: string): boolean {
+  for (let j = 1; j < lower.length; j++)
+    if (((b[pos + j] as number) | 0x20) !== lower.charCodeAt(j)) return false;
   return true;
+}
+
+/** The first `byte` in `from..to`, or -1. */
+function indexOfByte(b: Uint8Array, byte: number, from: number, to: number): number {
+  for (let i = from; i < to; i++) if (b[i] === byte) return i;
+  return -1;
+}
+
+/**
+ * The error of a header line whose end is malformed or missing, found the way the
+ * line is read: segment by segment (folds), a CR that no LF follows first, then an LF
+ * alone, then the end of the input.
+ */
+function lineEndError(
+  b: Uint8Array,
+  colon: number,
+  limit: number,
+  hs: number,
+  maxHeader: number,
+): SipParseError {
+  const src = latin1(b, 0, limit);
+  let seg = colon;
+  let end = src.indexOf('\r', seg);
+  if (end < 0) end = limit;
+  for (;;) {
+    if (end < limit && b[end + 1] !== 10)
+      return headerLineError('a header value has a CR that does not end the line', end);
+    const lf = src.indexOf('\n', seg);
+    if (lf >= 0 && lf < end) return headerLineError('a line ends with LF alone', lf);
+    if (end >= limit) return noHeaderEnd(limit - hs, maxHeader);
+    const d = b[end + 2];
+    if (d !== 32 && d !== 9) return noHeaderEnd(limit - hs, maxHeader);
+    seg = end + 2;
+    end = src.indexOf('\r', seg);
+    if (end < 0) end = limit;
+  }
 }
 
 function checkContentLength(
@@ -340,9 +375,19 @@ function headerLineError(msg: string, offset: number): SipParseError {
   return new SipParseError('SIP_ERR_PARSE_HEADER', msg, offset, 400);
 }
 
-function checkVersion(src: string, from: number, to: number): void {
-  if (to - from === 7 && src.startsWith('SIP/2.0', from)) return;
-  const v = src.slice(from, to);
+function checkVersion(b: Uint8Array, from: number, to: number): void {
+  if (
+    to - from === 7 &&
+    b[from] === 83 &&
+    b[from + 1] === 73 &&
+    b[from + 2] === 80 &&
+    b[from + 3] === 47 &&
+    b[from + 4] === 50 &&
+    b[from + 5] === 46 &&
+    b[from + 6] === 48
+  )
+    return;
+  const v = latin1(b, from, to);
   const offset = from;
   if (/^SIP\/\d+\.\d+$/i.test(v)) {
     if (v.toUpperCase() === 'SIP/2.0') return;
