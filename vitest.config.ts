@@ -9,6 +9,8 @@ export default defineConfig({
     projects: [
       project('message', './packages/message'),
       project('stack', './packages/stack'),
+      project('transport-udp', './packages/transport-udp'),
+      project('transport-tcp', './packages/transport-tcp'),
       project('bench', './tools/bench'),
     ],
     testTimeout: 20_000,

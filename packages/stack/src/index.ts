@@ -39,6 +39,12 @@ export {
   type SipStackOptions,
   type TransactionUser,
 } from './stack.ts';
+export {
+  type StreamConnection,
+  StreamConnections,
+  type StreamConnectionsOptions,
+  type StreamSocket,
+} from './stream.ts';
 export { DEFAULT_TIMERS, type TimerConfig } from './timers.ts';
 export type {
   ClientTransactionHandler,

@@ -1,0 +1,223 @@
+import net from 'node:net';
+import {
+  createRequest,
+  createResponse,
+  type SipRequest,
+  type SipResponse,
+} from '@sipworks/message';
+import { SipStack, type SipStackError } from '@sipworks/stack';
+import { afterEach, describe, expect, it } from 'vitest';
+import { TcpTransport, type TcpTransportOptions } from '../src/index.ts';
+
+const stacks: SipStack[] = [];
+const sockets: net.Socket[] = [];
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  await Promise.all(stacks.splice(0).map((s) => s.stop()));
+});
+
+async function tcpStack(
+  address = '127.0.0.1',
+  opts?: TcpTransportOptions,
+): Promise<{ stack: SipStack; transport: TcpTransport }> {
+  const stack = new SipStack();
+  const transport = new TcpTransport({ address, port: 0, ...opts });
+  await stack.addTransport(transport);
+  await stack.start();
+  stacks.push(stack);
+  return { stack, transport };
+}
+
+function request(method: string, target: string): SipRequest {
+  return createRequest({
+    method,
+    uri: target,
+    from: '<sip:a@example.test>;tag=a1',
+    to: `<${target}>`,
+    callId: `tcp-${Math.random()}`,
+    cseq: 1,
+  });
+}
+
+function send(stack: SipStack, req: SipRequest): Promise<SipResponse> {
+  return new Promise((resolve, reject) => {
+    stack.sendRequest(req, {
+      onResponse: (res) => {
+        if (res.status >= 200) resolve(res);
+      },
+      onError: reject,
+    });
+  });
+}
+
+function answer200(stack: SipStack, seen?: SipRequest[]): void {
+  stack.setTransactionUser({
+    onRequest(req, tx) {
+      seen?.push(req);
+      tx?.respond(createResponse(req, 200, undefined, { toTag: 'b1' }));
+    },
+  });
+}
+
+/** A raw TCP client that collects what it receives. */
+async function rawClient(
+  port: number,
+): Promise<{ socket: net.Socket; data: () => string; closed: Promise<void> }> {
+  const socket = net.connect({ host: '127.0.0.1', port });
+  sockets.push(socket);
+  await new Promise<void>((r) => socket.once('connect', () => r()));
+  let buf = '';
+  socket.on('data', (d) => {
+    buf += d.toString('latin1');
+  });
+  const closed = new Promise<void>((r) => socket.once('close', () => r()));
+  socket.on('error', () => {});
+  return { socket, data: () => buf, closed };
+}
+
+async function until(cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('TCP transport (RFC 3261 §18)', () => {
+  for (const address of ['127.0.0.1', '::1']) {
+    it(`OPTIONS and 200 between two stacks over ${address}`, async () => {
+      const a = await tcpStack(address);
+      const b = await tcpStack(address);
+      answer200(b.stack);
+      const host = address.includes(':') ? `[${address}]` : address;
+      const res = await send(
+        a.stack,
+        request('OPTIONS', `sip:b@${host}:${b.transport.local.port};transport=tcp`),
+      );
+      expect(res.status).toBe(200);
+      expect(res.via[0]?.transport).toBe('TCP');
+    });
+  }
+
+  it('reuses one connection for both directions (RFC 3261 §18, RFC 5923)', async () => {
+    const a = await tcpStack();
+    const b = await tcpStack();
+    answer200(b.stack);
+    answer200(a.stack);
+    await send(
+      a.stack,
+      request('OPTIONS', `sip:b@127.0.0.1:${b.transport.local.port};transport=tcp`),
+    );
+    await send(
+      a.stack,
+      request('OPTIONS', `sip:b@127.0.0.1:${b.transport.local.port};transport=tcp`),
+    );
+    expect(a.transport.connectionCount).toBe(1);
+    expect(b.transport.connectionCount).toBe(1);
+    // b sends to a's address as seen on the connection: no new connection opens.
+    const conn = [
+      ...(
+        b.transport as unknown as {
+          connections: { connections: Iterable<{ remote: { port: number } }> };
+        }
+      ).connections.connections,
+    ][0];
+    const res = await send(
+      b.stack,
+      request('OPTIONS', `sip:a@127.0.0.1:${conn?.remote.port};transport=tcp`),
+    );
+    expect(res.status).toBe(200);
+    expect(a.transport.connectionCount).toBe(1);
+    expect(b.transport.connectionCount).toBe(1);
+  });
+
+  it('frames split and merged messages (RFC 3261 §18.3)', async () => {
+    const b = await tcpStack();
+    const seen: SipRequest[] = [];
+    answer200(b.stack, seen);
+    const c = await rawClient(b.transport.local.port);
+    const msg = (n: number) =>
+      `MESSAGE sip:b@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKf${n}\r\nMax-Forwards: 70\r\n` +
+      `From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: f${n}@x\r\nCSeq: 1 MESSAGE\r\nContent-Length: 3\r\n\r\nab${n}`;
+    const both = msg(1) + msg(2);
+    c.socket.write(both.slice(0, 37));
+    await new Promise((r) => setTimeout(r, 20));
+    c.socket.write(both.slice(37));
+    await until(() => (c.data().match(/SIP\/2.0 200/g) ?? []).length === 2);
+    expect(seen.map((r) => r.bodyText)).toEqual(['ab1', 'ab2']);
+  });
+
+  it('answers a CRLFCRLF ping with a CRLF pong (RFC 5626 §4.4.1)', async () => {
+    const b = await tcpStack();
+    const c = await rawClient(b.transport.local.port);
+    c.socket.write('\r\n\r\n');
+    await until(() => c.data() === '\r\n');
+    expect(c.data()).toBe('\r\n');
+  });
+
+  it('closes a connection whose header section exceeds the limit', async () => {
+    const b = await tcpStack('127.0.0.1', { maxHeaderBytes: 1024 });
+    const c = await rawClient(b.transport.local.port);
+    c.socket.write(`OPTIONS sip:b@127.0.0.1 SIP/2.0\r\nX-Long: ${'a'.repeat(4000)}\r\n`);
+    await c.closed;
+    expect(b.transport.connectionCount).toBe(0);
+  });
+
+  it('a lost connection fails the pending transaction at once, not after Timer F', async () => {
+    const a = await tcpStack();
+    const server = net.createServer((s) => {
+      s.once('data', () => s.destroy());
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as net.AddressInfo).port;
+    const started = Date.now();
+    const err = await send(
+      a.stack,
+      request('OPTIONS', `sip:x@127.0.0.1:${port};transport=tcp`),
+    ).then(
+      () => undefined,
+      (e: SipStackError) => e,
+    );
+    await new Promise<void>((r) => server.close(() => r()));
+    expect(err?.code).toBe('SIP_ERR_TRANSPORT');
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it('connection refused is a transport error', async () => {
+    const a = await tcpStack();
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const err = await send(
+      a.stack,
+      request('OPTIONS', `sip:x@127.0.0.1:${port};transport=tcp`),
+    ).then(
+      () => undefined,
+      (e: SipStackError) => e,
+    );
+    expect(err?.code).toBe('SIP_ERR_TRANSPORT');
+  });
+
+  it('closes idle connections', async () => {
+    const b = await tcpStack('127.0.0.1', { idleTimeoutMs: 200 });
+    const c = await rawClient(b.transport.local.port);
+    await c.closed;
+    expect(b.transport.connectionCount).toBe(0);
+  });
+
+  it('stop() closes the listener and every connection', async () => {
+    const b = await tcpStack();
+    const c = await rawClient(b.transport.local.port);
+    const port = b.transport.local.port;
+    await b.stack.stop();
+    await c.closed;
+    const probe = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.listen(port, '127.0.0.1', () => resolve());
+    });
+    await new Promise<void>((r) => probe.close(() => r()));
+    expect(b.transport.connectionCount).toBe(0);
+  });
+});
