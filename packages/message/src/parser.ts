@@ -195,18 +195,36 @@ export function parseMessage(
         if (c0 === 116 && ((b[pos + 1] as number) | 0x20) === 111) h = 2;
         break;
       case 3:
-        if (c0 === 118 && isName(b, pos, 'via')) h = 0;
+        if (c0 === 118 && (b[pos + 1] | 0x20) === 105 && (b[pos + 2] | 0x20) === 97) h = 0;
         break;
       case 4:
         if (c0 === 102) {
-          if (isName(b, pos, 'from')) h = 1;
-        } else if (c0 === 99 && isName(b, pos, 'cseq')) h = 4;
+          if (
+            (b[pos + 1] | 0x20) === 114 &&
+            (b[pos + 2] | 0x20) === 111 &&
+            (b[pos + 3] | 0x20) === 109
+          )
+            h = 1;
+        } else if (
+          c0 === 99 &&
+          (b[pos + 1] | 0x20) === 115 &&
+          (b[pos + 2] | 0x20) === 101 &&
+          (b[pos + 3] | 0x20) === 113
+        )
+          h = 4;
         break;
       case 7:
-        if (c0 === 99 && isName(b, pos, 'call-id')) h = 3;
+        if (
+          c0 === 99 &&
+          (b[pos + 1] | 0x20) === 97 &&
+          (b[pos + 4] | 0x20) === 45 &&
+          (b[pos + 6] | 0x20) === 100 &&
+          isName(b, pos, CALL_ID)
+        )
+          h = 3;
         break;
       case 14:
-        if (c0 === 99 && isName(b, pos, 'content-length'))
+        if (c0 === 99 && (b[pos + 8] | 0x20) === 108 && isName(b, pos, CONTENT_LENGTH))
           contentLength = checkContentLength(b, colon + 1, end, contentLength, pos);
         break;
     }
@@ -284,11 +302,14 @@ const hotScratch = new Int32Array(5);
  * Whether the header name at `pos` (token characters, of the same length) is `lower`,
  * ignoring case. Or-ing 0x20 folds case and leaves '-' and digits as they are.
  */
-function isName(b: Uint8Array, pos: number, lower: string): boolean {
+function isName(b: Uint8Array, pos: number, lower: Uint8Array): boolean {
   for (let j = 1; j < lower.length; j++)
-    if (((b[pos + j] as number) | 0x20) !== lower.charCodeAt(j)) return false;
+    if (((b[pos + j] as number) | 0x20) !== lower[j]) return false;
   return true;
 }
+
+const CALL_ID = utf8Encode('call-id');
+const CONTENT_LENGTH = utf8Encode('content-length');
 
 /** The first `byte` in `from..to`, or -1. */
 function indexOfByte(b: Uint8Array, byte: number, from: number, to: number): number {
