@@ -140,20 +140,7 @@ export function createRequest(init: RequestInit): SipRequest {
   if (!isToken(init.method))
     throw new SipMessageError(`invalid method: ${JSON.stringify(init.method)}`);
   const uri = typeof init.uri === 'string' ? parseUri(init.uri) : init.uri;
-  const req = new SipRequest(
-    init.method,
-    uri,
-    0,
-    0,
-    undefined,
-    false,
-    0,
-    0,
-    undefined,
-    0,
-    0,
-    undefined,
-  );
+  const req = new SipRequest(init.method, uri, undefined, 0, 0, undefined, 0, undefined, -1);
   if (init.via !== undefined)
     req.setHeader('Via', Array.isArray(init.via) ? [...init.via] : [init.via as Via]);
   req.setHeader('Max-Forwards', init.maxForwards ?? 70);
@@ -209,15 +196,13 @@ export function createResponse(
   const res = new SipResponse(
     status,
     reason ?? reasonPhrase(status),
-    0,
-    undefined,
-    false,
-    0,
-    0,
     undefined,
     0,
     0,
     undefined,
+    0,
+    undefined,
+    -1,
   );
   res.reason = reason ?? reasonPhrase(status);
   const vias = req.via;

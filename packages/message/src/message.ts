@@ -1,4 +1,4 @@
-import { latin1, utf8Decode, utf8Encode } from './chars.ts';
+import { isAscii, latin1, utf8Decode, utf8Encode } from './chars.ts';
 
 const EMPTY = new Uint8Array(0);
 /** Shared by every header that is absent (never changed in place). */
@@ -27,6 +27,21 @@ export function readFrom(m: SipMessage, text: string): void {
 
 /** Where the Via values of one message are collected. */
 const viaScratch: Via[] = [];
+
+/** The state of a message that only some messages need. */
+class Extra {
+  lines: HeaderLine[] | undefined = undefined;
+  cache: Map<string, unknown[]> | undefined = undefined;
+  bodyBytes: Uint8Array | undefined = undefined;
+  startText: string | undefined = undefined;
+  startChanged = false;
+  pristine: boolean;
+  /** -1 not known yet, 0 ASCII, 1 UTF-8 */
+  utf8 = -1;
+  constructor(pristine: boolean) {
+    this.pristine = pristine;
+  }
+}
 
 /** A header line once the message has been changed. */
 interface HeaderLine {
@@ -89,77 +104,136 @@ export abstract class SipMessage {
    * @internal The bytes received; header and body offsets are offsets into them.
    */
   protected b: Uint8Array | undefined;
-  /** @internal whether the header section has bytes above 0x7F (read as UTF-8) */
-  protected utf8: boolean;
+  /**
+   * @internal One number per header line: bits 0-19 where the line ends (its CR),
+   * bits 20-30 the length of its name, bit 31 set when the line is folded. Undefined
+   * once the message was changed (see `lines`).
+   */
+  protected idx: number[] | undefined;
+  /**
+   * @internal The first line of Via, From, To, Call-ID and CSeq, 6 bits each in that
+   * order; 63 when the parser did not note it (absent, or too far down), to be searched.
+   */
+  protected hot: number;
   /** @internal offset of the start line */
   protected hs: number;
   /** @internal offset of the CR that ends the start line */
   protected startEnd: number;
-  /**
-   * @internal One number per header line: bits 0-19 where the line ends (its CR),
-   * bits 20-30 the length of its name, bit 31 set when the line is folded.
-   */
-  protected idx: number[] | undefined;
-  /** @internal the first line of Via, From, To, Call-ID and CSeq, or -1 */
-  protected lVia: number;
-  protected lFrom: number;
-  protected lTo: number;
-  protected lCallId: number;
-  protected lCSeq: number;
-  /** @internal header lines, once the message has been changed */
-  protected lines: HeaderLine[] | undefined;
-  /** @internal typed values by header key */
-  protected cache: Map<string, unknown[]> | undefined;
+  /** @internal where the body ends in `b` */
+  protected be: number;
   protected cVia: Via[] | undefined;
   protected cCallId: string | undefined;
   protected cCSeq: CSeq | undefined;
   protected cFrom: NameAddr | undefined;
   protected cTo: NameAddr | undefined;
-  /** @internal the body, once it was read, set or built */
-  protected bodyBytes: Uint8Array | undefined;
-  /** @internal where the body is in `b` */
-  protected bs: number;
-  protected be: number;
-  /** @internal false once anything was changed */
-  protected pristine: boolean;
-  /** @internal the start line must be rebuilt */
-  protected startChanged = false;
-  /** @internal the start line's text, kept when the header lines are materialized */
-  protected startText: string | undefined;
+  /** @internal what only some messages need, created on first use */
+  protected x: Extra | undefined;
 
   /** @internal */
   constructor(
     b: Uint8Array | undefined,
-    utf8: boolean,
     hs: number,
     startEnd: number,
     idx: number[] | undefined,
-    bs: number,
     be: number,
     body: Uint8Array | undefined,
-    hot?: Int32Array,
+    hot: number,
   ) {
     this.b = b;
-    this.lVia = hot === undefined ? -1 : (hot[0] as number);
-    this.lFrom = hot === undefined ? -1 : (hot[1] as number);
-    this.lTo = hot === undefined ? -1 : (hot[2] as number);
-    this.lCallId = hot === undefined ? -1 : (hot[3] as number);
-    this.lCSeq = hot === undefined ? -1 : (hot[4] as number);
-    this.utf8 = utf8;
+    this.idx = idx;
+    this.hot = hot;
     this.hs = hs;
     this.startEnd = startEnd;
-    this.idx = idx;
-    this.lines = idx === undefined ? [] : undefined;
-    this.cache = undefined;
+    this.be = be;
     this.cVia = undefined;
     this.cCallId = undefined;
     this.cCSeq = undefined;
     this.cFrom = undefined;
     this.cTo = undefined;
-    this.bodyBytes = body;
-    this.bs = bs;
-    this.be = be;
-    this.pristine = idx !== undefined;
+    this.x = undefined;
+    if (idx === undefined) this.ext().lines = [];
+    if (body !== undefined) this.ext().bodyBytes = body;
+  }
+
+  /** @internal */
+  protected ext(): Extra {
+    return (this.x ??= new Extra(this.idx !== undefined));
+  }
+
+  /** @internal header lines, once the message has been changed */
+  protected get lines(): HeaderLine[] | undefined {
+    return this.x?.lines;
+  }
+  protected set lines(v: HeaderLine[] | undefined) {
+    this.ext().lines = v;
+  }
+  /** @internal typed values by header key */
+  protected get cache(): Map<string, unknown[]> | undefined {
+    return this.x?.cache;
+  }
+  protected set cache(v: Map<string, unknown[]> | undefined) {
+    this.ext().cache = v;
+  }
+  /** @internal the body, once it was read, set or built */
+  protected get bodyBytes(): Uint8Array | undefined {
+    return this.x?.bodyBytes;
+  }
+  protected set bodyBytes(v: Uint8Array | undefined) {
+    this.ext().bodyBytes = v;
+  }
+  /** @internal false once anything was changed */
+  protected get pristine(): boolean {
+    return this.x === undefined ? this.idx !== undefined : this.x.pristine;
+  }
+  protected set pristine(v: boolean) {
+    this.ext().pristine = v;
+  }
+  /** @internal the start line must be rebuilt */
+  protected get startChanged(): boolean {
+    return this.x?.startChanged ?? false;
+  }
+  protected set startChanged(v: boolean) {
+    this.ext().startChanged = v;
+  }
+  /** @internal the start line's text, kept when the header lines are materialized */
+  protected get startText(): string | undefined {
+    return this.x?.startText;
+  }
+  protected set startText(v: string | undefined) {
+    this.ext().startText = v;
+  }
+  /** @internal whether the header section has bytes above 0x7F (read as UTF-8) */
+  protected get utf8(): boolean {
+    const x = this.ext();
+    if (x.utf8 < 0) {
+      const b = this.b as Uint8Array;
+      x.utf8 = isAscii(b, this.hs, this.headerEnd()) ? 0 : 1;
+    }
+    return x.utf8 === 1;
+  }
+  /** @internal where the body starts in `b` */
+  protected get bs(): number {
+    return Math.min(this.headerEnd() + 4, (this.b as Uint8Array).length);
+  }
+  /** @internal the first line of hot header `k` (see `hot`), or -1 to search */
+  private hotLine(k: number): number {
+    const l = (this.hot >>> (6 * k)) & 63;
+    return l === 63 ? -1 : l;
+  }
+  protected get lVia(): number {
+    return this.hotLine(0);
+  }
+  protected get lFrom(): number {
+    return this.hotLine(1);
+  }
+  protected get lTo(): number {
+    return this.hotLine(2);
+  }
+  protected get lCallId(): number {
+    return this.hotLine(3);
+  }
+  protected get lCSeq(): number {
+    return this.hotLine(4);
   }
 
   /** @internal text of the header section between two offsets */
@@ -318,7 +392,7 @@ export abstract class SipMessage {
     const cached = this.cache?.get(d.key);
     if (cached !== undefined && cached.length > 0) return cached[0] as T;
     const n = this.lineCount();
-    for (let i = this.lines === undefined ? hot : 0; i >= 0 && i < n; i++) {
+    for (let i = this.lines === undefined && hot >= 0 ? hot : 0; i < n; i++) {
       if (!this.lineIs(i, d)) continue;
       const lx = new Lexer(this.lineValue(i), d.name);
       const v = (d.parse as (lx: Lexer) => unknown)(lx);
@@ -411,8 +485,8 @@ export abstract class SipMessage {
     if (cached !== undefined) return cached as T[];
     const out: unknown[] = [];
     const n = this.lineCount();
-    const first = this.lines === undefined && d.key === 'via' ? this.lVia : 0;
-    for (let i = first; i >= 0 && i < n; i++) {
+    const first = this.lines === undefined && d.key === 'via' ? Math.max(this.lVia, 0) : 0;
+    for (let i = first; i < n; i++) {
       if (!this.lineIs(i, d)) continue;
       const text = this.lineValue(i);
       if (d.parse !== undefined) {
@@ -710,35 +784,38 @@ export abstract class SipMessage {
 
 /** A SIP request. */
 export class SipRequest extends SipMessage {
-  readonly isRequest = true as const;
   readonly method: string;
-  /** @internal where the Request-URI is, while it has not been read */
-  private us: number;
-  private ue: number;
   private uriValue: Uri | undefined;
 
   /** @internal */
   constructor(
     method: string,
     uri: Uri | undefined,
-    us: number,
-    ue: number,
     b: Uint8Array | undefined,
-    utf8: boolean,
     hs: number,
     startEnd: number,
     idx: number[] | undefined,
-    bs: number,
     be: number,
     body: Uint8Array | undefined,
-    hot?: Int32Array,
+    hot: number,
   ) {
-    super(b, utf8, hs, startEnd, idx, bs, be, body, hot);
+    super(b, hs, startEnd, idx, be, body, hot);
     this.method = method;
-    this.us = us;
-    this.ue = ue;
     this.uriValue = uri;
     if (uri !== undefined) this.startChanged = true;
+  }
+
+  get isRequest(): true {
+    return true;
+  }
+
+  /** @internal where the Request-URI is, while it has not been read: after the method and a space */
+  private get us(): number {
+    return this.hs + this.method.length + 1;
+  }
+  /** @internal ... up to the space before `SIP/2.0` */
+  private get ue(): number {
+    return this.startEnd - 8;
   }
 
   /** The Request-URI, parsed when first read. Throws `SipParseError` when malformed. */
@@ -787,32 +864,35 @@ export class SipRequest extends SipMessage {
 
 /** A SIP response. */
 export class SipResponse extends SipMessage {
-  readonly isRequest = false as const;
   readonly status: number;
   private reasonText: string | undefined;
-  /** @internal where the reason phrase is, while it has not been read */
-  private rs: number;
 
   /** @internal */
   constructor(
     status: number,
     reason: string | undefined,
-    rs: number,
     b: Uint8Array | undefined,
-    utf8: boolean,
     hs: number,
     startEnd: number,
     idx: number[] | undefined,
-    bs: number,
     be: number,
     body: Uint8Array | undefined,
-    hot?: Int32Array,
+    hot: number,
   ) {
-    super(b, utf8, hs, startEnd, idx, bs, be, body, hot);
+    super(b, hs, startEnd, idx, be, body, hot);
     this.status = status;
     this.reasonText = reason;
-    this.rs = rs;
     if (idx === undefined) this.startChanged = true;
+  }
+
+  get isRequest(): false {
+    return false;
+  }
+
+  /** @internal where the reason phrase is, while it has not been read: after `SIP/2.0 200 ` */
+  private get rs(): number {
+    const i = this.hs + 11;
+    return i < this.startEnd ? i + 1 : this.startEnd;
   }
 
   get reason(): string {

@@ -1,4 +1,4 @@
-import { isAscii, latin1, TOKEN, utf8Encode } from './chars.ts';
+import { latin1, TOKEN, utf8Encode } from './chars.ts';
 import { SipParseError } from './errors.ts';
 import { knownMethod } from './fast.ts';
 import { readFrom, type SipMessage, SipRequest, SipResponse, setReparse } from './message.ts';
@@ -45,8 +45,6 @@ export function parseMessage(
   const limit = b.length;
   let hs = 0;
   while (b[hs] === 13 && b[hs + 1] === 10) hs += 2;
-  /** Every byte of the header section or'ed together: above 0x7F it has UTF-8 text. */
-  let high = 0;
 
   // ---- the start line ----
   let startEnd = -1;
@@ -56,7 +54,6 @@ export function parseMessage(
       startEnd = i;
       break;
     }
-    high |= c;
   }
   if (startEnd < 0) {
     if (limit - hs > maxHeader) throw noHeaderEnd(limit - hs, maxHeader);
@@ -257,39 +254,14 @@ export function parseMessage(
     );
   if (contentLength > avail) throw contentLengthTooLarge(contentLength, avail, bodyStart);
   const be = contentLength < 0 ? total : bodyStart + contentLength;
-  const utf8 = high > 127 || (!isAscii(b, 0, total) && !isAscii(b, hs, hdrEnd));
-  let m: SipRequest | SipResponse;
-  if (isResponse)
-    m = new SipResponse(
-      status,
-      undefined,
-      rs,
-      b,
-      utf8,
-      hs,
-      startEnd,
-      lineIdx,
-      bodyStart,
-      be,
-      undefined,
-      hot,
-    );
-  else
-    m = new SipRequest(
-      method,
-      undefined,
-      us,
-      ue,
-      b,
-      utf8,
-      hs,
-      startEnd,
-      lineIdx,
-      bodyStart,
-      be,
-      undefined,
-      hot,
-    );
+  let packed = 0;
+  for (let h = 4; h >= 0; h--) {
+    const l = hot[h] as number;
+    packed = packed * 64 + (l < 0 || l > 62 ? 63 : l);
+  }
+  const m = isResponse
+    ? new SipResponse(status, undefined, b, hs, startEnd, lineIdx, be, undefined, packed)
+    : new SipRequest(method, undefined, b, hs, startEnd, lineIdx, be, undefined, packed);
   readFrom(m, src);
   return m;
 }
