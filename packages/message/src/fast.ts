@@ -202,7 +202,7 @@ export function readVias(b: Uint8Array, s: string, i: number, end: number, out: 
     if (params === null) return false;
     i = skipWs(b, at);
     const via = new Via(transport, host, port, undefined, true);
-    if (params !== undefined) via.params.kv = params;
+    if (params !== undefined) via.p = params;
     out.push(via);
     if (i >= end) return i === end;
     if (b[i] !== 44) return false;

@@ -1,7 +1,7 @@
 import { TOKEN } from './chars.ts';
 import { SipParseError } from './errors.ts';
 import { type Lexer, quote } from './lexer.ts';
-import { Params, parseHeaderParams } from './params.ts';
+import { NO_PARAMS, Params, paramIn, paramsOf, parseHeaderParams } from './params.ts';
 import { parseUri, type Uri } from './uri.ts';
 
 /** Marks a value built by the parser, whose URI is read later from its text. */
@@ -15,7 +15,8 @@ const NO_URI = Object.freeze(Object.create(null)) as Uri;
 export class NameAddr {
   /** The display name, unquoted; `undefined` when there is none. */
   readonly displayName: string | undefined;
-  readonly params: Params;
+  /** @internal the parameters, as parsed names and values until `params` is read */
+  p: Params | (string | null)[];
   protected uriText: string | undefined;
   protected uriValue: Uri | undefined;
   /** @internal the header the value came from, for error messages */
@@ -33,14 +34,21 @@ export class NameAddr {
     this.uriValue = uri === NO_URI ? undefined : typeof uri === 'string' ? parseUri(uri) : uri;
     this.header = undefined;
     const p = options?.params;
-    this.params = new Params(
-      'header',
+    this.p =
       p === undefined
-        ? undefined
-        : Symbol.iterator in p
-          ? (p as Iterable<[string, string | null]>)
-          : Object.entries(p),
-    );
+        ? NO_PARAMS
+        : new Params(
+            'header',
+            Symbol.iterator in p ? (p as Iterable<[string, string | null]>) : Object.entries(p),
+          );
+  }
+
+  get params(): Params {
+    const p = this.p;
+    if (!Array.isArray(p)) return p;
+    const q = paramsOf(p);
+    this.p = q;
+    return q;
   }
 
   /** @internal a parsed value */
@@ -55,7 +63,7 @@ export class NameAddr {
     (o as { displayName: string | undefined }).displayName = displayName;
     (o as unknown as { uriText: string | undefined }).uriText = uriText;
     (o as unknown as { header: string | undefined }).header = header;
-    if (kv !== undefined) o.params.kv = kv;
+    if (kv !== undefined) o.p = kv;
     return o;
   }
 
@@ -79,13 +87,14 @@ export class NameAddr {
   }
 
   get tag(): string | undefined {
-    const t = this.params.get('tag');
-    return t ?? undefined;
+    const p = this.p;
+    return (Array.isArray(p) ? paramIn(p, 'tag') : p.get('tag')) ?? undefined;
   }
 
   /** Whether the value changed since parsing. */
   get dirty(): boolean {
-    return this.params.dirty || (this.uriValue?.dirty ?? false);
+    const p = this.p;
+    return (!Array.isArray(p) && p.dirty) || (this.uriValue?.dirty ?? false);
   }
 
   /** A copy with its own parameters (and, optionally, another display name or URI). */

@@ -16,7 +16,7 @@ export type ParamStyle = 'header' | 'uri' | 'auth';
  * %-escapes decoded (URI parameters).
  */
 /** Shared by every empty parameter list until one is added. */
-const NO_PARAMS: (string | null)[] = [];
+export const NO_PARAMS: (string | null)[] = [];
 
 /** Where `parseHeaderParams` collects before copying to an exact-size array. */
 const collect: (string | null)[] = new Array(32).fill(null);
@@ -41,17 +41,7 @@ export class Params implements Iterable<[string, string | null]> {
   }
 
   private find(name: string): number {
-    const kv = this.kv;
-    const n = name.length;
-    let lower: string | undefined;
-    for (let i = 0; i < kv.length; i += 2) {
-      const k = kv[i] as string;
-      if (k.length !== n) continue;
-      if (k === name) return i >> 1;
-      lower ??= name.toLowerCase();
-      if (k.toLowerCase() === lower) return i >> 1;
-    }
-    return -1;
+    return findParam(this.kv, name);
   }
 
   /** The value, `null` for a flag, `undefined` when absent. */
@@ -146,6 +136,37 @@ export class Params implements Iterable<[string, string | null]> {
     }
     return out;
   }
+}
+
+/** The index of parameter `name` (any case) in names and values `kv`, or -1. */
+function findParam(kv: (string | null)[], name: string): number {
+  const n = name.length;
+  let lower: string | undefined;
+  for (let i = 0; i < kv.length; i += 2) {
+    const k = kv[i] as string;
+    if (k.length !== n) continue;
+    if (k === name) return i >> 1;
+    lower ??= name.toLowerCase();
+    if (k.toLowerCase() === lower) return i >> 1;
+  }
+  return -1;
+}
+
+/** The value of parameter `name` in names and values `kv`: `null` for a flag, `undefined` when absent. */
+export function paramIn(kv: (string | null)[], name: string): string | null | undefined {
+  const i = findParam(kv, name);
+  return i < 0 ? undefined : kv[2 * i + 1];
+}
+
+/**
+ * The parameters of a typed value: the names and values as parsed, until they are
+ * asked for as `Params`.
+ */
+export function paramsOf(p: Params | (string | null)[]): Params {
+  if (!Array.isArray(p)) return p;
+  const q = new Params('header');
+  q.kv = p;
+  return q;
 }
 
 function quoteGen(v: string): string {

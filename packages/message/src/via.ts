@@ -1,7 +1,7 @@
 import { TOKEN } from './chars.ts';
 import { SipParseError } from './errors.ts';
 import type { Lexer } from './lexer.ts';
-import { Params, parseHeaderParams } from './params.ts';
+import { NO_PARAMS, Params, paramIn, paramsOf, parseHeaderParams } from './params.ts';
 import { parseHostPort } from './uri.ts';
 
 /** The RFC 3261 §8.1.1.7 magic cookie that starts every compliant branch. */
@@ -21,7 +21,8 @@ export class Via {
   readonly host: string;
   /** sent-by port, when present. */
   readonly port: number | undefined;
-  readonly params: Params;
+  /** @internal the parameters, as parsed names and values until `params` is read */
+  p: Params | (string | null)[];
 
   /** `transport` is upper-cased as `SIP/2.0/UDP` writes it. */
   constructor(
@@ -36,14 +37,28 @@ export class Via {
     this.transport = parsed ? transport : transport.toUpperCase();
     this.host = host;
     this.port = port;
-    this.params = new Params(
-      'header',
+    this.p =
       params === undefined
-        ? undefined
-        : Symbol.iterator in params
-          ? (params as Iterable<[string, string | null]>)
-          : Object.entries(params),
-    );
+        ? NO_PARAMS
+        : new Params(
+            'header',
+            Symbol.iterator in params
+              ? (params as Iterable<[string, string | null]>)
+              : Object.entries(params),
+          );
+  }
+
+  get params(): Params {
+    const p = this.p;
+    if (!Array.isArray(p)) return p;
+    const q = paramsOf(p);
+    this.p = q;
+    return q;
+  }
+
+  private param(name: string): string | null | undefined {
+    const p = this.p;
+    return Array.isArray(p) ? paramIn(p, name) : p.get(name);
   }
 
   /** `SIP/2.0` */
@@ -52,16 +67,16 @@ export class Via {
   }
 
   get branch(): string | undefined {
-    return this.params.get('branch') ?? undefined;
+    return this.param('branch') ?? undefined;
   }
 
   get received(): string | undefined {
-    return this.params.get('received') ?? undefined;
+    return this.param('received') ?? undefined;
   }
 
   /** RFC 3581: `null` when the flag is present without a value, the port when filled in, `undefined` when absent. */
   get rport(): number | null | undefined {
-    const v = this.params.get('rport');
+    const v = this.param('rport');
     if (v === undefined || v === null) return v;
     const n = Number(v);
     if (!/^\d{1,5}$/.test(v) || n > 65535)
@@ -70,11 +85,11 @@ export class Via {
   }
 
   get maddr(): string | undefined {
-    return this.params.get('maddr') ?? undefined;
+    return this.param('maddr') ?? undefined;
   }
 
   get ttl(): number | undefined {
-    const v = this.params.get('ttl');
+    const v = this.param('ttl');
     if (v === undefined || v === null) return undefined;
     if (!/^\d{1,3}$/.test(v) || Number(v) > 255)
       throw new SipParseError('SIP_ERR_PARSE_HEADER', `Via: invalid ttl '${v}'`, -1, 400, 'Via');
@@ -92,7 +107,8 @@ export class Via {
   }
 
   get dirty(): boolean {
-    return this.params.dirty;
+    const p = this.p;
+    return !Array.isArray(p) && p.dirty;
   }
 
   clone(): Via {
