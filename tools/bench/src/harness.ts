@@ -165,6 +165,54 @@ export function interleavedRounds(
   return results;
 }
 
+/**
+ * Something timed whose work completes asynchronously (timers, I/O): `slice`
+ * runs it for about `sliceMs` and reports how many units completed in how many
+ * milliseconds. Setting up and tearing down around the measured span is the
+ * contender's business and is not part of `ms`.
+ */
+export interface AsyncTimed {
+  readonly name: string;
+  slice(sliceMs: number): Promise<{ readonly units: number; readonly ms: number }>;
+}
+
+export interface AsyncTimedResult {
+  readonly name: string;
+  /** Units per second, one entry per measured round, in round order. */
+  readonly rates: number[];
+  /** Units completed while measured. */
+  units: number;
+}
+
+/** `interleavedRounds` for contenders whose work is asynchronous. */
+export async function interleavedRoundsAsync(
+  contenders: readonly AsyncTimed[],
+  config: BenchConfig,
+  onRound?: (round: number, total: number) => void,
+): Promise<AsyncTimedResult[]> {
+  const n = contenders.length;
+  const results: AsyncTimedResult[] = contenders.map((c) => ({
+    name: c.name,
+    rates: [],
+    units: 0,
+  }));
+  const total = config.warmupRounds + config.rounds;
+  for (let round = 0; round < total; round++) {
+    const measured = round >= config.warmupRounds;
+    for (let k = 0; k < n; k++) {
+      const i = (round + k) % n;
+      const slice = await contenders[i].slice(config.sliceMs);
+      if (measured) {
+        const r = results[i];
+        r.rates.push((slice.units * 1000) / slice.ms);
+        r.units += slice.units;
+      }
+    }
+    onRound?.(round + 1, total);
+  }
+  return results;
+}
+
 // --- statistics ------------------------------------------------------------
 
 export function median(values: readonly number[]): number {
@@ -191,6 +239,11 @@ export function perRoundRatios(
 function heldBytes(): number {
   const m = process.memoryUsage();
   return m.heapUsed + m.arrayBuffers;
+}
+
+/** Bytes the process holds now: V8 heap plus ArrayBuffer backing stores. */
+export function heldHeapBytes(): number {
+  return heldBytes();
 }
 
 let keepAlive = 0;

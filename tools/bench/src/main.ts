@@ -1,14 +1,15 @@
 /**
  * `pnpm bench`: runs every benchmark section, or only those named on the
- * command line (`pnpm bench parse`).
+ * command line (`pnpm bench parse`, `pnpm bench transactions`).
  *
  * Environment: BENCH_QUICK=1 (short smoke run), BENCH_ROUNDS, BENCH_SLICE_MS,
  * BENCH_RETAIN (see harness.ts).
  */
 import { canCollect, configFromEnv, describeConfig, machineInfo, type Section } from './harness.ts';
 import { parseSection } from './parse.ts';
+import { transactionsSection } from './transactions.ts';
 
-const sections: readonly Section[] = [parseSection];
+const sections: readonly Section[] = [parseSection, transactionsSection];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2).filter((a) => a !== '--');
