@@ -60,7 +60,10 @@ const contact = (lx: Lexer) => {
   }
   return parseNameAddr(lx, Contact);
 };
-const token = (lx: Lexer) => lx.token();
+const token = (lx: Lexer) => {
+  lx.ws();
+  return lx.token();
+};
 const num = (max: number) => (lx: Lexer) => {
   lx.ws();
   return lx.number('a number', max);
