@@ -9,9 +9,13 @@ export default defineConfig({
     projects: [
       project('message', './packages/message'),
       project('stack', './packages/stack'),
+      project('dum', './packages/dum'),
       project('transport-udp', './packages/transport-udp'),
       project('transport-tcp', './packages/transport-tcp'),
+      project('transport-ws', './packages/transport-ws'),
       project('bench', './tools/bench'),
+      project('interop', './tools/interop'),
+      project('examples', './tools/examples'),
     ],
     testTimeout: 20_000,
   },

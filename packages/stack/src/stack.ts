@@ -619,13 +619,20 @@ export class SipStack {
 
   /** Answer a bad request statelessly, if its Via, From, To, Call-ID and CSeq can be read. */
   private answerBad(req: SipRequest, status: number, why: string, received: ReceivedInfo): void {
+    const phrase = `${reasonPhrase(status)} (${why.replace(/[\r\n]+/g, ' ').slice(0, 120)})`;
+    let res: SipResponse | undefined;
     try {
-      const phrase = `${reasonPhrase(status)} (${why.replace(/[\r\n]+/g, ' ').slice(0, 120)})`;
-      const res = createResponse(req, status, phrase, { toTag: this.newBranch().slice(7) });
-      this.respondStateless(res, received);
-    } catch (e) {
-      this.logger.debug({ err: e }, 'bad request could not be answered');
+      res = createResponse(req, status, phrase, { toTag: this.newBranch().slice(7) });
+    } catch {
+      // Some of From, To, Call-ID and CSeq are missing or broken (RFC 4475 §3.3.1): answer
+      // with what can be read, as long as there is a Via to answer to.
+      res = partialResponse(req, status, phrase);
     }
+    if (!res) {
+      this.logger.debug({ why }, 'bad request could not be answered: no usable Via');
+      return;
+    }
+    this.respondStateless(res, received);
   }
 
   /** §18.2.1 and RFC 3581: note where the request really came from in its top Via. */
@@ -850,6 +857,25 @@ function salvage(data: Uint8Array): SipRequest | undefined {
     void m.callId;
     void m.cseq.seq;
     return m;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A response built from whatever header lines of a bad request can be copied as text. */
+function partialResponse(req: SipRequest, status: number, phrase: string): SipResponse | undefined {
+  try {
+    const vias = req.headers('Via');
+    if (vias.length === 0 || req.via.length === 0) return undefined;
+    let text = `SIP/2.0 ${status} ${phrase}\r\n`;
+    for (const v of vias) text += `Via: ${v}\r\n`;
+    for (const name of ['From', 'To', 'Call-ID', 'CSeq']) {
+      const v = req.header(name);
+      if (v !== undefined && !/[\r\n]/.test(v)) text += `${name}: ${v}\r\n`;
+    }
+    text += 'Content-Length: 0\r\n\r\n';
+    const res = parseMessage(text);
+    return res.isRequest ? undefined : res;
   } catch {
     return undefined;
   }

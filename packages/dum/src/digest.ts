@@ -1,0 +1,109 @@
+/** Digest algorithms of RFC 7616 / RFC 8760, strongest first. */
+export const DIGEST_ALGORITHMS = ['SHA-512-256', 'SHA-256', 'MD5'] as const;
+export type DigestAlgorithm = (typeof DIGEST_ALGORITHMS)[number];
+
+/** Hex digest of `data` with `algorithm`. Injectable so a browser build can use its own. */
+export type Hasher = (algorithm: DigestAlgorithm, data: string | Uint8Array) => string;
+
+const NODE_NAMES: Record<DigestAlgorithm, string> = {
+  MD5: 'md5',
+  'SHA-256': 'sha256',
+  'SHA-512-256': 'sha512-256',
+};
+
+interface NodeCrypto {
+  createHash(name: string): { update(d: string | Uint8Array): { digest(enc: 'hex'): string } };
+  randomBytes(n: number): Uint8Array;
+  createHmac(
+    name: string,
+    key: string | Uint8Array,
+  ): { update(d: string): { digest(enc: 'hex'): string } };
+  timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean;
+}
+
+/** `node:crypto`, where it exists (not in a browser). */
+export const nodeCrypto = (
+  globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }
+).process?.getBuiltinModule?.('node:crypto') as NodeCrypto | undefined;
+
+/** The default hasher, on `node:crypto`. */
+export const nodeHasher: Hasher = (algorithm, data) => {
+  if (!nodeCrypto) throw new Error('no node:crypto here: pass a Hasher');
+  return nodeCrypto.createHash(NODE_NAMES[algorithm]).update(data).digest('hex');
+};
+
+/** The algorithm named in a challenge, without `-sess`; undefined when not supported. */
+export function baseAlgorithm(
+  name: string | undefined,
+): { algorithm: DigestAlgorithm; sess: boolean } | undefined {
+  const n = (name ?? 'MD5').toUpperCase();
+  const sess = n.endsWith('-SESS');
+  const base = sess ? n.slice(0, -5) : n;
+  const algorithm = DIGEST_ALGORITHMS.find((a) => a === base);
+  return algorithm ? { algorithm, sess } : undefined;
+}
+
+export interface DigestInput {
+  algorithm: DigestAlgorithm;
+  sess: boolean;
+  username: string;
+  realm: string;
+  /** The password, or `ha1` instead. */
+  password?: string | undefined;
+  ha1?: string | undefined;
+  nonce: string;
+  cnonce?: string | undefined;
+  /** `auth`, `auth-int`, or undefined (RFC 2069 compatibility). */
+  qop?: string | undefined;
+  /** Nonce count, 8 hex digits. */
+  nc?: string | undefined;
+  method: string;
+  uri: string;
+  /** The body, for `auth-int`. */
+  body?: Uint8Array | undefined;
+}
+
+/** H(username:realm:password), the stored form of a password. */
+export function computeHa1(
+  h: Hasher,
+  algorithm: DigestAlgorithm,
+  username: string,
+  realm: string,
+  password: string,
+): string {
+  return h(algorithm, `${username}:${realm}:${password}`);
+}
+
+/** The `response` value of RFC 7616 §3.4.1. */
+export function digestResponse(h: Hasher, d: DigestInput): string {
+  let ha1 = d.ha1 ?? computeHa1(h, d.algorithm, d.username, d.realm, d.password ?? '');
+  if (d.sess) ha1 = h(d.algorithm, `${ha1}:${d.nonce}:${d.cnonce ?? ''}`);
+  const ha2 =
+    d.qop === 'auth-int'
+      ? h(d.algorithm, `${d.method}:${d.uri}:${h(d.algorithm, d.body ?? new Uint8Array(0))}`)
+      : h(d.algorithm, `${d.method}:${d.uri}`);
+  if (d.qop === 'auth' || d.qop === 'auth-int')
+    return h(d.algorithm, `${ha1}:${d.nonce}:${d.nc}:${d.cnonce}:${d.qop}:${ha2}`);
+  return h(d.algorithm, `${ha1}:${d.nonce}:${ha2}`);
+}
+
+/** Compare two strings in time independent of where they differ. */
+export function constantTimeEqual(a: string, b: string): boolean {
+  const ea = new TextEncoder().encode(a);
+  const eb = new TextEncoder().encode(b);
+  if (nodeCrypto && ea.length === eb.length) return nodeCrypto.timingSafeEqual(ea, eb);
+  let diff = ea.length ^ eb.length;
+  const n = Math.max(ea.length, eb.length);
+  for (let i = 0; i < n; i++) diff |= (ea[i] ?? 0) ^ (eb[i] ?? 0);
+  return diff === 0;
+}
+
+/** Random hex (cnonce, nonce, tags). */
+export function randomHex(bytes: number): string {
+  const b = new Uint8Array(bytes);
+  if (nodeCrypto) b.set(nodeCrypto.randomBytes(bytes));
+  else globalThis.crypto.getRandomValues(b);
+  let s = '';
+  for (const x of b) s += x.toString(16).padStart(2, '0');
+  return s;
+}

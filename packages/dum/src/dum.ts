@@ -1,0 +1,609 @@
+import {
+  createRequest,
+  createResponse,
+  NameAddr,
+  parseHeader,
+  parseUri,
+  type SipRequest,
+  type SipResponse,
+  Uri,
+} from '@sipworks/message';
+import {
+  type Logger,
+  type ReceivedInfo,
+  type ServerTransactionLike,
+  SipStack,
+  type SipStackOptions,
+  silentLogger,
+  type TransactionUser,
+} from '@sipworks/stack';
+import { ClientAuthManager } from './client-auth.ts';
+import { randomHex } from './digest.ts';
+import { DumError } from './errors.ts';
+import type {
+  ClientPagerMessageHandler,
+  ClientPublicationHandler,
+  ClientRegistrationHandler,
+  ClientSubscriptionHandler,
+  DialogSetHandler,
+  InviteSessionHandler,
+  OutOfDialogHandler,
+  RegistrationPersistenceManager,
+  ServerPagerMessageHandler,
+  ServerPublicationHandler,
+  ServerRegistrationHandler,
+  ServerSubscriptionHandler,
+} from './handlers.ts';
+import type { Handle } from './handles.ts';
+import { HandleManager } from './handles.ts';
+import { MasterProfile, type Profile, UserProfile } from './profile.ts';
+import { RedirectManager } from './redirect.ts';
+import type { ServerAuthManager } from './server-auth.ts';
+import { ClientOutOfDialogReq, ServerOutOfDialogReq } from './usages/out-of-dialog.ts';
+import { ClientPagerMessage, ServerPagerMessage } from './usages/pager.ts';
+
+/** The application's object for one dialog set (reSIProcate's AppDialogSet). */
+export interface AppDialogSet {
+  /** Called when the dialog set ends. */
+  onDestroyed?(): void;
+}
+
+/** Makes the application's object for each dialog set: for incoming requests, and when the application has none. */
+export type AppDialogSetFactory = (request: SipRequest) => AppDialogSet;
+
+export interface DialogUsageManagerOptions {
+  /** The stack to run on; the DUM makes its own (without transports) when none is given. */
+  stack?: SipStack;
+  stackOptions?: SipStackOptions;
+  masterProfile?: MasterProfile;
+  clientAuthManager?: ClientAuthManager;
+  redirectManager?: RedirectManager;
+  appDialogSetFactory?: AppDialogSetFactory;
+  logger?: Logger;
+}
+
+/** Methods whose requests the DUM answers itself when nobody registered for them. */
+const LOCAL_TARGET_METHODS = new Set(['OPTIONS']);
+
+/** How many times one request may be re-sent with credentials or to a redirect target. */
+const MAX_RETRIES = 5;
+
+/**
+ * The Dialog Usage Manager: the application's one interface to SIP, after reSIProcate's.
+ * It is the transaction user of a `SipStack`; it owns the profiles, the handlers, the
+ * handle manager, the client and server auth managers and the redirect manager, and it
+ * turns SIP traffic into usages (out-of-dialog requests, pager messages; invite
+ * sessions, registrations, subscriptions and publications) that the application drives
+ * through handles.
+ *
+ * `makeX` builds the initial request from a profile and returns it so the application
+ * can adjust it; `send` sends it and returns a handle. Responses and incoming requests
+ * reach the application through the handlers.
+ */
+export class DialogUsageManager implements TransactionUser {
+  readonly stack: SipStack;
+  readonly masterProfile: MasterProfile;
+  readonly handles = new HandleManager();
+  readonly clientAuthManager: ClientAuthManager;
+  readonly redirectManager: RedirectManager;
+  readonly logger: Logger;
+  private serverAuth: { manager: ServerAuthManager; methods: Set<string> | undefined } | undefined;
+  private readonly outOfDialog = new Map<string, OutOfDialogHandler>();
+  private clientPager: ClientPagerMessageHandler | undefined;
+  private serverPager: ServerPagerMessageHandler | undefined;
+  private dialogSetHandler: DialogSetHandler | undefined;
+  private inviteHandler: InviteSessionHandler | undefined;
+  private clientRegistration: ClientRegistrationHandler | undefined;
+  private serverRegistration: ServerRegistrationHandler | undefined;
+  private readonly clientSubscriptions = new Map<string, ClientSubscriptionHandler>();
+  private readonly serverSubscriptions = new Map<string, ServerSubscriptionHandler>();
+  private readonly clientPublications = new Map<string, ClientPublicationHandler>();
+  private readonly serverPublications = new Map<string, ServerPublicationHandler>();
+  private persistence: RegistrationPersistenceManager | undefined;
+  private readonly appDialogSetFactory: AppDialogSetFactory;
+  /** Requests made by makeX, waiting for send(). */
+  private readonly made = new WeakMap<
+    SipRequest,
+    { method: string; profile: Profile; start: () => Handle<never> }
+  >();
+  private readonly ownsStack: boolean;
+  private shuttingDown = false;
+  private tagCounter = 0;
+  private readonly tagPrefix = randomHex(3);
+
+  constructor(options: DialogUsageManagerOptions = {}) {
+    this.ownsStack = options.stack === undefined;
+    this.stack = options.stack ?? new SipStack(options.stackOptions);
+    this.masterProfile = options.masterProfile ?? new MasterProfile();
+    this.clientAuthManager = options.clientAuthManager ?? new ClientAuthManager();
+    this.redirectManager = options.redirectManager ?? new RedirectManager();
+    this.appDialogSetFactory = options.appDialogSetFactory ?? (() => ({}));
+    this.logger = options.logger ?? silentLogger;
+    this.stack.setTransactionUser(this);
+  }
+
+  // ---- profiles and handlers ----
+
+  /** A user profile that falls back to the master profile. */
+  makeUserProfile(settings?: ConstructorParameters<typeof UserProfile>[1]): UserProfile {
+    return new UserProfile(this.masterProfile, settings);
+  }
+
+  setDialogSetHandler(h: DialogSetHandler | undefined): void {
+    this.dialogSetHandler = h;
+  }
+  setInviteSessionHandler(h: InviteSessionHandler | undefined): void {
+    this.inviteHandler = h;
+  }
+  setClientRegistrationHandler(h: ClientRegistrationHandler | undefined): void {
+    this.clientRegistration = h;
+  }
+  setServerRegistrationHandler(h: ServerRegistrationHandler | undefined): void {
+    this.serverRegistration = h;
+  }
+  addClientSubscriptionHandler(event: string, h: ClientSubscriptionHandler): void {
+    this.clientSubscriptions.set(event.toLowerCase(), h);
+  }
+  addServerSubscriptionHandler(event: string, h: ServerSubscriptionHandler): void {
+    this.serverSubscriptions.set(event.toLowerCase(), h);
+  }
+  addClientPublicationHandler(event: string, h: ClientPublicationHandler): void {
+    this.clientPublications.set(event.toLowerCase(), h);
+  }
+  addServerPublicationHandler(event: string, h: ServerPublicationHandler): void {
+    this.serverPublications.set(event.toLowerCase(), h);
+  }
+  /** Handle requests of this method outside dialogs (OPTIONS is answered from the profile when none is set). */
+  addOutOfDialogHandler(method: string, h: OutOfDialogHandler): void {
+    const m = method.toUpperCase();
+    this.outOfDialog.set(m, h);
+    const methods = this.masterProfile.get('supportedMethods');
+    if (!methods.includes(m)) this.masterProfile.set('supportedMethods', [...methods, m]);
+  }
+  setClientPagerMessageHandler(h: ClientPagerMessageHandler | undefined): void {
+    this.clientPager = h;
+  }
+  setServerPagerMessageHandler(h: ServerPagerMessageHandler | undefined): void {
+    this.serverPager = h;
+  }
+  setRegistrationPersistenceManager(m: RegistrationPersistenceManager | undefined): void {
+    this.persistence = m;
+  }
+  get registrationPersistenceManager(): RegistrationPersistenceManager | undefined {
+    return this.persistence;
+  }
+  get handlers(): {
+    dialogSet: DialogSetHandler | undefined;
+    inviteSession: InviteSessionHandler | undefined;
+    clientRegistration: ClientRegistrationHandler | undefined;
+    serverRegistration: ServerRegistrationHandler | undefined;
+  } {
+    return {
+      dialogSet: this.dialogSetHandler,
+      inviteSession: this.inviteHandler,
+      clientRegistration: this.clientRegistration,
+      serverRegistration: this.serverRegistration,
+    };
+  }
+
+  /**
+   * Challenge requests outside dialogs with digest auth before any handler sees them.
+   * `methods` limits it to some methods (default: every method but ACK and CANCEL).
+   */
+  setServerAuthManager(manager: ServerAuthManager | undefined, methods?: string[]): void {
+    this.serverAuth = manager
+      ? { manager, methods: methods ? new Set(methods.map((m) => m.toUpperCase())) : undefined }
+      : undefined;
+  }
+
+  // ---- making requests ----
+
+  /** A new tag for From or To. */
+  newTag(): string {
+    return `${this.tagPrefix}${(this.tagCounter++).toString(36)}${randomHex(3)}`;
+  }
+
+  newCallId(): string {
+    return `${randomHex(12)}@sipworks`;
+  }
+
+  /** Our Contact: the profile's override, else the address of the stack's first transport. */
+  contactFor(profile: Profile, target?: Uri): NameAddr {
+    const override = profile.get('overrideContact');
+    if (override) return override.clone();
+    const user = profile.get('aor')?.uri.user;
+    const secure = target?.isSecure ?? false;
+    const wanted = target?.params.get('transport')?.toUpperCase();
+    const ts = this.stack.transports;
+    const t =
+      (wanted ? ts.find((x) => x.protocol === wanted) : undefined) ??
+      (secure ? ts.find((x) => x.secure) : undefined) ??
+      ts[0];
+    if (!t)
+      throw new DumError(
+        'SIP_ERR_DUM_STATE',
+        'the stack has no transport: add one before making requests',
+      );
+    const sentBy = t.advertised ?? {
+      host: contactHost(t.local.address, t.local.family),
+      port: t.local.port,
+    };
+    const params: Record<string, string> =
+      t.protocol === 'UDP' ? {} : { transport: t.protocol.toLowerCase() };
+    const uri = new Uri({
+      scheme: secure ? 'sips' : 'sip',
+      user,
+      host: sentBy.host,
+      port: sentBy.port,
+      params,
+    });
+    const c = new NameAddr(uri);
+    const instance = profile.get('instanceId');
+    if (instance) c.params.set('+sip.instance', `<${instance}>`, { quoted: true });
+    return c;
+  }
+
+  /** @internal Build a request outside a dialog from a profile. */
+  buildRequest(
+    method: string,
+    target: NameAddr,
+    profile: Profile,
+    options?: { callId?: string; fromTag?: string; cseq?: number; contact?: boolean },
+  ): SipRequest {
+    const aor = profile.get('aor');
+    if (!aor) throw new DumError('SIP_ERR_DUM_STATE', 'the profile has no address of record (aor)');
+    const from = aor.clone();
+    from.params.set('tag', options?.fromTag ?? this.newTag());
+    const to = target.clone();
+    to.params.delete('tag');
+    const headers: [string, string][] = [];
+    const proxy = profile.get('outboundProxy');
+    if (proxy) {
+      const p = proxy.clone();
+      if (!p.params.has('lr')) p.params.set('lr');
+      headers.push(['Route', `<${p}>`]);
+    }
+    const ua = profile.get('userAgent');
+    if (ua) headers.push(['User-Agent', ua]);
+    const req = createRequest({
+      method,
+      uri: target.uri.clone(),
+      from,
+      to,
+      callId: options?.callId ?? this.newCallId(),
+      cseq: options?.cseq ?? 1,
+      headers,
+      ...(options?.contact === false ? {} : { contact: this.contactFor(profile, target.uri) }),
+    });
+    return req;
+  }
+
+  /**
+   * An out-of-dialog request (OPTIONS, or any method) to `target`, built from `profile`,
+   * for the application to adjust and then `send`.
+   */
+  makeOutOfDialogRequest(
+    target: NameAddr | Uri | string,
+    method: string,
+    profile: Profile = this.masterProfile,
+  ): SipRequest {
+    const m = method.toUpperCase();
+    const req = this.buildRequest(m, asNameAddr(target), profile);
+    if (m === 'OPTIONS')
+      req.setHeader('Accept', this.masterProfile.get('supportedMimeTypes').join(', '));
+    this.made.set(req, {
+      method: m,
+      profile,
+      start: () => {
+        const usage = new ClientOutOfDialogReq(this, req, profile, this.outOfDialog.get(m));
+        usage.start();
+        return usage.handle() as unknown as Handle<never>;
+      },
+    });
+    return req;
+  }
+
+  /** A pager-mode MESSAGE sender for `target` (RFC 3428): queue pages with `page()`. */
+  makePagerMessage(
+    target: NameAddr | Uri | string,
+    profile: Profile = this.masterProfile,
+  ): Handle<ClientPagerMessage> {
+    this.assertUp();
+    return new ClientPagerMessage(this, asNameAddr(target), profile, this.clientPager).handle();
+  }
+
+  /** Send a request made by a `makeX` method; returns the handle of its usage. */
+  send(request: SipRequest): Handle<never> {
+    this.assertUp();
+    const m = this.made.get(request);
+    if (!m)
+      throw new DumError(
+        'SIP_ERR_DUM_STATE',
+        'send() takes a request made by this DUM (makeOutOfDialogRequest, ...)',
+      );
+    this.made.delete(request);
+    return m.start();
+  }
+
+  /**
+   * @internal Send a request with a client transaction, answering 401/407 with the
+   * profile's credentials and following 3xx through the RedirectManager; `onFinal`
+   * gets the final response (a timeout or transport error arrives as a locally made
+   * 408 or 503).
+   */
+  sendClient(
+    request: SipRequest,
+    profile: Profile,
+    onFinal: (res: SipResponse) => void,
+    onProvisional?: (res: SipResponse) => void,
+  ): void {
+    const tried = new Set<string>([request.uri.toString()]);
+    let retries = 0;
+    const go = (req: SipRequest): void => {
+      this.stack.sendRequest(req, {
+        onResponse: (res) => {
+          if (res.status < 200) {
+            onProvisional?.(res);
+            return;
+          }
+          if ((res.status === 401 || res.status === 407) && retries < MAX_RETRIES) {
+            const again = this.clientAuthManager.handleChallenge(req, res, profile);
+            if (again) {
+              retries++;
+              go(again);
+              return;
+            }
+          }
+          if (
+            res.status >= 300 &&
+            res.status < 400 &&
+            retries < MAX_RETRIES &&
+            tried.size < this.redirectManager.maxTargets
+          ) {
+            const target = this.redirectManager.targets(res, tried)[0];
+            if (target) {
+              retries++;
+              tried.add(target.toString());
+              const next = req.clone();
+              next.uri = target;
+              next.setHeader('CSeq', `${req.cseq.seq + 1} ${req.cseq.method}`);
+              next.removeHeader('Via');
+              go(next);
+              return;
+            }
+          }
+          onFinal(res);
+        },
+        onError: (err) => {
+          const status = err.code === 'SIP_ERR_TX_TIMEOUT' ? 408 : 503;
+          onFinal(
+            createResponse(
+              req,
+              status,
+              `${status === 408 ? 'Request Timeout' : 'Service Unavailable'} (${err.message})`,
+              { toTag: this.newTag() },
+            ),
+          );
+        },
+      });
+    };
+    go(request);
+  }
+
+  // ---- receiving (the TransactionUser side) ----
+
+  onRequest(
+    request: SipRequest,
+    tx: ServerTransactionLike | undefined,
+    received: ReceivedInfo,
+  ): void {
+    if (!tx) {
+      // An ACK outside any transaction: the ACK for a 2xx, which a dialog would take.
+      return;
+    }
+    try {
+      this.dispatch(request, tx, received);
+    } catch (e) {
+      this.logger.error({ err: e }, 'a handler threw while handling a request');
+      if (tx.state === 'trying' || tx.state === 'proceeding') {
+        try {
+          tx.respond(createResponse(request, 500, undefined, { toTag: this.newTag() }));
+        } catch {
+          /* already answered */
+        }
+      }
+    }
+  }
+
+  onCancel(invite: ServerTransactionLike, _cancel: SipRequest): void {
+    invite.respond(
+      createResponse((invite as unknown as { request: SipRequest }).request, 487, undefined, {
+        toTag: this.newTag(),
+      }),
+    );
+  }
+
+  onStrayResponse(_response: SipResponse): void {
+    // A 2xx retransmission for an INVITE whose transaction ended belongs to a dialog (later part).
+  }
+
+  private reply(
+    request: SipRequest,
+    tx: ServerTransactionLike,
+    status: number,
+    headers?: [string, string][],
+    reason?: string,
+  ): void {
+    const res = createResponse(request, status, reason, {
+      toTag: this.newTag(),
+      ...(headers ? { headers } : {}),
+    });
+    this.decorate(res);
+    tx.respond(res);
+  }
+
+  /** Checks of RFC 3261 §8.2, then hand the request to its usage. */
+  private dispatch(request: SipRequest, tx: ServerTransactionLike, received: ReceivedInfo): void {
+    const method = request.method;
+    const profile = this.masterProfile;
+    if (this.shuttingDown) {
+      this.reply(request, tx, 503, [['Retry-After', '5']]);
+      return;
+    }
+    // §8.2.1: a method we do not support: 405 with Allow.
+    if (!profile.isMethodSupported(method)) {
+      this.reply(request, tx, 405, [['Allow', profile.get('supportedMethods').join(', ')]]);
+      return;
+    }
+    // §8.2.2.1: a Request-URI scheme we do not support: 416 (RFC 4475 §3.3.2, §3.3.3).
+    let scheme: string;
+    try {
+      scheme = request.uri.scheme;
+    } catch {
+      this.reply(request, tx, 400, undefined, 'Bad Request (malformed Request-URI)');
+      return;
+    }
+    if (!profile.isSchemeSupported(scheme)) {
+      this.reply(request, tx, 416);
+      return;
+    }
+    // §8.2.2.3: option tags in Require we do not understand: 420 with Unsupported (RFC 4475 §3.3.5).
+    if (method !== 'CANCEL') {
+      const required = request.getAll<string>('Require');
+      const known = profile.get('supportedOptionTags');
+      const unknown = required.filter((t) => !known.includes(t.toLowerCase()));
+      if (unknown.length > 0) {
+        this.reply(request, tx, 420, [['Unsupported', unknown.join(', ')]]);
+        return;
+      }
+    }
+    // §8.2.3: a body we cannot handle: 415 with Accept (RFC 4475 §3.3.6).
+    if (request.body.length > 0) {
+      let ct: string | undefined;
+      try {
+        ct = request.contentType?.mimeType;
+      } catch {
+        this.reply(request, tx, 400, undefined, 'Bad Request (malformed Content-Type)');
+        return;
+      }
+      const encoding = request.header('Content-Encoding');
+      if (
+        !ct ||
+        !profile.isMimeTypeSupported(ct) ||
+        (encoding !== undefined && encoding.toLowerCase() !== 'identity')
+      ) {
+        this.reply(request, tx, 415, [
+          ['Accept', profile.get('supportedMimeTypes').join(', ')],
+          ['Accept-Encoding', 'identity'],
+        ]);
+        return;
+      }
+    }
+    // A request within a dialog: no dialog usage exists yet for it (§12.2.2: 481).
+    if (request.to.tag !== undefined) {
+      this.reply(request, tx, 481);
+      return;
+    }
+    const auth = this.serverAuth;
+    if (
+      auth &&
+      (auth.methods === undefined
+        ? method !== 'ACK' && method !== 'CANCEL'
+        : auth.methods.has(method))
+    ) {
+      auth.manager.verify(request).then(
+        (result) => {
+          if (tx.state !== 'trying' && tx.state !== 'proceeding') return;
+          if (result.outcome === 'ok') this.route(request, tx, received);
+          else if (result.outcome === 'failed' && result.reason === 'replayed nonce count')
+            this.reply(request, tx, 403);
+          else {
+            const res = auth.manager.challenge(request, {
+              stale: result.outcome === 'stale',
+              toTag: this.newTag(),
+            });
+            this.decorate(res);
+            tx.respond(res);
+          }
+        },
+        (e: unknown) => {
+          this.logger.error({ err: e }, 'credential lookup failed');
+          if (tx.state === 'trying' || tx.state === 'proceeding') this.reply(request, tx, 500);
+        },
+      );
+      return;
+    }
+    this.route(request, tx, received);
+  }
+
+  /** Hand an out-of-dialog request to its usage. */
+  private route(request: SipRequest, tx: ServerTransactionLike, _received: ReceivedInfo): void {
+    const method = request.method;
+    if (method === 'MESSAGE' && this.serverPager) {
+      const usage = new ServerPagerMessage(this, request, tx);
+      this.serverPager.onMessageArrived(usage.handle(), request);
+      return;
+    }
+    const h = this.outOfDialog.get(method);
+    if (h?.onReceivedRequest) {
+      const usage = new ServerOutOfDialogReq(this, request, tx);
+      h.onReceivedRequest(usage.handle(), request);
+      return;
+    }
+    if (LOCAL_TARGET_METHODS.has(method)) {
+      // OPTIONS: answered from the profile's capabilities (§11.2).
+      new ServerOutOfDialogReq(this, request, tx).accept(200);
+      return;
+    }
+    // A supported method that no usage in this DUM takes yet.
+    this.reply(request, tx, 501, undefined, `Not Implemented (no handler for ${method})`);
+  }
+
+  /** @internal Allow, Accept, Supported and Accept-Language, as an OPTIONS answer carries them (§11.2). */
+  addCapabilities(res: SipResponse): void {
+    const p = this.masterProfile;
+    res.setHeader('Allow', p.get('supportedMethods').join(', '));
+    res.setHeader('Accept', p.get('supportedMimeTypes').join(', '));
+    res.setHeader('Accept-Language', p.get('supportedLanguages').join(', '));
+    const tags = p.get('supportedOptionTags');
+    if (tags.length > 0) res.setHeader('Supported', tags.join(', '));
+  }
+
+  /** @internal Headers every response of ours carries (Server). */
+  decorate(res: SipResponse): void {
+    const ua = this.masterProfile.get('userAgent');
+    if (ua && !res.has('Server')) res.setHeader('Server', ua);
+  }
+
+  private assertUp(): void {
+    if (this.shuttingDown) throw new DumError('SIP_ERR_DUM_SHUTDOWN', 'the DUM is shutting down');
+  }
+
+  /** The application's object for a new incoming dialog set. */
+  makeAppDialogSet(request: SipRequest): ReturnType<AppDialogSetFactory> {
+    return this.appDialogSetFactory(request);
+  }
+
+  /**
+   * End every usage and stop taking requests (new ones get 503). Resolves when it is
+   * safe to exit; stops the stack too when the DUM made it.
+   */
+  async shutdown(): Promise<void> {
+    this.shuttingDown = true;
+    if (this.ownsStack) await this.stack.stop();
+  }
+}
+
+function asNameAddr(t: NameAddr | Uri | string): NameAddr {
+  if (t instanceof NameAddr) return t;
+  if (t instanceof Uri) return new NameAddr(t);
+  return t.includes('<')
+    ? (parseHeader<NameAddr>('To', t)[0] as NameAddr)
+    : new NameAddr(parseUri(t));
+}
+
+function contactHost(address: string, family: 'IPv4' | 'IPv6'): string {
+  if (address === '0.0.0.0') return '127.0.0.1';
+  if (address === '::') return '[::1]';
+  return family === 'IPv6' ? `[${address}]` : address;
+}

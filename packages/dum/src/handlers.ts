@@ -1,0 +1,155 @@
+import type { Contact, SipRequest, SipResponse } from '@sipworks/message';
+import type { Handle } from './handles.ts';
+import type { ClientOutOfDialogReq, ServerOutOfDialogReq } from './usages/out-of-dialog.ts';
+import type { ClientPagerMessage, ServerPagerMessage } from './usages/pager.ts';
+
+/** Why something ended. */
+export type EndReason =
+  | 'local-bye'
+  | 'remote-bye'
+  | 'cancelled'
+  | 'rejected'
+  | 'timeout'
+  | 'replaced'
+  | 'referred'
+  | 'error'
+  | 'stale';
+
+/** Events of a dialog set that no usage owns (RFC 3261 §13.2.2.1). */
+export interface DialogSetHandler {
+  /** A 100 Trying for the dialog-creating request. */
+  onTrying?(request: SipRequest, response: SipResponse): void;
+  /** A provisional response without a To tag: it creates no dialog. */
+  onNonDialogCreatingProvisional?(request: SipRequest, response: SipResponse): void;
+}
+
+/** Out-of-dialog requests (OPTIONS and any method the application registers). */
+export interface OutOfDialogHandler {
+  /** A 2xx to our request. */
+  onSuccess?(handle: Handle<ClientOutOfDialogReq>, response: SipResponse): void;
+  /** A final non-2xx (after auth retries and redirects), or a timeout as a locally made 408/503. */
+  onFailure?(handle: Handle<ClientOutOfDialogReq>, response: SipResponse): void;
+  /** A request for us: answer it through `handle.get().accept()` / `.reject()`. */
+  onReceivedRequest?(handle: Handle<ServerOutOfDialogReq>, request: SipRequest): void;
+}
+
+/** Pager MESSAGE (RFC 3428), sending side. */
+export interface ClientPagerMessageHandler {
+  onSuccess?(handle: Handle<ClientPagerMessage>, response: SipResponse): void;
+  /** The page failed; `body` is the content that was not delivered, so the application can keep it. */
+  onFailure?(
+    handle: Handle<ClientPagerMessage>,
+    response: SipResponse,
+    body: Uint8Array,
+    contentType: string,
+  ): void;
+}
+
+/** Pager MESSAGE (RFC 3428), receiving side. */
+export interface ServerPagerMessageHandler {
+  /** A MESSAGE arrived: `accept()` or `reject(code)` it through the handle. */
+  onMessageArrived(handle: Handle<ServerPagerMessage>, message: SipRequest): void;
+}
+
+/** Registration, client side (RFC 3261 §10); the usage arrives in a later part. */
+export interface ClientRegistrationHandler {
+  onSuccess?(handle: Handle<never>, response: SipResponse): void;
+  onRemoved?(handle: Handle<never>, response: SipResponse): void;
+  onFailure?(handle: Handle<never>, response: SipResponse): void;
+  /** After a failure: seconds to wait before retrying, or -1 not to retry. */
+  onRequestRetry?(handle: Handle<never>, retrySeconds: number, response: SipResponse): number;
+}
+
+/** Registrar side. */
+export interface ServerRegistrationHandler {
+  onAdd?(handle: Handle<never>, request: SipRequest): void;
+  onRefresh?(handle: Handle<never>, request: SipRequest): void;
+  onRemove?(handle: Handle<never>, request: SipRequest): void;
+  onRemoveAll?(handle: Handle<never>, request: SipRequest): void;
+  onQuery?(handle: Handle<never>, request: SipRequest): void;
+}
+
+/** Subscriptions (RFC 6665), client side, per event package. */
+export interface ClientSubscriptionHandler {
+  onUpdatePending?(handle: Handle<never>, notify: SipRequest): void;
+  onUpdateActive?(handle: Handle<never>, notify: SipRequest): void;
+  onUpdateExtension?(handle: Handle<never>, notify: SipRequest): void;
+  onTerminated?(handle: Handle<never>, notify: SipRequest | undefined): void;
+  onNewSubscription?(handle: Handle<never>, notify: SipRequest): void;
+  onRequestRetry?(handle: Handle<never>, retrySeconds: number, notify: SipRequest): number;
+}
+
+/** Subscriptions (RFC 6665), notifier side, per event package. */
+export interface ServerSubscriptionHandler {
+  onNewSubscription?(handle: Handle<never>, subscribe: SipRequest): void;
+  onRefresh?(handle: Handle<never>, subscribe: SipRequest): void;
+  onTerminated?(handle: Handle<never>): void;
+  onExpired?(handle: Handle<never>): void;
+}
+
+/** Publications (RFC 3903), client side, per event package. */
+export interface ClientPublicationHandler {
+  onSuccess?(handle: Handle<never>, response: SipResponse): void;
+  onRemove?(handle: Handle<never>, response: SipResponse): void;
+  onFailure?(handle: Handle<never>, response: SipResponse): void;
+}
+
+/** Publications (RFC 3903), server side, per event package. */
+export interface ServerPublicationHandler {
+  onInitial?(handle: Handle<never>, etag: string, publish: SipRequest): void;
+  onRefresh?(handle: Handle<never>, etag: string, publish: SipRequest): void;
+  onUpdate?(handle: Handle<never>, etag: string, publish: SipRequest): void;
+  onRemoved?(handle: Handle<never>, etag: string, publish: SipRequest): void;
+  onExpired?(handle: Handle<never>, etag: string): void;
+}
+
+/** Invite sessions (RFC 3261 §13-15 and extensions); the usage arrives in a later part. */
+export interface InviteSessionHandler {
+  onNewSession?(handle: Handle<never>, message: SipRequest | SipResponse): void;
+  onProvisional?(handle: Handle<never>, response: SipResponse): void;
+  onEarlyMedia?(handle: Handle<never>, response: SipResponse): void;
+  onConnected?(handle: Handle<never>, message: SipRequest | SipResponse): void;
+  onOffer?(handle: Handle<never>, message: SipRequest | SipResponse, body: Uint8Array): void;
+  onAnswer?(handle: Handle<never>, message: SipRequest | SipResponse, body: Uint8Array): void;
+  onOfferRequired?(handle: Handle<never>, message: SipRequest): void;
+  onOfferRejected?(handle: Handle<never>, response: SipResponse | undefined): void;
+  onFailure?(handle: Handle<never>, response: SipResponse): void;
+  onRedirected?(handle: Handle<never>, response: SipResponse): void;
+  onForkDestroyed?(handle: Handle<never>): void;
+  onInfo?(handle: Handle<never>, info: SipRequest): void;
+  onMessage?(handle: Handle<never>, message: SipRequest): void;
+  onRefer?(handle: Handle<never>, refer: SipRequest): void;
+  onAckReceived?(handle: Handle<never>, ack: SipRequest): void;
+  onAckNotReceived?(handle: Handle<never>): void;
+  onStaleCallTimeout?(handle: Handle<never>): void;
+  onSessionExpired?(handle: Handle<never>): void;
+  onTerminated?(handle: Handle<never>, reason: EndReason, message?: SipRequest | SipResponse): void;
+}
+
+/** One stored binding of an address of record (RFC 3261 §10.3). */
+export interface ContactBinding {
+  aor: string;
+  contact: Contact;
+  /** Absolute expiry, ms since the epoch. */
+  expires: number;
+  callId: string;
+  cseq: number;
+  q?: number;
+  instanceId?: string;
+  regId?: number;
+  path?: string[];
+}
+
+/**
+ * Where a registrar keeps its bindings. The DUM ships one in memory; the interface is
+ * small so that other stores (SQLite, Redis...) can be plugged in.
+ */
+export interface RegistrationPersistenceManager {
+  getContacts(aor: string): Promise<ContactBinding[]>;
+  /** Add or refresh one binding. */
+  putContact(binding: ContactBinding): Promise<void>;
+  removeContact(aor: string, contactUri: string): Promise<void>;
+  removeAll(aor: string): Promise<void>;
+  /** Every address of record with at least one binding. */
+  aors(): Promise<string[]>;
+}

@@ -1,0 +1,55 @@
+export { ClientAuthManager } from './client-auth.ts';
+export { Dialog } from './dialog.ts';
+export {
+  baseAlgorithm,
+  computeHa1,
+  constantTimeEqual,
+  DIGEST_ALGORITHMS,
+  type DigestAlgorithm,
+  type DigestInput,
+  digestResponse,
+  type Hasher,
+  nodeHasher,
+} from './digest.ts';
+export {
+  type AppDialogSet,
+  type AppDialogSetFactory,
+  DialogUsageManager,
+  type DialogUsageManagerOptions,
+} from './dum.ts';
+export { DumError, type DumErrorCode, StaleHandleError } from './errors.ts';
+export type {
+  ClientPagerMessageHandler,
+  ClientPublicationHandler,
+  ClientRegistrationHandler,
+  ClientSubscriptionHandler,
+  ContactBinding,
+  DialogSetHandler,
+  EndReason,
+  InviteSessionHandler,
+  OutOfDialogHandler,
+  RegistrationPersistenceManager,
+  ServerPagerMessageHandler,
+  ServerPublicationHandler,
+  ServerRegistrationHandler,
+  ServerSubscriptionHandler,
+} from './handlers.ts';
+export { Handle, type Handled, HandleManager } from './handles.ts';
+export { DialogId, DialogSetId } from './ids.ts';
+export {
+  type Credentials,
+  MasterProfile,
+  Profile,
+  type ProfileSettings,
+  UserProfile,
+} from './profile.ts';
+export { RedirectManager } from './redirect.ts';
+export {
+  type AuthResult,
+  type CredentialLookup,
+  ServerAuthManager,
+  type ServerAuthOptions,
+  type StoredCredentials,
+} from './server-auth.ts';
+export { ClientOutOfDialogReq, ServerOutOfDialogReq } from './usages/out-of-dialog.ts';
+export { ClientPagerMessage, ServerPagerMessage } from './usages/pager.ts';

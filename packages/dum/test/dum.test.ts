@@ -1,0 +1,290 @@
+import dc from 'node:diagnostics_channel';
+import { readFileSync } from 'node:fs';
+import { createResponse, type SipResponse } from '@sipworks/message';
+import { SipStack } from '@sipworks/stack';
+import { MemoryNetwork, MemoryTransport, VirtualClock } from '@sipworks/stack/testing';
+import { describe, expect, it } from 'vitest';
+import {
+  type ClientOutOfDialogReq,
+  computeHa1,
+  DialogUsageManager,
+  type DigestAlgorithm,
+  type Handle,
+  nodeHasher,
+  ServerAuthManager,
+  type UserProfile,
+} from '../src/index.ts';
+
+interface Node {
+  dum: DialogUsageManager;
+  profile: UserProfile;
+  port: number;
+}
+
+async function node(
+  network: MemoryNetwork,
+  clock: VirtualClock,
+  port: number,
+  user: string,
+): Promise<Node> {
+  const stack = new SipStack({ clock });
+  await stack.addTransport(new MemoryTransport({ network, port }));
+  await stack.start();
+  const dum = new DialogUsageManager({ stack });
+  const profile = dum.makeUserProfile({ aor: `<sip:${user}@127.0.0.1:${port}>` });
+  return { dum, profile, port };
+}
+
+async function pair(): Promise<{ a: Node; b: Node; clock: VirtualClock; network: MemoryNetwork }> {
+  const clock = new VirtualClock();
+  const network = new MemoryNetwork({ clock, seed: 3 });
+  const a = await node(network, clock, 5061, 'alice');
+  const b = await node(network, clock, 5062, 'bob');
+  return { a, b, clock, network };
+}
+
+/** Run the virtual clock until `cond` holds (bounded). */
+async function until(clock: VirtualClock, cond: () => boolean, steps = 200): Promise<void> {
+  for (let i = 0; i < steps && !cond(); i++) {
+    clock.advance(10);
+    await new Promise((r) => setImmediate(r));
+  }
+  if (!cond()) throw new Error('condition not reached');
+}
+
+function options(
+  from: Node,
+  to: Node,
+): { results: SipResponse[]; handle: () => Handle<ClientOutOfDialogReq> } {
+  const results: SipResponse[] = [];
+  from.dum.addOutOfDialogHandler('OPTIONS', {
+    onSuccess: (_h, r) => results.push(r),
+    onFailure: (_h, r) => results.push(r),
+  });
+  const req = from.dum.makeOutOfDialogRequest(
+    `sip:bob@127.0.0.1:${to.port}`,
+    'OPTIONS',
+    from.profile,
+  );
+  const h = from.dum.send(req) as unknown as Handle<ClientOutOfDialogReq>;
+  return { results, handle: () => h };
+}
+
+describe('DialogUsageManager: out-of-dialog requests', () => {
+  it('RFC 3261 §11: OPTIONS is answered from the profile capabilities (Allow, Accept, Supported)', async () => {
+    const { a, b, clock } = await pair();
+    const { results } = options(a, b);
+    await until(clock, () => results.length > 0);
+    const res = results[0] as SipResponse;
+    expect(res.status).toBe(200);
+    expect(res.headers('Allow')).toContain('INVITE');
+    expect(res.headers('Accept')).toContain('application/sdp');
+    expect(res.header('Server')).toBe('sipworks');
+  });
+
+  it('a handle is valid while the usage lives and stale after; using a stale handle throws', async () => {
+    const { a, b, clock } = await pair();
+    const { results, handle } = options(a, b);
+    expect(handle().isValid()).toBe(true);
+    await until(clock, () => results.length > 0);
+    expect(handle().isValid()).toBe(false);
+    expect(() => handle().get()).toThrow(
+      expect.objectContaining({ code: 'SIP_ERR_DUM_STALE_HANDLE' }),
+    );
+  });
+
+  it('an application handler answers a registered method', async () => {
+    const { a, b, clock } = await pair();
+    b.dum.addOutOfDialogHandler('INFO', {
+      onReceivedRequest: (h) => {
+        h.get().reject(488, 'Not Here');
+      },
+    });
+    const results: SipResponse[] = [];
+    a.dum.addOutOfDialogHandler('INFO', { onFailure: (_h, r) => results.push(r) });
+    a.dum.send(a.dum.makeOutOfDialogRequest(`sip:bob@127.0.0.1:${b.port}`, 'INFO', a.profile));
+    await until(clock, () => results.length > 0);
+    expect(results[0]?.status).toBe(488);
+    expect(results[0]?.reason).toBe('Not Here');
+  });
+
+  it('a timeout reaches the handler as a locally made 408', async () => {
+    const { a, clock } = await pair();
+    const results: SipResponse[] = [];
+    a.dum.addOutOfDialogHandler('OPTIONS', { onFailure: (_h, r) => results.push(r) });
+    a.dum.send(a.dum.makeOutOfDialogRequest('sip:nobody@127.0.0.1:5999', 'OPTIONS', a.profile));
+    await until(clock, () => results.length > 0, 5000);
+    expect(results[0]?.status).toBe(408);
+  });
+});
+
+describe('DialogUsageManager: digest authentication (RFC 3261 §22, RFC 7616, RFC 8760)', () => {
+  for (const algorithm of ['MD5', 'SHA-256'] as DigestAlgorithm[]) {
+    it(`a challenged MESSAGE is answered with ${algorithm} credentials and accepted`, async () => {
+      const { a, b, clock } = await pair();
+      b.dum.setServerAuthManager(
+        new ServerAuthManager(
+          async (user, realm) =>
+            user === 'alice'
+              ? { ha1: { [algorithm]: computeHa1(nodeHasher, algorithm, user, realm, 's3cret') } }
+              : undefined,
+          {
+            realm: 'example.test',
+            algorithms: [algorithm],
+          },
+        ),
+      );
+      const got: string[] = [];
+      b.dum.setServerPagerMessageHandler({
+        onMessageArrived: (h, m) => {
+          got.push(m.bodyText);
+          h.get().accept();
+        },
+      });
+      a.profile.addCredentials({ realm: 'example.test', username: 'alice', password: 's3cret' });
+      const done: number[] = [];
+      a.dum.setClientPagerMessageHandler({
+        onSuccess: (_h, r) => done.push(r.status),
+        onFailure: (_h, r) => done.push(r.status),
+      });
+      const pager = a.dum.makePagerMessage(`sip:bob@127.0.0.1:${b.port}`, a.profile);
+      pager.get().page('hello');
+      await until(clock, () => done.length > 0);
+      expect(done).toEqual([200]);
+      expect(got).toEqual(['hello']);
+    });
+  }
+
+  it('wrong credentials: the 401 stands after one retry; no handler sees the request', async () => {
+    const { a, b, clock } = await pair();
+    b.dum.setServerAuthManager(
+      new ServerAuthManager(async () => ({ password: 'right' }), { realm: 'r' }),
+    );
+    let seen = 0;
+    b.dum.setServerPagerMessageHandler({
+      onMessageArrived: (h) => {
+        seen++;
+        h.get().accept();
+      },
+    });
+    a.profile.addCredentials({ realm: 'r', username: 'alice', password: 'wrong' });
+    const failed: { status: number; body: string }[] = [];
+    a.dum.setClientPagerMessageHandler({
+      onFailure: (_h, r, body) =>
+        failed.push({ status: r.status, body: new TextDecoder().decode(body) }),
+    });
+    a.dum.makePagerMessage(`sip:bob@127.0.0.1:${b.port}`, a.profile).get().page('lost page');
+    await until(clock, () => failed.length > 0);
+    expect(failed).toEqual([{ status: 401, body: 'lost page' }]);
+    expect(seen).toBe(0);
+  });
+
+  it('pages are sent one at a time, in order', async () => {
+    const { a, b, clock } = await pair();
+    const got: string[] = [];
+    b.dum.setServerPagerMessageHandler({
+      onMessageArrived: (h, m) => {
+        got.push(m.bodyText);
+        h.get().accept();
+      },
+    });
+    const ok: number[] = [];
+    a.dum.setClientPagerMessageHandler({ onSuccess: (_h, r) => ok.push(r.cseq.seq) });
+    const p = a.dum.makePagerMessage(`sip:bob@127.0.0.1:${b.port}`, a.profile).get();
+    p.page('one');
+    p.page('two');
+    p.page('three');
+    expect(p.pending).toBe(2);
+    await until(clock, () => ok.length === 3);
+    expect(got).toEqual(['one', 'two', 'three']);
+    expect(ok).toEqual([1, 2, 3]);
+  });
+});
+
+describe('DialogUsageManager: redirects (RFC 3261 §8.1.3.4)', () => {
+  it('follows a 302 to its Contact, and reports the final answer', async () => {
+    const { a, b, clock, network } = await pair();
+    const c = await node(network, clock, 5063, 'carol');
+    c.dum.masterProfile.set('userAgent', 'carol-ua');
+    const redirector = new SipStack({ clock });
+    await redirector.addTransport(new MemoryTransport({ network, port: 5064 }));
+    await redirector.start();
+    redirector.setTransactionUser({
+      onRequest(req, tx) {
+        const res = createResponse(req, 302, undefined, { toTag: 'r1' });
+        res.setHeader('Contact', [
+          `<sip:bob@127.0.0.1:${b.port}>;q=0.5`,
+          `<sip:carol@127.0.0.1:${c.port}>;q=0.9`,
+        ]);
+        tx?.respond(res);
+      },
+    });
+    const results: SipResponse[] = [];
+    a.dum.addOutOfDialogHandler('OPTIONS', {
+      onSuccess: (_h, r) => results.push(r),
+      onFailure: (_h, r) => results.push(r),
+    });
+    const req = a.dum.makeOutOfDialogRequest('sip:someone@127.0.0.1:5064', 'OPTIONS', a.profile);
+    a.dum.send(req);
+    await until(clock, () => results.length > 0);
+    expect(results[0]?.status).toBe(200);
+    // The higher q-value was tried first.
+    expect(results[0]?.header('Server')).toBe('carol-ua');
+  });
+});
+
+describe('DialogUsageManager: request validation (RFC 3261 §8.2, RFC 4475 §3.3)', () => {
+  /** Send a torture message to the DUM and collect the responses its stack sends (wherever their Via points). */
+  async function raw(
+    file: string,
+    port: number,
+    clock: VirtualClock,
+    network: MemoryNetwork,
+  ): Promise<SipResponse[]> {
+    const out: SipResponse[] = [];
+    const listener = (m: unknown) => {
+      const e = m as { message: SipResponse };
+      if (!e.message.isRequest) out.push(e.message);
+    };
+    dc.subscribe('sip:transport:send', listener);
+    const peer = new MemoryTransport({ network, port: 5099 });
+    await peer.start({ receive() {}, connectionClosed() {}, error() {} });
+    const text = readFileSync(
+      new URL(`../../../../shared/conformance/rfc4475/${file}.dat`, import.meta.url),
+    );
+    await peer.send(text, { address: '127.0.0.1', port });
+    try {
+      await until(clock, () => out.length > 0);
+    } finally {
+      dc.unsubscribe('sip:transport:send', listener);
+      await peer.stop();
+    }
+    return out;
+  }
+
+  const cases: [string, string, number, string?][] = [
+    ['3.3.2', 'unkscm', 416],
+    ['3.3.3', 'novelsc', 416],
+    ['3.3.5', 'bext01', 420, 'Unsupported'],
+    ['3.3.6', 'invut', 415, 'Accept'],
+    ['3.3.1', 'insuf', 400],
+    ['3.3.8', 'multi01', 400],
+    ['3.3.11', 'zeromf', 200],
+  ];
+  it.each(cases)('RFC 4475 §%s %s gets %i', async (_s, file, status, header) => {
+    const { b, clock, network } = await pair();
+    const res = await raw(file, b.port, clock, network);
+    expect(res[0]?.status).toBe(status);
+    if (header) expect(res[0]?.has(header)).toBe(true);
+  });
+
+  it('a method nobody supports gets 405 with Allow', async () => {
+    const { a, b, clock } = await pair();
+    const results: SipResponse[] = [];
+    a.dum.addOutOfDialogHandler('FOO', { onFailure: (_h, r) => results.push(r) });
+    a.dum.send(a.dum.makeOutOfDialogRequest(`sip:bob@127.0.0.1:${b.port}`, 'FOO', a.profile));
+    await until(clock, () => results.length > 0);
+    expect(results[0]?.status).toBe(405);
+    expect(results[0]?.headers('Allow')).toContain('OPTIONS');
+  });
+});
