@@ -39,8 +39,9 @@ export class InviteServerTransaction extends Transaction implements ServerTransa
   readonly flow: Flow;
   handler: ServerTransactionHandler | undefined;
   private st: InviteServerState = 'proceeding';
-  private last: SipResponse | undefined;
+  /** Only the bytes of the last response are kept, for retransmissions (a parsed message costs kilobytes). */
   private lastBytes: Uint8Array | undefined;
+  private lastTag: string | undefined;
   private intervalG = 0;
   /** Set when a CANCEL for this INVITE was received. */
   cancelled = false;
@@ -57,15 +58,15 @@ export class InviteServerTransaction extends Transaction implements ServerTransa
   /** The INVITE arrived: start the 100 Trying timer (§17.2.1). */
   start(): void {
     this.startTimer('trying', this.ctx.timers.trying, () => {
-      if (this.st === 'proceeding' && this.last === undefined)
+      if (this.st === 'proceeding' && this.lastBytes === undefined)
         this.respond(createResponse(this.request, 100));
     });
     this.trace('start');
   }
 
-  /** The last response sent, if any. */
-  get lastResponse(): SipResponse | undefined {
-    return this.last;
+  /** The To tag of the last response sent, if any. */
+  get lastToTag(): string | undefined {
+    return this.lastTag;
   }
 
   respond(response: SipResponse): void {
@@ -109,15 +110,15 @@ export class InviteServerTransaction extends Transaction implements ServerTransa
   }
 
   private send(response: SipResponse): void {
-    this.last = response;
     this.lastBytes = response.serialize();
+    this.lastTag = response.to.tag;
     this.transmit();
   }
 
   private transmit(): void {
-    if (this.last === undefined) return;
+    if (this.lastBytes === undefined) return;
     this.ctx
-      .send(this.flow, this.last, this.lastBytes)
+      .send(this.flow, undefined, this.lastBytes)
       .catch((e: unknown) => this.transportError(e));
   }
 

@@ -28,8 +28,9 @@ export class NonInviteServerTransaction extends Transaction implements ServerTra
   readonly flow: Flow;
   handler: ServerTransactionHandler | undefined;
   private st: NonInviteServerState = 'trying';
-  private last: SipResponse | undefined;
+  /** Only the bytes of the last response are kept, for retransmissions (a parsed message costs kilobytes). */
   private lastBytes: Uint8Array | undefined;
+  private lastTag: string | undefined;
 
   constructor(id: string, request: SipRequest, flow: Flow, ctx: TransactionContext) {
     super(id, request, ctx);
@@ -44,8 +45,9 @@ export class NonInviteServerTransaction extends Transaction implements ServerTra
     this.trace('start');
   }
 
-  get lastResponse(): SipResponse | undefined {
-    return this.last;
+  /** The To tag of the last response sent, if any. */
+  get lastToTag(): string | undefined {
+    return this.lastTag;
   }
 
   respond(response: SipResponse): void {
@@ -55,8 +57,8 @@ export class NonInviteServerTransaction extends Transaction implements ServerTra
         `cannot send ${response.status}: the ${this.request.method} transaction is ${this.st}`,
         'user',
       );
-    this.last = response;
     this.lastBytes = response.serialize();
+    this.lastTag = response.to.tag;
     this.transmit();
     if (response.status < 200) {
       if (this.st === 'trying') {
@@ -75,9 +77,9 @@ export class NonInviteServerTransaction extends Transaction implements ServerTra
   }
 
   private transmit(): void {
-    if (this.last === undefined) return;
+    if (this.lastBytes === undefined) return;
     this.ctx
-      .send(this.flow, this.last, this.lastBytes)
+      .send(this.flow, undefined, this.lastBytes)
       .catch((e: unknown) => this.transportError(e));
   }
 

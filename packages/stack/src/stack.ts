@@ -472,15 +472,16 @@ export class SipStack {
   /** Send bytes on a flow, publishing the message; remembers the connection used. */
   private async sendOn(
     flow: Flow,
-    message: SipRequest | SipResponse,
+    message: SipRequest | SipResponse | undefined,
     bytes?: Uint8Array,
   ): Promise<string | undefined> {
-    const data = bytes ?? message.serialize();
+    const data = bytes ?? (message as SipRequest | SipResponse).serialize();
     const t = flow.transport;
     if (diagnostics.send.hasSubscribers) {
       diagnostics.send.publish({
         direction: 'send',
-        message,
+        // A retransmission keeps only bytes: parse them for the subscribers.
+        message: message ?? parseMessage(data),
         bytes: data,
         protocol: t.protocol,
         local: { address: t.local.address, port: t.local.port },
@@ -721,7 +722,7 @@ export class SipStack {
       );
       return;
     }
-    const toTag = inv.lastResponse?.to.tag ?? this.newBranch().slice(7);
+    const toTag = inv.lastToTag ?? this.newBranch().slice(7);
     tx.respond(createResponse(cancel, 200, undefined, { toTag }));
     inv.cancelled = true;
     if (this.tu?.onCancel) this.tu.onCancel(inv, cancel);

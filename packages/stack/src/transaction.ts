@@ -24,7 +24,7 @@ export interface TransactionContext {
   /** Send a message on a flow; resolves with the connection used. */
   send(
     flow: Flow,
-    message: SipRequest | SipResponse,
+    message: SipRequest | SipResponse | undefined,
     bytes?: Uint8Array,
   ): Promise<string | undefined>;
   /** A transaction changed state (published on `sip:transaction:state`). */
