@@ -222,25 +222,26 @@ export function readNameAddr(
   header: string,
 ): NameAddr | undefined {
   i = skipWs(b, i);
-  let display: string | undefined;
+  let ds = -1;
+  let de = -1;
   let c = b[i] as number;
   let us: number;
   let ue: number;
   if (c === 34) {
-    const ds = ++i;
+    ds = ++i;
     c = b[i] as number;
     while (c !== 34) {
       if (c === 92 || (c < 32 && c !== 9) || c > 126 || i >= end) return undefined;
       c = b[++i] as number;
     }
-    display = str(b, s, ds, i);
+    de = i;
     i = skipWs(b, i + 1);
     c = b[i] as number;
     if (c !== 60) return undefined;
   } else if (c !== 60) {
     // Tokens separated by single spaces before '<' are a display name; otherwise
     // this should be an addr-spec.
-    const ds = i;
+    const ts = i;
     let last = i;
     while (c !== 60) {
       if (c === 32) {
@@ -250,18 +251,17 @@ export function readNameAddr(
       c = b[++i] as number;
     }
     if (c === 60) {
-      display = str(b, s, ds, last);
+      ds = ts;
+      de = last;
     } else {
-      i = ds;
+      i = ts;
       c = b[i] as number;
       while (c !== 59 && c !== 44 && c !== 32 && c !== 9 && c !== 13 && i < end) {
         if (c === 63 || c === 60 || c === 34 || c > 126 || c < 32) return undefined;
         c = b[++i] as number;
       }
-      if (i === ds) return undefined;
-      us = ds;
-      ue = i;
-      return finishNameAddr(b, s, i, end, display, us, ue, header);
+      if (i === ts) return undefined;
+      return finishNameAddr(b, s, i, end, -1, -1, ts, i, header);
     }
   }
   // at '<'
@@ -273,7 +273,7 @@ export function readNameAddr(
   }
   if (i === us) return undefined;
   ue = i;
-  return finishNameAddr(b, s, i + 1, end, display, us, ue, header);
+  return finishNameAddr(b, s, i + 1, end, ds, de, us, ue, header);
 }
 
 function finishNameAddr(
@@ -281,14 +281,15 @@ function finishNameAddr(
   s: string,
   i: number,
   end: number,
-  display: string | undefined,
+  ds: number,
+  de: number,
   us: number,
   ue: number,
   header: string,
 ): NameAddr | undefined {
   const params = parseParams(b, s, i);
   if (params === null || skipWs(b, at) !== end) return undefined;
-  return NameAddr.parsed(NameAddr, display, str(b, s, us, ue), params, header);
+  return NameAddr.inBytes(b, ds, de, us, ue, params, header);
 }
 
 /** CSeq: `number method`, or undefined to give up. */

@@ -1,4 +1,4 @@
-import { TOKEN } from './chars.ts';
+import { latin1, TOKEN } from './chars.ts';
 import { SipParseError } from './errors.ts';
 import { type Lexer, quote } from './lexer.ts';
 import { NO_PARAMS, Params, paramIn, paramsOf, parseHeaderParams } from './params.ts';
@@ -13,14 +13,21 @@ const NO_URI = Object.freeze(Object.create(null)) as Uri;
  * The URI is parsed when first read.
  */
 export class NameAddr {
-  /** The display name, unquoted; `undefined` when there is none. */
-  readonly displayName: string | undefined;
+  /** @internal the display name, once known */
+  private dn: string | undefined;
   /** @internal the parameters, as parsed names and values until `params` is read */
   p: Params | (string | null)[];
-  protected uriText: string | undefined;
+  /** @internal the URI as written, once known */
+  private ut: string | undefined;
   protected uriValue: Uri | undefined;
   /** @internal the header the value came from, for error messages */
   private header: string | undefined;
+  /** @internal the received bytes, while the display name or the URI text is still in them */
+  private src: Uint8Array | undefined;
+  /** @internal where the display name is in `src` (start * 1024 + length), or -1 */
+  private dpos: number;
+  /** @internal where the URI text is in `src` (start * 1024 + length), or -1 */
+  private upos: number;
 
   constructor(
     uri: Uri | string,
@@ -29,10 +36,13 @@ export class NameAddr {
       params?: Iterable<[string, string | null]> | Record<string, string | null>;
     },
   ) {
-    this.displayName = options?.displayName;
-    this.uriText = undefined;
+    this.dn = options?.displayName;
+    this.ut = undefined;
     this.uriValue = uri === NO_URI ? undefined : typeof uri === 'string' ? parseUri(uri) : uri;
     this.header = undefined;
+    this.src = undefined;
+    this.dpos = -1;
+    this.upos = -1;
     const p = options?.params;
     this.p =
       p === undefined
@@ -60,11 +70,59 @@ export class NameAddr {
     header: string | undefined,
   ): T {
     const o = new kind(NO_URI);
-    (o as { displayName: string | undefined }).displayName = displayName;
-    (o as unknown as { uriText: string | undefined }).uriText = uriText;
-    (o as unknown as { header: string | undefined }).header = header;
+    o.dn = displayName;
+    o.ut = uriText;
+    o.header = header;
     if (kv !== undefined) o.p = kv;
     return o;
+  }
+
+  /**
+   * @internal A parsed value whose display name (`ds..de`, none when `ds` < 0) and URI
+   * (`us..ue`) are ASCII text still in the received bytes `b`.
+   */
+  static inBytes(
+    b: Uint8Array,
+    ds: number,
+    de: number,
+    us: number,
+    ue: number,
+    kv: (string | null)[] | undefined,
+    header: string,
+  ): NameAddr {
+    const o = new NameAddr(NO_URI);
+    o.header = header;
+    if (kv !== undefined) o.p = kv;
+    o.src = b;
+    if (ds >= 0) {
+      if (de - ds < 1024 && ds < 0x100000) o.dpos = ds * 1024 + (de - ds);
+      else o.dn = latin1(b, ds, de);
+    }
+    if (ue - us < 1024 && us < 0x100000) o.upos = us * 1024 + (ue - us);
+    else o.ut = latin1(b, us, ue);
+    return o;
+  }
+
+  /** The display name, unquoted; `undefined` when there is none. */
+  get displayName(): string | undefined {
+    const d = this.dpos;
+    if (d >= 0) {
+      const a = Math.floor(d / 1024);
+      this.dn = latin1(this.src as Uint8Array, a, a + (d % 1024));
+      this.dpos = -1;
+    }
+    return this.dn;
+  }
+
+  /** @internal the URI as written (while it was not parsed) */
+  protected get uriText(): string | undefined {
+    const u = this.upos;
+    if (u >= 0) {
+      const a = Math.floor(u / 1024);
+      this.ut = latin1(this.src as Uint8Array, a, a + (u % 1024));
+      this.upos = -1;
+    }
+    return this.ut;
   }
 
   get uri(): Uri {
