@@ -696,7 +696,7 @@ export class SipStack {
       req.method === 'INVITE'
         ? new InviteServerTransaction(key, req, flow, this.ctx)
         : new NonInviteServerTransaction(key, req, flow, this.ctx);
-    if (mergedKey !== undefined) mergedKeys.set(tx, mergedKey);
+    tx.mergedKey = mergedKey;
     this.servers.set(key, tx);
     tx.start();
     if (!this.tu) {
@@ -813,13 +813,11 @@ export class SipStack {
       if (this.clients.get(tx.id) === tx) this.clients.delete(tx.id);
     } else {
       if (this.servers.get(tx.id) === tx) this.servers.delete(tx.id);
-      const mk = mergedKeys.get(tx);
+      const mk = tx.mergedKey;
       if (mk !== undefined && this.merged.get(mk) === tx.id) this.merged.delete(mk);
     }
   }
 }
-
-const mergedKeys = new WeakMap<Transaction, string>();
 
 /** A stand-in for the TU when a request failed before any transaction existed. */
 function placeholder(request: SipRequest): ClientTransactionLike {

@@ -87,13 +87,17 @@ export abstract class Transaction {
   readonly id: string;
   readonly request: SipRequest;
   protected readonly ctx: TransactionContext;
-  private handles: Map<string, TimerHandle> | undefined;
+  /** Running timers as name, handle pairs (a Map per transaction costs more memory than a few slots). */
+  private handles: (string | TimerHandle)[] | undefined;
+  /** @internal the merged-request key this server transaction holds (§8.2.2.2) */
+  mergedKey: string | undefined;
   private done = false;
 
   constructor(id: string, request: SipRequest, ctx: TransactionContext) {
     this.id = id;
     this.request = request;
     this.ctx = ctx;
+    this.mergedKey = undefined;
   }
 
   get terminated(): boolean {
@@ -104,23 +108,30 @@ export abstract class Transaction {
   protected startTimer(name: string, ms: number, fire: () => void): void {
     this.stopTimer(name);
     const h = this.ctx.clock.setTimeout(() => {
-      this.handles?.delete(name);
+      this.removeTimer(name);
       if (!this.done) fire();
     }, ms);
-    (this.handles ??= new Map()).set(name, h);
+    (this.handles ??= []).push(name, h);
   }
 
   protected stopTimer(name: string): void {
-    const h = this.handles?.get(name);
-    if (h !== undefined) {
-      this.ctx.clock.clearTimeout(h);
-      this.handles?.delete(name);
-    }
+    const hs = this.handles;
+    if (!hs) return;
+    const i = hs.indexOf(name);
+    if (i < 0) return;
+    this.ctx.clock.clearTimeout(hs[i + 1]);
+    hs.splice(i, 2);
+  }
+
+  private removeTimer(name: string): void {
+    const hs = this.handles;
+    const i = hs ? hs.indexOf(name) : -1;
+    if (hs && i >= 0) hs.splice(i, 2);
   }
 
   /** Number of timers running (tests check none is left behind). */
   get timerCount(): number {
-    return this.handles?.size ?? 0;
+    return (this.handles?.length ?? 0) >> 1;
   }
 
   protected trace(event: string): void {
@@ -131,9 +142,10 @@ export abstract class Transaction {
   protected terminate(): void {
     if (this.done) return;
     this.done = true;
-    if (this.handles) {
-      for (const h of this.handles.values()) this.ctx.clock.clearTimeout(h);
-      this.handles.clear();
+    const hs = this.handles;
+    if (hs) {
+      for (let i = 1; i < hs.length; i += 2) this.ctx.clock.clearTimeout(hs[i]);
+      hs.length = 0;
     }
     this.ctx.terminated(this);
   }
