@@ -123,6 +123,15 @@ export class WsTransport implements Transport {
     this.started = true;
     this.connections.start(sink);
     this.startPings();
+    try {
+      await this.listen(sink);
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+  }
+
+  private async listen(sink: TransportSink): Promise<void> {
     if (this.options.listen === false) {
       const address = this.options.address ?? '0.0.0.0';
       this.bound = { address, port: 0, family: address.includes(':') ? 'IPv6' : 'IPv4' };

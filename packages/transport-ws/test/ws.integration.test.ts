@@ -249,7 +249,7 @@ describe('WebSocket transport (RFC 7118)', () => {
     expect(c.frames[2]?.binary).toBe(true);
   });
 
-  it('ignores CRLF keep-alives and answers a CRLFCRLF ping with CRLF', async () => {
+  it('answers a CRLFCRLF ping with CRLF (RFC 5626 §4.4.1)', async () => {
     const b = await wsStack();
     const c = await rawClient(`ws://127.0.0.1:${b.transport.local.port}/`);
     c.ws.send('\r\n\r\n');
@@ -353,6 +353,15 @@ describe('WebSocket transport (RFC 7118)', () => {
     );
     expect(res.status).toBe(200);
     expect(res.via[0]?.host).toBe('k3x9.invalid');
+  });
+
+  it('start() rejects when the port is taken, leaving nothing open', async () => {
+    const b = await wsStack();
+    const t = new WsTransport({ address: '127.0.0.1', port: b.transport.local.port });
+    const sink = { receive() {}, connectionClosed() {}, error() {} };
+    await expect(t.start(sink)).rejects.toThrow(/EADDRINUSE/);
+    await t.stop();
+    expect(() => t.local).toThrow(/not started/);
   });
 
   it('stop() closes the listener and every connection', async () => {
