@@ -225,8 +225,6 @@ export function readNameAddr(
   let ds = -1;
   let de = -1;
   let c = b[i] as number;
-  let us: number;
-  let ue: number;
   if (c === 34) {
     ds = ++i;
     c = b[i] as number;
@@ -265,15 +263,14 @@ export function readNameAddr(
     }
   }
   // at '<'
-  us = ++i;
+  const us = ++i;
   c = b[i] as number;
   while (c !== 62) {
     if (c <= 32 || c > 126 || i >= end) return undefined;
     c = b[++i] as number;
   }
   if (i === us) return undefined;
-  ue = i;
-  return finishNameAddr(b, s, i + 1, end, ds, de, us, ue, header);
+  return finishNameAddr(b, s, i + 1, end, ds, de, us, i, header);
 }
 
 function finishNameAddr(

@@ -25,9 +25,6 @@ export function readFrom(m: SipMessage, text: string): void {
   srcText = text;
 }
 
-/** Where the Via values of one message are collected. */
-const viaScratch: Via[] = [];
-
 /** The state of a message that only some messages need. */
 class Extra {
   lines: HeaderLine[] | undefined = undefined;
@@ -312,12 +309,14 @@ export abstract class SipMessage {
     const idx = this.idx as number[];
     const b = this.b as Uint8Array;
     const s = this.src();
-    const out = viaScratch;
-    out.length = 0;
+    const out: Via[] = [];
     const n = idx.length;
-    for (; l < n; l++) {
-      if (l !== this.lVia && !this.lineIs(l, VIA)) continue;
-      const v = idx[l] as number;
+    let v = idx[l] as number;
+    if (!readVias(b, s, this.valueAt(l, v), v & 0xfffff, out)) return undefined;
+    for (l++; l < n; l++) {
+      v = idx[l] as number;
+      const len = (v >>> 20) & 0x7ff;
+      if ((len !== 3 && len !== 1) || !this.lineIs(l, VIA)) continue;
       if (v < 0 || !readVias(b, s, this.valueAt(l, v), v & 0xfffff, out)) return undefined;
     }
     return out.length === 1 ? [out[0] as Via] : out.slice();
