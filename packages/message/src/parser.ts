@@ -46,15 +46,12 @@ export function parseMessage(
   let hs = 0;
   while (b[hs] === 13 && b[hs + 1] === 10) hs += 2;
 
+  // The bytes decoded one to one, for the native searches; character loops read the
+  // bytes themselves. Offsets are the same in both.
+  const src = latin1(b, 0, limit);
+
   // ---- the start line ----
-  let startEnd = -1;
-  for (let i = hs; i < limit; i++) {
-    const c = b[i] as number;
-    if (c === 13 && b[i + 1] === 10) {
-      startEnd = i;
-      break;
-    }
-  }
+  const startEnd = src.indexOf('\r\n', hs);
   if (startEnd < 0) {
     if (limit - hs > maxHeader) throw noHeaderEnd(limit - hs, maxHeader);
     throw new SipParseError(
@@ -72,7 +69,7 @@ export function parseMessage(
   let status = 0;
   let rs = 0;
   if (isResponse) {
-    const sp = indexOfByte(b, 32, hs, startEnd);
+    const sp = indexOfChar(src, ' ', hs, startEnd);
     if (sp < 0) throw startLineError('malformed status line', hs);
     checkVersion(b, hs, sp);
     let i = sp + 1;
@@ -98,13 +95,13 @@ export function parseMessage(
         throw startLineError('control character in the reason phrase', j);
     }
   } else {
-    const sp1 = indexOfByte(b, 32, hs, startEnd);
+    const sp1 = indexOfChar(src, ' ', hs, startEnd);
     if (sp1 <= hs) throw startLineError('malformed request line', hs);
     for (let j = hs; j < sp1; j++) {
       if (W[b[j] as number] === 0) throw startLineError('invalid method', j);
     }
     method = knownMethod(b, hs, sp1) ?? latin1(b, hs, sp1);
-    const sp2 = indexOfByte(b, 32, sp1 + 1, startEnd);
+    const sp2 = indexOfChar(src, ' ', sp1 + 1, startEnd);
     if (sp2 < 0) throw startLineError('malformed request line', sp1);
     if (sp2 === sp1 + 1) throw startLineError('more than one space before the Request-URI', sp1);
     // The URI itself is checked when it is first read (parse-on-access); only its
@@ -112,14 +109,13 @@ export function parseMessage(
     us = sp1 + 1;
     ue = sp2;
     const c0 = b[us] as number;
-    const colon = indexOfByte(b, 58, us, ue);
+    const colon = indexOfChar(src, ':', us, ue);
     if (!((c0 >= 65 && c0 <= 90) || (c0 >= 97 && c0 <= 122)) || colon < 0)
       throw startLineError('the Request-URI is not an absolute URI', us);
     checkVersion(b, sp2 + 1, startEnd);
   }
 
   // ---- header lines, up to the empty line: one number each (see SipMessage.idx) ----
-  const src = latin1(b, 0, limit);
   const idx = scratch;
   const hot = hotScratch.fill(-1);
   let k = 0;
@@ -221,7 +217,11 @@ export function parseMessage(
           h = 3;
         break;
       case 14:
-        if (c0 === 99 && (b[pos + 8] | 0x20) === 108 && isName(b, pos, CONTENT_LENGTH))
+        if (
+          c0 === 99 &&
+          (src.startsWith('Content-Length', pos) ||
+            ((b[pos + 8] | 0x20) === 108 && isName(b, pos, CONTENT_LENGTH)))
+        )
           contentLength = checkContentLength(b, colon + 1, end, contentLength, pos);
         break;
     }
@@ -283,10 +283,10 @@ function isName(b: Uint8Array, pos: number, lower: Uint8Array): boolean {
 const CALL_ID = utf8Encode('call-id');
 const CONTENT_LENGTH = utf8Encode('content-length');
 
-/** The first `byte` in `from..to`, or -1. */
-function indexOfByte(b: Uint8Array, byte: number, from: number, to: number): number {
-  for (let i = from; i < to; i++) if (b[i] === byte) return i;
-  return -1;
+/** The first `ch` in `from..to`, or -1. */
+function indexOfChar(s: string, ch: string, from: number, to: number): number {
+  const i = s.indexOf(ch, from);
+  return i < to ? i : -1;
 }
 
 /**
