@@ -4,4 +4,5 @@ export {
   type NetworkConditions,
   seeded,
 } from '../memory-transport.ts';
+export { ScriptedPeer, type ScriptStep } from './scripted-peer.ts';
 export { VirtualClock } from './virtual-clock.ts';
