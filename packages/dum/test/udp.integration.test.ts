@@ -13,9 +13,7 @@ afterEach(async () => {
   }
 });
 
-async function udpDum(
-  user: string,
-): Promise<{
+async function udpDum(user: string): Promise<{
   dum: DialogUsageManager;
   port: number;
   profile: ReturnType<DialogUsageManager['makeUserProfile']>;
