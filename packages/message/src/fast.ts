@@ -152,8 +152,25 @@ function parseParams(b: Uint8Array, s: string, i: number): (string | null)[] | u
     }
   }
   at = i;
-  if (n === 0) return undefined;
-  return kv.slice(0, n);
+  switch (n) {
+    case 0:
+      return undefined;
+    case 2:
+      return [kv[0] as string, kv[1] as string | null];
+    case 4:
+      return [kv[0] as string, kv[1] as string | null, kv[2] as string, kv[3] as string | null];
+    case 6:
+      return [
+        kv[0] as string,
+        kv[1] as string | null,
+        kv[2] as string,
+        kv[3] as string | null,
+        kv[4] as string,
+        kv[5] as string | null,
+      ];
+    default:
+      return kv.slice(0, n);
+  }
 }
 
 /**

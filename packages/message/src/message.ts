@@ -319,7 +319,8 @@ export abstract class SipMessage {
       if ((len !== 3 && len !== 1) || !this.lineIs(l, VIA)) continue;
       if (v < 0 || !readVias(b, s, this.valueAt(l, v), v & 0xfffff, out)) return undefined;
     }
-    return out.length === 1 ? [out[0] as Via] : out.slice();
+    const n2 = out.length;
+    return n2 === 1 ? [out[0] as Via] : n2 === 2 ? [out[0] as Via, out[1] as Via] : out.slice();
   }
 
   /** `l` when the values of line `l` can be read from the received bytes, else -1. */

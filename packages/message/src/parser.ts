@@ -231,7 +231,8 @@ export function parseMessage(
     idx[k++] = (folded ? 0x80000000 : 0) | (nl << 20) | end;
     pos = end + 2;
   }
-  const lineIdx = idx.slice(0, k);
+  const lineIdx: number[] = new Array(k);
+  for (let i = 0; i < k; i++) lineIdx[i] = idx[i] as number;
 
   // ---- body ----
   if (contentLength < 0 && stream)
