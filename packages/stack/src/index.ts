@@ -1,3 +1,4 @@
+export { ClientTransaction } from './client-transaction.ts';
 export { type Clock, systemClock, type TimerHandle } from './clock.ts';
 export {
   type Initiator,
@@ -31,6 +32,7 @@ export {
   type SrvRecord,
 } from './resolver.ts';
 export type { ServerTransactionHandler, ServerTransactionLike } from './server-transaction.ts';
+export { ServerTransaction } from './server-transaction-base.ts';
 export {
   type ClientRequest,
   type ReceivedInfo,

@@ -1,13 +1,8 @@
 import { createRequest, type SipRequest, type SipResponse } from '@sipworks/message';
-import { type SipStackError, TransactionTimeoutError, TransportError } from './errors.ts';
+import { ClientTransaction } from './client-transaction.ts';
+import { TransactionTimeoutError } from './errors.ts';
 import { timeout64, timerD } from './timers.ts';
-import {
-  type ClientTransactionHandler,
-  type ClientTransactionLike,
-  type Flow,
-  Transaction,
-  type TransactionContext,
-} from './transaction.ts';
+import type { ClientTransactionHandler, Flow, TransactionContext } from './transaction.ts';
 
 export type InviteClientState = 'calling' | 'proceeding' | 'accepted' | 'completed' | 'terminated';
 
@@ -32,15 +27,10 @@ export type InviteClientState = 'calling' | 'proceeding' | 'accepted' | 'complet
  *  completed   Timer D (32 s / 0)         -                               terminated
  * ```
  */
-export class InviteClientTransaction extends Transaction implements ClientTransactionLike {
+export class InviteClientTransaction extends ClientTransaction<InviteClientState> {
   readonly kind = 'invite-client' as const;
-  readonly flow: Flow;
-  private st: InviteClientState = 'calling';
-  private readonly handler: ClientTransactionHandler;
-  private bytes: Uint8Array | undefined;
   private ack: SipRequest | undefined;
   private intervalA = 0;
-  private outcome = false;
 
   constructor(
     id: string,
@@ -49,18 +39,15 @@ export class InviteClientTransaction extends Transaction implements ClientTransa
     handler: ClientTransactionHandler,
     ctx: TransactionContext,
   ) {
-    super(id, request, ctx);
-    this.flow = flow;
-    this.handler = handler;
+    super(id, request, flow, handler, ctx, 'calling');
   }
 
-  get state(): InviteClientState {
-    return this.st;
+  protected get waiting(): boolean {
+    return this.st === 'calling' || this.st === 'proceeding';
   }
 
   /** INVITE from TU: send it and start Timers A and B (§17.1.1.2). */
   start(): void {
-    this.bytes = this.request.serialize();
     this.transmit();
     const t = this.ctx.timers;
     if (!this.flow.transport.reliable) {
@@ -69,12 +56,6 @@ export class InviteClientTransaction extends Transaction implements ClientTransa
     }
     this.startTimer('B', timeout64(t), () => this.timerB());
     this.trace('start');
-  }
-
-  private transmit(): void {
-    this.ctx
-      .send(this.flow, this.request, this.bytes)
-      .catch((e: unknown) => this.transportError(e));
   }
 
   /** Timer A: retransmit with a doubled interval, while Calling. */
@@ -94,26 +75,6 @@ export class InviteClientTransaction extends Transaction implements ClientTransa
         `no response to INVITE within ${timeout64(this.ctx.timers)} ms (Timer B)`,
       ),
     );
-  }
-
-  /** A send failed (§17.1.1.2: inform the TU, go to Terminated). */
-  transportError(e: unknown): void {
-    if (this.st === 'calling' || this.st === 'proceeding') {
-      const err =
-        e instanceof TransportError
-          ? e
-          : new TransportError(`cannot send INVITE: ${String((e as Error)?.message ?? e)}`, {
-              cause: e,
-            });
-      this.fail(err);
-    }
-  }
-
-  private fail(err: SipStackError): void {
-    this.st = 'terminated';
-    this.trace(err.code);
-    this.deliverError(err);
-    this.finish();
   }
 
   /** A response matched this transaction. */
@@ -208,23 +169,5 @@ export class InviteClientTransaction extends Transaction implements ClientTransa
 
   private deliver(res: SipResponse): void {
     this.handler.onResponse(res, this);
-  }
-
-  private deliverError(err: SipStackError): void {
-    if (this.outcome) return;
-    this.outcome = true;
-    this.handler.onError?.(err, this);
-  }
-
-  private finish(): void {
-    this.st = 'terminated';
-    this.terminate();
-    this.handler.onTerminated?.(this);
-  }
-
-  abort(): void {
-    if (this.st === 'terminated') return;
-    this.st = 'terminated';
-    this.terminate();
   }
 }

@@ -1,8 +1,8 @@
 import { createResponse, type SipRequest, type SipResponse } from '@sipworks/message';
-import { SipStackError, TransportError } from './errors.ts';
-import type { ServerTransactionHandler, ServerTransactionLike } from './server-transaction.ts';
+import { SipStackError } from './errors.ts';
+import { ServerTransaction } from './server-transaction-base.ts';
 import { timeout64, timerT4 } from './timers.ts';
-import { type Flow, Transaction, type TransactionContext } from './transaction.ts';
+import type { Flow, TransactionContext } from './transaction.ts';
 
 export type InviteServerState =
   | 'proceeding'
@@ -34,39 +34,23 @@ export type InviteServerState =
  *  any         transport error             tell TU                         terminated
  * ```
  */
-export class InviteServerTransaction extends Transaction implements ServerTransactionLike {
+export class InviteServerTransaction extends ServerTransaction<InviteServerState> {
   readonly kind = 'invite-server' as const;
-  readonly flow: Flow;
-  handler: ServerTransactionHandler | undefined;
-  private st: InviteServerState = 'proceeding';
-  /** Only the bytes of the last response are kept, for retransmissions (a parsed message costs kilobytes). */
-  private lastBytes: Uint8Array | undefined;
-  private lastTag: string | undefined;
   private intervalG = 0;
   /** Set when a CANCEL for this INVITE was received. */
   cancelled = false;
 
   constructor(id: string, request: SipRequest, flow: Flow, ctx: TransactionContext) {
-    super(id, request, ctx);
-    this.flow = flow;
-  }
-
-  get state(): InviteServerState {
-    return this.st;
+    super(id, request, flow, ctx, 'proceeding');
   }
 
   /** The INVITE arrived: start the 100 Trying timer (§17.2.1). */
   start(): void {
     this.startTimer('trying', this.ctx.timers.trying, () => {
-      if (this.st === 'proceeding' && this.lastBytes === undefined)
+      if (this.st === 'proceeding' && !this.answered)
         this.respond(createResponse(this.request, 100));
     });
     this.trace('start');
-  }
-
-  /** The To tag of the last response sent, if any. */
-  get lastToTag(): string | undefined {
-    return this.lastTag;
   }
 
   respond(response: SipResponse): void {
@@ -109,27 +93,16 @@ export class InviteServerTransaction extends Transaction implements ServerTransa
     );
   }
 
-  private send(response: SipResponse): void {
-    this.lastBytes = response.serialize();
-    this.lastTag = response.to.tag;
-    this.transmit();
-  }
-
-  private transmit(): void {
-    if (this.lastBytes === undefined) return;
-    this.ctx
-      .send(this.flow, undefined, this.lastBytes)
-      .catch((e: unknown) => this.transportError(e));
-  }
-
+  /** Timer G: resend the final response, doubling up to T2. */
   private timerG(): void {
     if (this.st !== 'completed') return;
-    this.transmit();
+    this.retransmit();
     this.intervalG = Math.min(2 * this.intervalG, this.ctx.timers.t2);
     this.startTimer('G', this.intervalG, () => this.timerG());
     this.trace('timerG');
   }
 
+  /** Timer H: the ACK never came. */
   private timerH(): void {
     if (this.st !== 'completed') return;
     this.trace('timerH');
@@ -139,7 +112,7 @@ export class InviteServerTransaction extends Transaction implements ServerTransa
 
   /** The INVITE was retransmitted (§17.2.1). */
   receiveRetransmission(): void {
-    if (this.st === 'proceeding' || this.st === 'completed') this.transmit();
+    if (this.st === 'proceeding' || this.st === 'completed') this.retransmit();
   }
 
   /** An ACK matched this transaction. */
@@ -153,30 +126,5 @@ export class InviteServerTransaction extends Transaction implements ServerTransa
       this.trace('timerI');
       this.finish();
     });
-  }
-
-  transportError(e: unknown): void {
-    if (this.st === 'terminated') return;
-    const err =
-      e instanceof TransportError
-        ? e
-        : new TransportError(`cannot send the response: ${String((e as Error)?.message ?? e)}`, {
-            cause: e,
-          });
-    this.trace(err.code);
-    this.handler?.onError?.(err, this);
-    this.finish();
-  }
-
-  private finish(): void {
-    this.st = 'terminated';
-    this.terminate();
-    this.handler?.onTerminated?.(this);
-  }
-
-  abort(): void {
-    if (this.st === 'terminated') return;
-    this.st = 'terminated';
-    this.terminate();
   }
 }

@@ -1,13 +1,8 @@
 import type { SipRequest, SipResponse } from '@sipworks/message';
-import { type SipStackError, TransactionTimeoutError, TransportError } from './errors.ts';
+import { ClientTransaction } from './client-transaction.ts';
+import { TransactionTimeoutError } from './errors.ts';
 import { timeout64, timerT4 } from './timers.ts';
-import {
-  type ClientTransactionHandler,
-  type ClientTransactionLike,
-  type Flow,
-  Transaction,
-  type TransactionContext,
-} from './transaction.ts';
+import type { ClientTransactionHandler, Flow, TransactionContext } from './transaction.ts';
 
 export type NonInviteClientState = 'trying' | 'proceeding' | 'completed' | 'terminated';
 
@@ -31,14 +26,9 @@ export type NonInviteClientState = 'trying' | 'proceeding' | 'completed' | 'term
  *  completed   Timer K                  -                                 terminated
  * ```
  */
-export class NonInviteClientTransaction extends Transaction implements ClientTransactionLike {
+export class NonInviteClientTransaction extends ClientTransaction<NonInviteClientState> {
   readonly kind = 'non-invite-client' as const;
-  readonly flow: Flow;
-  private st: NonInviteClientState = 'trying';
-  private readonly handler: ClientTransactionHandler;
-  private bytes: Uint8Array | undefined;
   private intervalE = 0;
-  private outcome = false;
 
   constructor(
     id: string,
@@ -47,18 +37,15 @@ export class NonInviteClientTransaction extends Transaction implements ClientTra
     handler: ClientTransactionHandler,
     ctx: TransactionContext,
   ) {
-    super(id, request, ctx);
-    this.flow = flow;
-    this.handler = handler;
+    super(id, request, flow, handler, ctx, 'trying');
   }
 
-  get state(): NonInviteClientState {
-    return this.st;
+  protected get waiting(): boolean {
+    return this.st === 'trying' || this.st === 'proceeding';
   }
 
   /** Request from TU: send it, start Timers E and F (§17.1.2.2). */
   start(): void {
-    this.bytes = this.request.serialize();
     this.transmit();
     const t = this.ctx.timers;
     if (!this.flow.transport.reliable) {
@@ -69,14 +56,9 @@ export class NonInviteClientTransaction extends Transaction implements ClientTra
     this.trace('start');
   }
 
-  private transmit(): void {
-    this.ctx
-      .send(this.flow, this.request, this.bytes)
-      .catch((e: unknown) => this.transportError(e));
-  }
-
+  /** Timer E: retransmit, doubling up to T2 while Trying, every T2 while Proceeding. */
   private timerE(): void {
-    if (this.st !== 'trying' && this.st !== 'proceeding') return;
+    if (!this.waiting) return;
     this.transmit();
     const t = this.ctx.timers;
     this.intervalE = this.st === 'trying' ? Math.min(2 * this.intervalE, t.t2) : t.t2;
@@ -84,35 +66,14 @@ export class NonInviteClientTransaction extends Transaction implements ClientTra
     this.trace('timerE');
   }
 
+  /** Timer F: no final response in 64*T1. */
   private timerF(): void {
-    if (this.st !== 'trying' && this.st !== 'proceeding') return;
+    if (!this.waiting) return;
     this.fail(
       new TransactionTimeoutError(
         `no final response to ${this.request.method} within ${timeout64(this.ctx.timers)} ms (Timer F)`,
       ),
     );
-  }
-
-  transportError(e: unknown): void {
-    if (this.st !== 'trying' && this.st !== 'proceeding') return;
-    const err =
-      e instanceof TransportError
-        ? e
-        : new TransportError(
-            `cannot send ${this.request.method}: ${String((e as Error)?.message ?? e)}`,
-            { cause: e },
-          );
-    this.fail(err);
-  }
-
-  private fail(err: SipStackError): void {
-    this.st = 'terminated';
-    this.trace(err.code);
-    if (!this.outcome) {
-      this.outcome = true;
-      this.handler.onError?.(err, this);
-    }
-    this.finish();
   }
 
   receiveResponse(res: SipResponse): void {
@@ -144,17 +105,5 @@ export class NonInviteClientTransaction extends Transaction implements ClientTra
       default:
         throw new Error(`invalid state ${this.st as string}`);
     }
-  }
-
-  private finish(): void {
-    this.st = 'terminated';
-    this.terminate();
-    this.handler.onTerminated?.(this);
-  }
-
-  abort(): void {
-    if (this.st === 'terminated') return;
-    this.st = 'terminated';
-    this.terminate();
   }
 }

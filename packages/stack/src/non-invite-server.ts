@@ -1,8 +1,8 @@
 import type { SipRequest, SipResponse } from '@sipworks/message';
-import { SipStackError, TransportError } from './errors.ts';
-import type { ServerTransactionHandler, ServerTransactionLike } from './server-transaction.ts';
+import { SipStackError } from './errors.ts';
+import { ServerTransaction } from './server-transaction-base.ts';
 import { timeout64 } from './timers.ts';
-import { type Flow, Transaction, type TransactionContext } from './transaction.ts';
+import type { Flow, TransactionContext } from './transaction.ts';
 
 export type NonInviteServerState = 'trying' | 'proceeding' | 'completed' | 'terminated';
 
@@ -23,31 +23,15 @@ export type NonInviteServerState = 'trying' | 'proceeding' | 'completed' | 'term
  *  any         transport error         tell TU                       terminated
  * ```
  */
-export class NonInviteServerTransaction extends Transaction implements ServerTransactionLike {
+export class NonInviteServerTransaction extends ServerTransaction<NonInviteServerState> {
   readonly kind = 'non-invite-server' as const;
-  readonly flow: Flow;
-  handler: ServerTransactionHandler | undefined;
-  private st: NonInviteServerState = 'trying';
-  /** Only the bytes of the last response are kept, for retransmissions (a parsed message costs kilobytes). */
-  private lastBytes: Uint8Array | undefined;
-  private lastTag: string | undefined;
 
   constructor(id: string, request: SipRequest, flow: Flow, ctx: TransactionContext) {
-    super(id, request, ctx);
-    this.flow = flow;
-  }
-
-  get state(): NonInviteServerState {
-    return this.st;
+    super(id, request, flow, ctx, 'trying');
   }
 
   start(): void {
     this.trace('start');
-  }
-
-  /** The To tag of the last response sent, if any. */
-  get lastToTag(): string | undefined {
-    return this.lastTag;
   }
 
   respond(response: SipResponse): void {
@@ -57,9 +41,7 @@ export class NonInviteServerTransaction extends Transaction implements ServerTra
         `cannot send ${response.status}: the ${this.request.method} transaction is ${this.st}`,
         'user',
       );
-    this.lastBytes = response.serialize();
-    this.lastTag = response.to.tag;
-    this.transmit();
+    this.send(response);
     if (response.status < 200) {
       if (this.st === 'trying') {
         this.st = 'proceeding';
@@ -76,39 +58,7 @@ export class NonInviteServerTransaction extends Transaction implements ServerTra
     });
   }
 
-  private transmit(): void {
-    if (this.lastBytes === undefined) return;
-    this.ctx
-      .send(this.flow, undefined, this.lastBytes)
-      .catch((e: unknown) => this.transportError(e));
-  }
-
   receiveRetransmission(): void {
-    if (this.st === 'proceeding' || this.st === 'completed') this.transmit();
-  }
-
-  transportError(e: unknown): void {
-    if (this.st === 'terminated') return;
-    const err =
-      e instanceof TransportError
-        ? e
-        : new TransportError(`cannot send the response: ${String((e as Error)?.message ?? e)}`, {
-            cause: e,
-          });
-    this.trace(err.code);
-    this.handler?.onError?.(err, this);
-    this.finish();
-  }
-
-  private finish(): void {
-    this.st = 'terminated';
-    this.terminate();
-    this.handler?.onTerminated?.(this);
-  }
-
-  abort(): void {
-    if (this.st === 'terminated') return;
-    this.st = 'terminated';
-    this.terminate();
+    if (this.st === 'proceeding' || this.st === 'completed') this.retransmit();
   }
 }
