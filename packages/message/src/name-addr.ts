@@ -14,20 +14,20 @@ const NO_URI = Object.freeze(Object.create(null)) as Uri;
  */
 export class NameAddr {
   /** @internal the display name, once known */
-  private dn: string | undefined;
+  declare private dn: string | undefined;
   /** @internal the parameters, as parsed names and values until `params` is read */
-  p: Params | (string | null)[];
+  declare p: Params | (string | null)[];
   /** @internal the URI as written, once known */
-  private ut: string | undefined;
-  protected uriValue: Uri | undefined;
+  declare private ut: string | undefined;
+  declare protected uriValue: Uri | undefined;
   /** @internal the header the value came from, for error messages */
-  private header: string | undefined;
+  declare private header: string | undefined;
   /** @internal the received bytes, while the display name or the URI text is still in them */
-  private src: Uint8Array | undefined;
+  declare private src: Uint8Array | undefined;
   /** @internal where the display name is in `src` (start * 1024 + length), or -1 */
-  private dpos: number;
+  declare private dpos: number;
   /** @internal where the URI text is in `src` (start * 1024 + length), or -1 */
-  private upos: number;
+  declare private upos: number;
 
   constructor(
     uri: Uri | string,

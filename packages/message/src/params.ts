@@ -23,16 +23,18 @@ const collect: (string | null)[] = new Array(32).fill(null);
 
 export class Params implements Iterable<[string, string | null]> {
   /** @internal names and values, alternating */
-  kv: (string | null)[];
+  declare kv: (string | null)[];
   /** @internal bit i set: value i was written as a quoted string */
-  quotedMask = 0;
+  declare quotedMask: number;
   /** True once the list was changed after parsing. */
-  dirty = false;
-  readonly style: ParamStyle;
+  declare dirty: boolean;
+  declare readonly style: ParamStyle;
 
   constructor(style: ParamStyle = 'header', init?: Iterable<[string, string | null]>) {
-    this.style = style;
     this.kv = NO_PARAMS;
+    this.quotedMask = 0;
+    this.dirty = false;
+    this.style = style;
     if (init) for (const [k, v] of init) this.append(k, v);
   }
 

@@ -12,17 +12,17 @@ export const MAGIC_COOKIE = 'z9hG4bK';
  */
 export class Via {
   /** `SIP` */
-  readonly protocolName: string;
+  declare readonly protocolName: string;
   /** `2.0` */
-  readonly protocolVersion: string;
+  declare readonly protocolVersion: string;
   /** Transport as written, upper-cased (`UDP`, `TCP`, `TLS`, `WS`, `WSS`, `SCTP`...). */
-  readonly transport: string;
+  declare readonly transport: string;
   /** sent-by host; IPv6 references keep their brackets. */
-  readonly host: string;
+  declare readonly host: string;
   /** sent-by port, when present. */
-  readonly port: number | undefined;
+  declare readonly port: number | undefined;
   /** @internal the parameters, as parsed names and values until `params` is read */
-  p: Params | (string | null)[];
+  declare p: Params | (string | null)[];
 
   /** `transport` is upper-cased as `SIP/2.0/UDP` writes it. */
   constructor(
