@@ -586,10 +586,22 @@ export class DialogUsageManager implements TransactionUser {
 
   /**
    * End every usage and stop taking requests (new ones get 503). Resolves when it is
-   * safe to exit; stops the stack too when the DUM made it.
+   * safe to exit: every usage has ended (or `timeoutMs` passed, default 32 s) and, when
+   * the DUM made its stack, the stack has stopped.
    */
-  async shutdown(): Promise<void> {
+  async shutdown(options?: { timeoutMs?: number }): Promise<void> {
     this.shuttingDown = true;
+    for (const u of this.handles.all()) (u as { end?: () => void }).end?.();
+    const timeoutMs = options?.timeoutMs ?? 32_000;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.handles.whenEmpty(),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+        (timer as { unref?: () => void }).unref?.();
+      }),
+    ]);
+    if (timer) clearTimeout(timer);
     if (this.ownsStack) await this.stack.stop();
   }
 }

@@ -26,6 +26,21 @@ export class HandleManager {
   /** @internal */
   release(id: number): void {
     this.live.delete(id);
+    if (this.live.size === 0 && this.waiters.length > 0)
+      for (const w of this.waiters.splice(0)) w();
+  }
+
+  private readonly waiters: (() => void)[] = [];
+
+  /** Resolves once no usage is alive. */
+  whenEmpty(): Promise<void> {
+    if (this.live.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Every live usage. */
+  all(): Handled[] {
+    return [...this.live.values()];
   }
 
   get(id: number): Handled | undefined {

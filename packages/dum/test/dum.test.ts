@@ -288,3 +288,24 @@ describe('DialogUsageManager: request validation (RFC 3261 §8.2, RFC 4475 §3.3
     expect(results[0]?.headers('Allow')).toContain('OPTIONS');
   });
 });
+
+describe('DialogUsageManager: shutdown', () => {
+  it('ends the usages, refuses new requests with 503, and resolves when nothing is left', async () => {
+    const { a, b, clock } = await pair();
+    const p = a.dum.makePagerMessage(`sip:bob@127.0.0.1:${b.port}`, a.profile);
+    expect(a.dum.handles.size).toBe(1);
+    await a.dum.shutdown({ timeoutMs: 1000 });
+    expect(p.isValid()).toBe(false);
+    expect(() => a.dum.makePagerMessage('sip:x@127.0.0.1', a.profile)).toThrow(
+      expect.objectContaining({ code: 'SIP_ERR_DUM_SHUTDOWN' }),
+    );
+    const results: SipResponse[] = [];
+    b.dum.addOutOfDialogHandler('OPTIONS', {
+      onSuccess: (_h, r) => results.push(r),
+      onFailure: (_h, r) => results.push(r),
+    });
+    b.dum.send(b.dum.makeOutOfDialogRequest(`sip:alice@127.0.0.1:${a.port}`, 'OPTIONS', b.profile));
+    await until(clock, () => results.length > 0);
+    expect(results[0]?.status).toBe(503);
+  });
+});
