@@ -12,6 +12,7 @@ export default defineConfig({
       project('dum', './packages/dum'),
       project('transport-udp', './packages/transport-udp'),
       project('transport-tcp', './packages/transport-tcp'),
+      project('transport-tls', './packages/transport-tls'),
       project('transport-ws', './packages/transport-ws'),
       project('bench', './tools/bench'),
       project('interop', './tools/interop'),
