@@ -177,7 +177,15 @@ export class SipStack {
   async addTransport(transport: Transport): Promise<void> {
     if (this.list.includes(transport)) return;
     this.list.push(transport);
-    if (this.started && !this.stopped) await transport.start(this.sinkFor(transport));
+    if (this.started && !this.stopped) {
+      try {
+        await transport.start(this.sinkFor(transport));
+      } catch (e) {
+        // A transport that could not start (its port is taken...) is not kept.
+        this.list.splice(this.list.indexOf(transport), 1);
+        throw e;
+      }
+    }
   }
 
   /** Remove a transport and stop it; transactions using it fail with a transport error. */
@@ -202,7 +210,14 @@ export class SipStack {
       );
     if (this.started) return;
     this.started = true;
-    await Promise.all(this.list.map((t) => t.start(this.sinkFor(t))));
+    const results = await Promise.allSettled(this.list.map((t) => t.start(this.sinkFor(t))));
+    const failed = results.flatMap((r, i) =>
+      r.status === 'rejected' ? [[this.list[i] as Transport, r.reason] as const] : [],
+    );
+    if (failed.length > 0) {
+      for (const [t] of failed) this.list.splice(this.list.indexOf(t), 1);
+      throw (failed[0] as readonly [Transport, unknown])[1];
+    }
   }
 
   /** End every transaction and timer, stop every transport. The process can exit afterwards. */
@@ -656,7 +671,11 @@ export class SipStack {
     const existing = this.servers.get(key);
     if (existing) {
       if (req.method === 'ACK') {
-        if (existing.kind === 'invite-server') existing.receiveAck();
+        // RFC 6026 §7.1: an ACK matching an INVITE transaction in Accepted (a peer that
+        // reused the INVITE's branch for the ACK of a 2xx) is the TU's.
+        if (existing.kind === 'invite-server' && existing.state === 'accepted')
+          this.tu?.onRequest(req, undefined, received);
+        else if (existing.kind === 'invite-server') existing.receiveAck();
       } else existing.receiveRetransmission();
       return;
     }

@@ -106,6 +106,26 @@ describe('INVITE server transaction (RFC 3261 §17.2.1, RFC 6026)', () => {
     await w.stack.stop();
   });
 
+  it('RFC 6026 §7.1 an ACK that reuses the INVITE branch, in Accepted, goes to the TU', async () => {
+    const w = await world();
+    w.tu.answer = (req, tx) => {
+      if (req.method === 'INVITE')
+        tx?.respond(createResponse(req, 200, undefined, { toTag: 'uas' }));
+    };
+    w.peer.send(requestText('INVITE', { branch: 'z9hG4bKsame', callId: 'c7' }), w.address);
+    w.clock.advance(0);
+    w.peer.send(
+      requestText('ACK', { branch: 'z9hG4bKsame', callId: 'c7', toTag: 'uas', cseqMethod: 'ACK' }),
+      w.address,
+    );
+    w.clock.advance(0);
+    expect(w.tu.requests.map((r) => [r.request.method, r.tx === undefined])).toEqual([
+      ['INVITE', false],
+      ['ACK', true],
+    ]);
+    await w.stack.stop();
+  });
+
   it('a response the state does not allow throws SIP_ERR_TX_STATE (misuse, not a protocol failure)', async () => {
     const w = await world();
     let error: unknown;
@@ -222,6 +242,24 @@ describe('around the transactions', () => {
     const res = w.peer.responses(200)[0];
     expect(res?.via[0]?.received).toBe('127.0.0.1');
     expect(res?.via[0]?.rport).toBe(5070);
+    await w.stack.stop();
+  });
+
+  it('a transport that fails to start is not kept by the stack', async () => {
+    const w = await world();
+    const broken = {
+      protocol: 'TCP',
+      reliable: true,
+      secure: false,
+      local: { address: '127.0.0.1', port: 1, family: 'IPv4' as const },
+      start: async () => {
+        throw new Error('EADDRINUSE');
+      },
+      stop: async () => {},
+      send: async () => undefined,
+    };
+    await expect(w.stack.addTransport(broken)).rejects.toThrow('EADDRINUSE');
+    expect(w.stack.transports).not.toContain(broken);
     await w.stack.stop();
   });
 
