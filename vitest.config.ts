@@ -1,6 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
+/** One vitest project per package; `extends: true` gives each the settings below (timeouts). */
 const project = (name: string, root: string) => ({
+  extends: true,
   test: { name, root, include: ['test/**/*.test.ts'] },
 });
 
