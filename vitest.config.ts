@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 /** One vitest project per package; `extends: true` gives each the settings below (timeouts). */
 const project = (name: string, root: string) => ({
-  extends: true,
+  extends: true as const,
   test: { name, root, include: ['test/**/*.test.ts'] },
 });
 
