@@ -17,6 +17,8 @@ describe('token list headers (RFC 3261 §20)', () => {
 
   it('an empty element in a token list is a parse error from the accessor', () => {
     const m = parseMessage(`${base}Require: foo,,bar\r\nContent-Length: 0\r\n\r\n`);
-    expect(() => m.getAll('Require')).toThrow(expect.objectContaining({ code: 'SIP_ERR_PARSE_HEADER', status: 400 }));
+    expect(() => m.getAll('Require')).toThrow(
+      expect.objectContaining({ code: 'SIP_ERR_PARSE_HEADER', status: 400 }),
+    );
   });
 });
