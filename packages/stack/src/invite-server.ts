@@ -47,8 +47,17 @@ export class InviteServerTransaction extends ServerTransaction<InviteServerState
   /** The INVITE arrived: start the 100 Trying timer (§17.2.1). */
   start(): void {
     this.startTimer('trying', this.ctx.timers.trying, () => {
-      if (this.st === 'proceeding' && !this.answered)
-        this.respond(createResponse(this.request, 100));
+      if (this.st !== 'proceeding' || this.answered) return;
+      // A timer callback must not throw into the event loop: a request the message layer
+      // cannot build a response for is logged, and left to the TU.
+      let trying: SipResponse;
+      try {
+        trying = createResponse(this.request, 100);
+      } catch (e) {
+        this.ctx.logger.warn({ err: e, id: this.id }, '100 Trying could not be built');
+        return;
+      }
+      this.respond(trying);
     });
     this.trace('start');
   }

@@ -80,6 +80,8 @@ export interface SipStackOptions {
   rport?: boolean;
   /** Random numbers in [0,1), for SRV weights and branch prefixes. */
   random?: () => number;
+  /** Add `;alias` to the Via of requests sent over TCP and TLS, so the peer reuses the connection (RFC 5923; default true). */
+  alias?: boolean;
 }
 
 export interface SendOptions {
@@ -135,6 +137,7 @@ export class SipStack {
   private readonly maxTransactions: number;
   private readonly retryAfter: number;
   private readonly rport: boolean;
+  private readonly alias: boolean;
   private readonly random: () => number;
   private resolverValue: DnsResolver | undefined;
   private started = false;
@@ -150,12 +153,14 @@ export class SipStack {
     this.maxTransactions = options.maxTransactions ?? 100_000;
     this.retryAfter = options.retryAfter ?? 5;
     this.rport = options.rport ?? true;
+    this.alias = options.alias ?? true;
     this.random = options.random ?? Math.random;
     this.resolverValue = options.resolver;
     this.branchPrefix = Math.floor(this.random() * 2 ** 40).toString(36);
     this.ctx = {
       clock: this.clock,
       timers: this.timers,
+      logger: this.logger,
       send: (flow, message, bytes) => this.sendOn(flow, message, bytes),
       stateChanged: (tx, event) => this.published(tx, event),
       terminated: (tx) => this.forget(tx),
@@ -476,9 +481,13 @@ export class SipStack {
     const branch = !newBranch && old?.branch ? old.branch : this.newBranch();
     const params: [string, string | null][] = [['branch', branch]];
     if (this.rport && !t.reliable) params.push(['rport', null]);
+    // RFC 5923: ask the peer to reuse this connection for requests to our sent-by.
+    if (this.alias && (t.protocol === 'TCP' || t.protocol === 'TLS')) params.push(['alias', null]);
     if (old)
-      for (const [k, v] of old.params)
-        if (k.toLowerCase() !== 'branch' && k.toLowerCase() !== 'rport') params.push([k, v]);
+      for (const [k, v] of old.params) {
+        const lk = k.toLowerCase();
+        if (lk !== 'branch' && lk !== 'rport' && lk !== 'alias') params.push([k, v]);
+      }
     const via = new Via(t.protocol, sentBy.host, sentBy.port, params);
     const rest = request.via.slice(1);
     request.setHeader('Via', [via, ...rest]);
@@ -648,12 +657,15 @@ export class SipStack {
       this.logger.debug({ why }, 'bad request could not be answered: no usable Via');
       return;
     }
+    // §18.2.1: the request was never stamped with where it came from; the response's top
+    // Via gets `received` (and `rport`), so it goes back to the source, not to the Via host.
+    this.stampVia(res, received.source);
     this.respondStateless(res, received);
   }
 
   /** §18.2.1 and RFC 3581: note where the request really came from in its top Via. */
-  private stampVia(req: SipRequest, source: Source): void {
-    const via = req.via[0];
+  private stampVia(msg: SipRequest | SipResponse, source: Source): void {
+    const via = msg.via[0];
     if (!via) return;
     const rport = via.params.get('rport');
     const host = via.host.startsWith('[') ? via.host.slice(1, -1) : via.host;
@@ -855,17 +867,39 @@ function isKeepAlive(b: Uint8Array): boolean {
 }
 
 /**
- * Read what a response needs (Via, From, To, Call-ID, CSeq) from a request whose start
- * line is bad, by parsing its header lines under a stand-in start line.
+ * Read what a response needs (Via, From, To, Call-ID, CSeq) from a request that does not
+ * parse, by parsing its header lines under a stand-in start line. Content-Length lines
+ * and the body are left out: the error may be in them (RFC 4475 §3.1.2.2, §3.1.2.3,
+ * §3.3.9), and an answer needs neither.
  */
 function salvage(data: Uint8Array): SipRequest | undefined {
+  const lines: Uint8Array[] = [new TextEncoder().encode('SALVAGE sip:invalid.invalid SIP/2.0')];
   let i = 0;
   while (i + 1 < data.length && !(data[i] === 13 && data[i + 1] === 10)) i++;
   if (i + 1 >= data.length) return undefined;
-  const head = new TextEncoder().encode('SALVAGE sip:invalid.invalid SIP/2.0');
-  const copy = new Uint8Array(head.length + data.length - i);
-  copy.set(head, 0);
-  copy.set(data.subarray(i), head.length);
+  let skipping = false;
+  for (let at = i + 2; at < data.length; ) {
+    let end = at;
+    while (end + 1 < data.length && !(data[end] === 13 && data[end + 1] === 10)) end++;
+    if (end + 1 >= data.length) end = data.length;
+    if (end === at) break; // the blank line: end of the header section
+    const line = data.subarray(at, end);
+    const folded = line[0] === 32 || line[0] === 9;
+    if (!folded)
+      skipping = /^(content-length|l)[ \t]*:/i.test(new TextDecoder().decode(line.subarray(0, 20)));
+    if (!skipping) lines.push(line);
+    at = end + 2;
+  }
+  const crlf = new Uint8Array([13, 10]);
+  const parts: Uint8Array[] = [];
+  for (const l of lines) parts.push(l, crlf);
+  parts.push(crlf);
+  const copy = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    copy.set(p, o);
+    o += p.length;
+  }
   try {
     const m = parseMessage(copy);
     if (!m.isRequest) return undefined;

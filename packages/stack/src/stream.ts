@@ -1,4 +1,10 @@
-import { parseMessage, SipParseError, StreamFramer } from '@sipworks/message';
+import {
+  parseMessage,
+  SipParseError,
+  type SipRequest,
+  type SipResponse,
+  StreamFramer,
+} from '@sipworks/message';
 import { TransportError } from './errors.ts';
 import type { Destination, Source, TransportSink } from './transport.ts';
 
@@ -33,6 +39,8 @@ export interface StreamConnectionsOptions {
   keepAliveIntervalMs?: number;
   /** Close a connection that sent no message this long after it was accepted (ms; default 30,000; 0 never). */
   firstMessageTimeoutMs?: number;
+  /** The port a Via sent-by without a port means (RFC 5923 aliases; default 5060, 5061 for TLS). */
+  defaultPort?: number;
 }
 
 /** One connection: its id, remote address, and socket. */
@@ -43,6 +51,8 @@ export interface StreamConnection {
   readonly socket: StreamSocket;
   lastActivity: number;
   messages: number;
+  /** Other addresses this connection serves (RFC 5923 aliases). */
+  aliases?: string[];
 }
 
 const CRLF = '\r\n';
@@ -56,7 +66,10 @@ const CRLFCRLF = '\r\n\r\n';
  * WebSocket transport only opens and accepts sockets.
  */
 export class StreamConnections {
-  private readonly opts: Required<Omit<StreamConnectionsOptions, 'protocol' | 'framing'>> & {
+  private readonly defaultPort: number;
+  private readonly opts: Required<
+    Omit<StreamConnectionsOptions, 'protocol' | 'framing' | 'defaultPort'>
+  > & {
     protocol: string;
     framing: 'stream' | 'message';
   };
@@ -70,6 +83,7 @@ export class StreamConnections {
   private closed = false;
 
   constructor(options: StreamConnectionsOptions) {
+    this.defaultPort = options.defaultPort ?? (options.protocol === 'TLS' ? 5061 : 5060);
     this.opts = {
       protocol: options.protocol,
       framing: options.framing ?? 'stream',
@@ -162,6 +176,7 @@ export class StreamConnections {
       if (item.type === 'ping') conn.socket.write(CRLF);
       else if (item.type === 'message') {
         conn.messages++;
+        this.alias(conn, item.message);
         this.sink?.receive(item.message, source, item.bytes);
       }
     }
@@ -182,12 +197,34 @@ export class StreamConnections {
         maxBodyBytes: this.opts.maxBodyBytes,
       });
       conn.messages++;
+      this.alias(conn, message);
       this.sink?.receive(message, source, bytes);
     } catch (e) {
       // One bad message on a message-framed connection does not break the next ones:
       // hand the bytes to the stack, which answers or drops them.
       if (e instanceof SipParseError) this.sink?.receive(bytes, source);
       else throw e;
+    }
+  }
+
+  /**
+   * RFC 5923 §5: a request whose top Via carries `;alias` lets requests to its sent-by
+   * reuse this connection (the peer listens there, but connected from another port).
+   */
+  private alias(conn: StreamConnection, message: SipRequest | SipResponse): void {
+    if (!message.isRequest) return;
+    try {
+      const via = message.via[0];
+      if (!via || !via.params.has('alias')) return;
+      const host = via.host.startsWith('[') ? via.host.slice(1, -1) : via.host;
+      // Only an alias for the address the connection really comes from.
+      if (host !== conn.remote.address) return;
+      const k = key(host, via.port ?? this.defaultPort);
+      if (this.byRemote.has(k)) return;
+      this.byRemote.set(k, conn);
+      (conn.aliases ??= []).push(k);
+    } catch {
+      // A bad Via is the stack's to answer.
     }
   }
 
@@ -256,6 +293,7 @@ export class StreamConnections {
     this.byId.delete(conn.id);
     const k = key(conn.remote.address, conn.remote.port);
     if (this.byRemote.get(k) === conn) this.byRemote.delete(k);
+    for (const a of conn.aliases ?? []) if (this.byRemote.get(a) === conn) this.byRemote.delete(a);
     this.sink?.connectionClosed(conn.id, error);
   }
 

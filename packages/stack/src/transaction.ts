@@ -2,6 +2,7 @@ import type { SipRequest, SipResponse } from '@sipworks/message';
 import { MAGIC_COOKIE } from '@sipworks/message';
 import type { Clock, TimerHandle } from './clock.ts';
 import type { SipStackError } from './errors.ts';
+import type { Logger } from './events.ts';
 import type { TimerConfig } from './timers.ts';
 import type { Destination, Source, Transport } from './transport.ts';
 
@@ -21,6 +22,7 @@ export interface Flow {
 export interface TransactionContext {
   readonly clock: Clock;
   readonly timers: TimerConfig;
+  readonly logger: Logger;
   /** Send a message on a flow; resolves with the connection used. */
   send(
     flow: Flow,

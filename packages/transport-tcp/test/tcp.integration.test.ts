@@ -114,17 +114,11 @@ describe('TCP transport (RFC 3261 §18)', () => {
     );
     expect(a.transport.connectionCount).toBe(1);
     expect(b.transport.connectionCount).toBe(1);
-    // b sends to a's address as seen on the connection: no new connection opens.
-    const conn = [
-      ...(
-        b.transport as unknown as {
-          connections: { connections: Iterable<{ remote: { port: number } }> };
-        }
-      ).connections.connections,
-    ][0];
+    // RFC 5923: a's requests carry ;alias, so b reaches a's listening address over the
+    // connection a opened; no new connection opens.
     const res = await send(
       b.stack,
-      request('OPTIONS', `sip:a@127.0.0.1:${conn?.remote.port};transport=tcp`),
+      request('OPTIONS', `sip:a@127.0.0.1:${a.transport.local.port};transport=tcp`),
     );
     expect(res.status).toBe(200);
     expect(a.transport.connectionCount).toBe(1);
