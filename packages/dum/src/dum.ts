@@ -14,6 +14,7 @@ import {
   type ServerTransactionLike,
   SipStack,
   type SipStackOptions,
+  sentByHost,
   silentLogger,
   type TransactionUser,
 } from '@sipworks/stack';
@@ -225,7 +226,7 @@ export class DialogUsageManager implements TransactionUser {
         'the stack has no transport: add one before making requests',
       );
     const sentBy = t.advertised ?? {
-      host: contactHost(t.local.address, t.local.family),
+      host: sentByHost(t.local.address, t.local.family),
       port: t.local.port,
     };
     const params: Record<string, string> =
@@ -612,10 +613,4 @@ function asNameAddr(t: NameAddr | Uri | string): NameAddr {
   return t.includes('<')
     ? (parseHeader<NameAddr>('To', t)[0] as NameAddr)
     : new NameAddr(parseUri(t));
-}
-
-function contactHost(address: string, family: 'IPv4' | 'IPv6'): string {
-  if (address === '0.0.0.0') return '127.0.0.1';
-  if (address === '::') return '[::1]';
-  return family === 'IPv6' ? `[${address}]` : address;
 }

@@ -16,6 +16,7 @@ export {
   type TransportDropEvent,
   type TransportMessageEvent,
 } from './events.ts';
+export { hostForWildcard, isWildcard, sentByHost } from './host.ts';
 export { type InviteClientState, InviteClientTransaction } from './invite-client.ts';
 export { type InviteServerState, InviteServerTransaction } from './invite-server.ts';
 export { MemoryNetwork, MemoryTransport, type NetworkConditions } from './memory-transport.ts';

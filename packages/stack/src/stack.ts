@@ -13,6 +13,7 @@ import {
 import { type Clock, systemClock } from './clock.ts';
 import { SipStackError, TransportError } from './errors.ts';
 import { diagnostics, type Logger, silentLogger } from './events.ts';
+import { sentByHost } from './host.ts';
 import { InviteClientTransaction } from './invite-client.ts';
 import { InviteServerTransaction } from './invite-server.ts';
 import { NonInviteClientTransaction } from './non-invite-client.ts';
@@ -474,7 +475,7 @@ export class SipStack {
   private prepareVia(request: SipRequest, flow: Flow, newBranch: boolean): void {
     const t = flow.transport;
     const sentBy = t.advertised ?? {
-      host: t.local.family === 'IPv6' ? `[${t.local.address}]` : t.local.address,
+      host: sentByHost(t.local.address, t.local.family),
       port: t.local.port,
     };
     const old = request.via[0];

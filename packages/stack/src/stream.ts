@@ -215,7 +215,7 @@ export class StreamConnections {
     if (!message.isRequest) return;
     try {
       const via = message.via[0];
-      if (!via || !via.params.has('alias')) return;
+      if (!via?.params.has('alias')) return;
       const host = via.host.startsWith('[') ? via.host.slice(1, -1) : via.host;
       // Only an alias for the address the connection really comes from.
       if (host !== conn.remote.address) return;
