@@ -27,22 +27,16 @@ export function readFrom(m: SipMessage, text: string): void {
 
 /** The state of a message that only some messages need. */
 class Extra {
-  declare lines: HeaderLine[] | undefined;
-  declare cache: Map<string, unknown[]> | undefined;
-  declare bodyBytes: Uint8Array | undefined;
-  declare startText: string | undefined;
-  declare startChanged: boolean;
-  declare pristine: boolean;
+  lines: HeaderLine[] | undefined = undefined;
+  cache: Map<string, unknown[]> | undefined = undefined;
+  bodyBytes: Uint8Array | undefined = undefined;
+  startText: string | undefined = undefined;
+  startChanged = false;
+  pristine: boolean;
   /** -1 not known yet, 0 ASCII, 1 UTF-8 */
-  declare utf8: number;
+  utf8 = -1;
   constructor(pristine: boolean) {
-    this.lines = undefined;
-    this.cache = undefined;
-    this.bodyBytes = undefined;
-    this.startText = undefined;
-    this.startChanged = false;
     this.pristine = pristine;
-    this.utf8 = -1;
   }
 }
 
@@ -106,31 +100,31 @@ export abstract class SipMessage {
   /**
    * @internal The bytes received; header and body offsets are offsets into them.
    */
-  declare protected b: Uint8Array | undefined;
+  protected b: Uint8Array | undefined;
   /**
    * @internal One number per header line: bits 0-19 where the line ends (its CR),
    * bits 20-30 the length of its name, bit 31 set when the line is folded. Undefined
    * once the message was changed (see `lines`).
    */
-  declare protected idx: number[] | undefined;
+  protected idx: number[] | undefined;
   /**
    * @internal The first line of Via, From, To, Call-ID and CSeq, 6 bits each in that
    * order; 63 when the parser did not note it (absent, or too far down), to be searched.
    */
-  declare protected hot: number;
+  protected hot: number;
   /** @internal offset of the start line */
-  declare protected hs: number;
+  protected hs: number;
   /** @internal offset of the CR that ends the start line */
-  declare protected startEnd: number;
+  protected startEnd: number;
   /** @internal where the body ends in `b` */
-  declare protected be: number;
-  declare protected cVia: Via[] | undefined;
-  declare protected cCallId: string | undefined;
-  declare protected cCSeq: CSeq | undefined;
-  declare protected cFrom: NameAddr | undefined;
-  declare protected cTo: NameAddr | undefined;
+  protected be: number;
+  protected cVia: Via[] | undefined;
+  protected cCallId: string | undefined;
+  protected cCSeq: CSeq | undefined;
+  protected cFrom: NameAddr | undefined;
+  protected cTo: NameAddr | undefined;
   /** @internal what only some messages need, created on first use */
-  declare protected x: Extra | undefined;
+  protected x: Extra | undefined;
 
   /** @internal */
   constructor(
@@ -790,8 +784,8 @@ export abstract class SipMessage {
 
 /** A SIP request. */
 export class SipRequest extends SipMessage {
-  declare readonly method: string;
-  declare private uriValue: Uri | undefined;
+  readonly method: string;
+  private uriValue: Uri | undefined;
 
   /** @internal */
   constructor(
@@ -870,8 +864,8 @@ export class SipRequest extends SipMessage {
 
 /** A SIP response. */
 export class SipResponse extends SipMessage {
-  declare readonly status: number;
-  declare private reasonText: string | undefined;
+  readonly status: number;
+  private reasonText: string | undefined;
 
   /** @internal */
   constructor(

@@ -14,20 +14,20 @@ const NO_URI = Object.freeze(Object.create(null)) as Uri;
  */
 export class NameAddr {
   /** @internal the display name, once known */
-  declare private dn: string | undefined;
+  private dn: string | undefined;
   /** @internal the parameters, as parsed names and values until `params` is read */
-  declare p: Params | (string | null)[];
+  p: Params | (string | null)[];
   /** @internal the URI as written, once known */
-  declare private ut: string | undefined;
-  declare protected uriValue: Uri | undefined;
+  private ut: string | undefined;
+  protected uriValue: Uri | undefined;
   /** @internal the header the value came from, for error messages */
-  declare private header: string | undefined;
+  private header: string | undefined;
   /** @internal the received bytes, while the display name or the URI text is still in them */
-  declare private src: Uint8Array | undefined;
+  private src: Uint8Array | undefined;
   /** @internal where the display name is in `src` (start * 1024 + length), or -1 */
-  declare private dpos: number;
+  private dpos: number;
   /** @internal where the URI text is in `src` (start * 1024 + length), or -1 */
-  declare private upos: number;
+  private upos: number;
 
   constructor(
     uri: Uri | string,

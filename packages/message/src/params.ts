@@ -23,18 +23,16 @@ const collect: (string | null)[] = new Array(32).fill(null);
 
 export class Params implements Iterable<[string, string | null]> {
   /** @internal names and values, alternating */
-  declare kv: (string | null)[];
+  kv: (string | null)[];
   /** @internal bit i set: value i was written as a quoted string */
-  declare quotedMask: number;
+  quotedMask = 0;
   /** True once the list was changed after parsing. */
-  declare dirty: boolean;
-  declare readonly style: ParamStyle;
+  dirty = false;
+  readonly style: ParamStyle;
 
   constructor(style: ParamStyle = 'header', init?: Iterable<[string, string | null]>) {
-    this.kv = NO_PARAMS;
-    this.quotedMask = 0;
-    this.dirty = false;
     this.style = style;
+    this.kv = NO_PARAMS;
     if (init) for (const [k, v] of init) this.append(k, v);
   }
 

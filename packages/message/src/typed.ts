@@ -4,8 +4,8 @@ import { Params, parseAuthParams, parseHeaderParams } from './params.ts';
 
 /** CSeq (RFC 3261 §20.16). */
 export class CSeq {
-  declare readonly seq: number;
-  declare readonly method: string;
+  readonly seq: number;
+  readonly method: string;
   constructor(seq: number, method: string) {
     this.seq = seq;
     this.method = method;

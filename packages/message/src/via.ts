@@ -12,17 +12,17 @@ export const MAGIC_COOKIE = 'z9hG4bK';
  */
 export class Via {
   /** `SIP` */
-  declare readonly protocolName: string;
+  readonly protocolName: string;
   /** `2.0` */
-  declare readonly protocolVersion: string;
+  readonly protocolVersion: string;
   /** Transport as written, upper-cased (`UDP`, `TCP`, `TLS`, `WS`, `WSS`, `SCTP`...). */
-  declare readonly transport: string;
+  readonly transport: string;
   /** sent-by host; IPv6 references keep their brackets. */
-  declare readonly host: string;
+  readonly host: string;
   /** sent-by port, when present. */
-  declare readonly port: number | undefined;
+  readonly port: number | undefined;
   /** @internal the parameters, as parsed names and values until `params` is read */
-  declare p: Params | (string | null)[];
+  p: Params | (string | null)[];
 
   /** `transport` is upper-cased as `SIP/2.0/UDP` writes it. */
   constructor(
