@@ -1,6 +1,7 @@
 /**
  * `pnpm bench`: runs every benchmark section, or only those named on the
- * command line (`pnpm bench parse`, `pnpm bench transactions`).
+ * command line (`pnpm bench parse`, `pnpm bench transactions`,
+ * `pnpm bench transports`).
  *
  * Environment: BENCH_QUICK=1 (short smoke run), BENCH_ROUNDS, BENCH_SLICE_MS,
  * BENCH_RETAIN (see harness.ts).
@@ -8,8 +9,9 @@
 import { canCollect, configFromEnv, describeConfig, machineInfo, type Section } from './harness.ts';
 import { parseSection } from './parse.ts';
 import { transactionsSection } from './transactions.ts';
+import { transportsSection } from './transports.ts';
 
-const sections: readonly Section[] = [parseSection, transactionsSection];
+const sections: readonly Section[] = [parseSection, transactionsSection, transportsSection];
 
 async function main(): Promise<void> {
   const wanted = process.argv.slice(2).filter((a) => a !== '--');
