@@ -31,8 +31,13 @@ export interface TransactionStateEvent {
   id: string;
   kind: 'invite-client' | 'non-invite-client' | 'invite-server' | 'non-invite-server';
   method: string;
+  /** The state after the event. */
+  state: string;
+  /** The state before the event (the same as `to` for `start`). */
   from: string;
+  /** The state after the event (the same as `state`). */
   to: string;
+  /** What happened: `start`, `response2xx`, `timerB`, `SIP_ERR_TRANSPORT`... */
   event: string;
   time: number;
 }

@@ -130,11 +130,13 @@ export class InviteClientTransaction extends ClientTransaction<InviteClientState
   }
 
   private timerM(): void {
+    this.st = 'terminated';
     this.trace('timerM');
     this.finish();
   }
 
   private timerD(): void {
+    this.st = 'terminated';
     this.trace('timerD');
     this.finish();
   }

@@ -72,6 +72,7 @@ export class InviteServerTransaction extends ServerTransaction<InviteServerState
         if (s < 300) {
           this.st = 'accepted';
           this.startTimer('L', timeout64(this.ctx.timers), () => {
+            this.st = 'terminated';
             this.trace('timerL');
             this.finish();
           });
@@ -114,6 +115,7 @@ export class InviteServerTransaction extends ServerTransaction<InviteServerState
   /** Timer H: the ACK never came. */
   private timerH(): void {
     if (this.st !== 'completed') return;
+    this.st = 'terminated';
     this.trace('timerH');
     this.handler?.onAckTimeout?.(this);
     this.finish();
@@ -132,6 +134,7 @@ export class InviteServerTransaction extends ServerTransaction<InviteServerState
     this.stopTimer('H');
     this.trace('ack');
     this.startTimer('I', timerT4(this.ctx.timers, this.flow.transport.reliable), () => {
+      this.st = 'terminated';
       this.trace('timerI');
       this.finish();
     });

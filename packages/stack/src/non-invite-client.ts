@@ -95,6 +95,7 @@ export class NonInviteClientTransaction extends ClientTransaction<NonInviteClien
         this.trace('response200to699');
         this.handler.onResponse(res, this);
         this.startTimer('K', timerT4(this.ctx.timers, this.flow.transport.reliable), () => {
+          this.st = 'terminated';
           this.trace('timerK');
           this.finish();
         });

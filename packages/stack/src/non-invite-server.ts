@@ -53,6 +53,7 @@ export class NonInviteServerTransaction extends ServerTransaction<NonInviteServe
     this.trace('response200to699');
     const j = this.flow.transport.reliable ? 0 : timeout64(this.ctx.timers);
     this.startTimer('J', j, () => {
+      this.st = 'terminated';
       this.trace('timerJ');
       this.finish();
     });

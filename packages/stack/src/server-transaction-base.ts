@@ -59,6 +59,7 @@ export abstract class ServerTransaction<S extends string>
   transportError(e: unknown): void {
     if (this.st === 'terminated') return;
     const err = asTransportError(e, 'cannot send the response');
+    this.st = 'terminated' as S;
     this.trace(err.code);
     this.handler?.onError?.(err, this);
     this.finish();

@@ -146,6 +146,8 @@ export class SipStack {
   private branchPrefix: string;
   private branchCounter = 0;
   private readonly ctx: TransactionContext;
+  /** The state last published per transaction, for the `from` of `sip:transaction:state`. */
+  private readonly lastStates = new WeakMap<Transaction, string>();
 
   constructor(options: SipStackOptions = {}) {
     this.clock = options.clock ?? systemClock;
@@ -327,9 +329,13 @@ export class SipStack {
     }).then(
       (targets) => {
         if (this.stopped) return;
+        // Reported through the handler: a throw here would be an unhandled rejection.
         if (targets.length === 0)
-          throw new SipStackError('SIP_ERR_RESOLVE', `no target for ${uri}`);
-        attempt(targets, 0);
+          handler.onError?.(
+            new SipStackError('SIP_ERR_RESOLVE', `no target for ${uri}`),
+            placeholder(request),
+          );
+        else attempt(targets, 0);
       },
       (e: unknown) => {
         const err =
@@ -446,8 +452,9 @@ export class SipStack {
     const tp = uri.params.get('transport')?.toUpperCase();
     let protocol = tp ?? (uri.isSecure ? 'TLS' : 'UDP');
     if (uri.isSecure && protocol === 'TCP') protocol = 'TLS';
-    if (tp === undefined && protocol === 'UDP' && uri.port === undefined) {
-      // §18.1.1: a request larger than 1300 bytes goes over a congestion-controlled transport.
+    if (tp === undefined && protocol === 'UDP') {
+      // §18.1.1: a request larger than 1300 bytes goes over a congestion-controlled
+      // transport (whether or not the URI names a port: the rule is about the path MTU).
       if (request.serialize().length > MTU_LIMIT && this.list.some((t) => t.protocol === 'TCP'))
         protocol = 'TCP';
     }
@@ -830,11 +837,17 @@ export class SipStack {
 
   private published(tx: Transaction, event: string): void {
     if (!diagnostics.transactionState.hasSubscribers) return;
+    const to = tx.state;
+    const from = this.lastStates.get(tx) ?? to;
+    if (to === 'terminated') this.lastStates.delete(tx);
+    else this.lastStates.set(tx, to);
     diagnostics.transactionState.publish({
       id: tx.id,
       kind: tx.kind,
       method: tx.request.method,
-      state: tx.state,
+      state: to,
+      from,
+      to,
       event,
       time: Date.now(),
     });
