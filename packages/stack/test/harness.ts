@@ -72,9 +72,10 @@ export class RawPeer {
     port: number,
     protocol = 'UDP',
     reliable = false,
+    address = '127.0.0.1',
   ) {
     this.clock = clock;
-    this.transport = new MemoryTransport({ network, port, protocol, reliable });
+    this.transport = new MemoryTransport({ network, port, protocol, reliable, address });
   }
   async start(): Promise<void> {
     const sink: TransportSink = {
@@ -211,4 +212,25 @@ export function requestText(
     `CSeq: ${opts.cseq ?? 1} ${opts.cseqMethod ?? method}\r\n` +
     'Content-Length: 0\r\n\r\n'
   );
+}
+
+/** A `MemoryTransport` whose sink a test can reach, to report a connection's loss. */
+export class ClosableMemoryTransport extends MemoryTransport {
+  captured: TransportSink | undefined;
+  override async start(sink: TransportSink): Promise<void> {
+    this.captured = sink;
+    await super.start(sink);
+  }
+  /** What a stream transport does when a connection closes (the Transport contract, rule 3). */
+  closeConnection(id: string, error?: Error): void {
+    this.captured?.connectionClosed(id, error);
+  }
+}
+
+/** Let pending promise callbacks (resolution, send results) run, then run due timers. */
+export async function settle(clock: VirtualClock, rounds = 5): Promise<void> {
+  for (let i = 0; i < rounds; i++) {
+    await new Promise<void>((r) => setImmediate(r));
+    clock.advance(0);
+  }
 }
