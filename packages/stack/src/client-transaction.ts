@@ -1,5 +1,5 @@
 import type { SipRequest } from '@sipworks/message';
-import { type SipStackError, TransportError } from './errors.ts';
+import { SipStackError, TransportError } from './errors.ts';
 import {
   type ClientTransactionHandler,
   type ClientTransactionLike,
@@ -70,6 +70,13 @@ export abstract class ClientTransaction<S extends string>
     this.st = 'terminated' as S;
     this.terminate();
     this.handler.onTerminated?.(this);
+  }
+
+  /** The stack stops: a transaction still waiting ends with an error for the TU; others just end. */
+  shutdown(): void {
+    if (this.waiting)
+      this.fail(new SipStackError('SIP_ERR_STACK_STATE', 'the stack stopped', 'user'));
+    else this.abort();
   }
 
   abort(): void {

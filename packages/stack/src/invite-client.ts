@@ -58,6 +58,20 @@ export class InviteClientTransaction extends ClientTransaction<InviteClientState
     this.trace('start');
   }
 
+  /**
+   * The TU sent a CANCEL for this INVITE: if no final response comes within 64*T1, the
+   * transaction ends with a timeout (§9.1).
+   */
+  cancelled(): void {
+    if (!this.waiting) return;
+    this.startTimer('cancel', timeout64(this.ctx.timers), () => {
+      if (this.waiting)
+        this.fail(
+          new TransactionTimeoutError('no final response within 64*T1 of the CANCEL (§9.1)'),
+        );
+    });
+  }
+
   /** Timer A: retransmit with a doubled interval, while Calling. */
   private timerA(): void {
     if (this.st !== 'calling') return;

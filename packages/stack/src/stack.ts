@@ -232,7 +232,8 @@ export class SipStack {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    for (const tx of [...this.clients.values()]) tx.abort();
+    // A client transaction still waiting gets its one outcome: the stack stopped.
+    for (const tx of [...this.clients.values()]) tx.shutdown();
     for (const tx of [...this.servers.values()]) tx.abort();
     this.clients.clear();
     this.servers.clear();
@@ -367,6 +368,9 @@ export class SipStack {
     if (reason) headers.push(['Reason', reason]);
     const cancel = createCancel(inv, headers);
     cancel.setHeader('Via', top.clone());
+    // §9.1: an INVITE that gets no final response within 64*T1 of its CANCEL is over.
+    const tx = this.clients.get(invite.id);
+    if (tx instanceof InviteClientTransaction) tx.cancelled();
     return this.startClient(cancel, invite.flow, handler);
   }
 
@@ -662,13 +666,41 @@ export class SipStack {
       res = partialResponse(req, status, phrase);
     }
     if (!res) {
-      this.logger.debug({ why }, 'bad request could not be answered: no usable Via');
+      // No Via can be read (RFC 4475 §3.1.2.1): answer the address the request came from,
+      // echoing its Via lines as they are.
+      this.answerRaw(req, status, phrase, received);
       return;
     }
     // §18.2.1: the request was never stamped with where it came from; the response's top
     // Via gets `received` (and `rport`), so it goes back to the source, not to the Via host.
     this.stampVia(res, received.source);
     this.respondStateless(res, received);
+  }
+
+  /** A response written from the request's raw header lines, sent straight back to where the request came from. */
+  private answerRaw(req: SipRequest, status: number, phrase: string, received: ReceivedInfo): void {
+    let text = `SIP/2.0 ${status} ${phrase}\r\n`;
+    const names = req.headerNames();
+    const entries = req.entries();
+    for (let i = 0; i < names.length; i++) {
+      const k = (names[i] as string).toLowerCase();
+      if (['via', 'v', 'from', 'f', 'to', 't', 'call-id', 'i', 'cseq'].includes(k)) {
+        const [name, value] = entries[i] as [string, string];
+        text += `${name}: ${value}\r\n`;
+      }
+    }
+    text += 'Content-Length: 0\r\n\r\n';
+    const bytes = new TextEncoder().encode(text);
+    const flow: Flow = { transport: received.transport, destination: { ...received.source } };
+    let msg: SipRequest | SipResponse;
+    try {
+      msg = parseMessage(bytes);
+    } catch {
+      return;
+    }
+    this.sendOn(flow, msg, bytes).catch((e: unknown) =>
+      this.logger.debug({ err: e }, 'raw answer not sent'),
+    );
   }
 
   /** §18.2.1 and RFC 3581: note where the request really came from in its top Via. */

@@ -216,6 +216,33 @@ describe('INVITE client transaction (RFC 3261 §17.1.1, RFC 6026)', () => {
     await w.stack.stop();
   });
 
+  it('§9.1 an INVITE with no final response within 64*T1 of its CANCEL ends with a timeout', async () => {
+    const w = await world();
+    const h = new RecordingHandler();
+    const r = w.stack.sendRequest(requestToPeer('INVITE'), h);
+    w.clock.advance(0);
+    const inv = w.peer.requests('INVITE')[0];
+    if (!inv || !r.transaction) throw new Error('no INVITE');
+    w.peer.send(responseText(inv, 180, 'Ringing'), w.address);
+    w.clock.advance(0);
+    w.stack.cancel(r.transaction, new RecordingHandler());
+    w.clock.advance(64 * T1 - 1);
+    expect(h.errors).toHaveLength(0);
+    w.clock.advance(1);
+    expect(h.errors.map((e) => e.code)).toEqual(['SIP_ERR_TX_TIMEOUT']);
+    await w.stack.stop();
+  });
+
+  it('stop() ends a waiting client transaction with one error for its handler', async () => {
+    const w = await world();
+    const h = new RecordingHandler();
+    w.stack.sendRequest(requestToPeer('OPTIONS'), h);
+    w.clock.advance(0);
+    await w.stack.stop();
+    expect(h.errors.map((e) => e.code)).toEqual(['SIP_ERR_STACK_STATE']);
+    expect(h.outcomes).toBe(1);
+  });
+
   it('a response whose branch matches nothing goes to the TU as stray', async () => {
     const w = await world();
     const req = requestToPeer('OPTIONS');

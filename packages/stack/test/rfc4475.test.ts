@@ -404,10 +404,10 @@ describe('RFC 4475 §3.1.2 invalid messages', () => {
     },
   );
 
-  it('3.1.2.1 badinv01: Extraneous Header Field Separators: the Via cannot be read, so it is dropped (400 noted), never given to the TU', async () => {
+  it('3.1.2.1 badinv01: Extraneous Header Field Separators: the Via cannot be read, so a 400 goes straight back to the source, and the TU never sees it', async () => {
     const o = await deliver('badinv01');
     expect(o.requests).toEqual([]);
-    expect(o.sentTo).toEqual([]);
+    expect(o.sentTo).toEqual([`${PEER}:5060`]);
     expect(o.drops).toHaveLength(1);
     expect(o.drops[0]?.status).toBe(400);
     expect(o.drops[0]?.reason).toMatch(/Via/);
