@@ -129,8 +129,10 @@ let at = 0;
 function parseParams(b: Uint8Array, s: string, i: number): (string | null)[] | undefined | null {
   let n = 0;
   for (;;) {
-    i = skipWs(b, i);
-    if (b[i] !== 59) break;
+    if (b[i] !== 59) {
+      i = skipWs(b, i);
+      if (b[i] !== 59) break;
+    }
     i = skipWs(b, i + 1);
     const ns = i;
     let c = b[i] as number;

@@ -117,7 +117,11 @@ export function parseMessage(
 
   // ---- header lines, up to the empty line: one number each (see SipMessage.idx) ----
   const idx = scratch;
-  const hot = hotScratch.fill(-1);
+  let hVia = -1;
+  let hFrom = -1;
+  let hTo = -1;
+  let hCallId = -1;
+  let hCSeq = -1;
   let k = 0;
   let contentLength = -1;
   let pos = startEnd + 2;
@@ -178,33 +182,43 @@ export function parseMessage(
     // Lines of the headers read on every message are noted now; Content-Length is
     // needed now, to find the body.
     const c0 = (b[pos] as number) | 0x20;
-    let h = -1;
     switch (nl) {
       case 1:
-        h = c0 === 118 ? 0 : c0 === 102 ? 1 : c0 === 116 ? 2 : c0 === 105 ? 3 : -1;
+        if (c0 === 118) {
+          if (hVia < 0) hVia = k;
+        } else if (c0 === 102) {
+          if (hFrom < 0) hFrom = k;
+        } else if (c0 === 116) {
+          if (hTo < 0) hTo = k;
+        } else if (c0 === 105) {
+          if (hCallId < 0) hCallId = k;
+        }
         if (c0 === 108) contentLength = checkContentLength(b, colon + 1, end, contentLength, pos);
         break;
       case 2:
-        if (c0 === 116 && ((b[pos + 1] as number) | 0x20) === 111) h = 2;
+        if (c0 === 116 && ((b[pos + 1] as number) | 0x20) === 111 && hTo < 0) hTo = k;
         break;
       case 3:
-        if (c0 === 118 && (b[pos + 1] | 0x20) === 105 && (b[pos + 2] | 0x20) === 97) h = 0;
+        if (c0 === 118 && (b[pos + 1] | 0x20) === 105 && (b[pos + 2] | 0x20) === 97 && hVia < 0)
+          hVia = k;
         break;
       case 4:
         if (c0 === 102) {
           if (
             (b[pos + 1] | 0x20) === 114 &&
             (b[pos + 2] | 0x20) === 111 &&
-            (b[pos + 3] | 0x20) === 109
+            (b[pos + 3] | 0x20) === 109 &&
+            hFrom < 0
           )
-            h = 1;
+            hFrom = k;
         } else if (
           c0 === 99 &&
           (b[pos + 1] | 0x20) === 115 &&
           (b[pos + 2] | 0x20) === 101 &&
-          (b[pos + 3] | 0x20) === 113
+          (b[pos + 3] | 0x20) === 113 &&
+          hCSeq < 0
         )
-          h = 4;
+          hCSeq = k;
         break;
       case 7:
         if (
@@ -212,9 +226,10 @@ export function parseMessage(
           (b[pos + 1] | 0x20) === 97 &&
           (b[pos + 4] | 0x20) === 45 &&
           (b[pos + 6] | 0x20) === 100 &&
+          hCallId < 0 &&
           isName(b, pos, CALL_ID)
         )
-          h = 3;
+          hCallId = k;
         break;
       case 14:
         if (
@@ -225,7 +240,6 @@ export function parseMessage(
           contentLength = checkContentLength(b, colon + 1, end, contentLength, pos);
         break;
     }
-    if (h >= 0 && hot[h] === -1) hot[h] = k;
     if (end > 0xfffff) throw noHeaderEnd(end, 0xfffff);
     if (k === idx.length) idx.length = k * 2;
     idx[k++] = (folded ? 0x80000000 : 0) | (nl << 20) | end;
@@ -255,11 +269,12 @@ export function parseMessage(
     );
   if (contentLength > avail) throw contentLengthTooLarge(contentLength, avail, bodyStart);
   const be = contentLength < 0 ? total : bodyStart + contentLength;
-  let packed = 0;
-  for (let h = 4; h >= 0; h--) {
-    const l = hot[h] as number;
-    packed = packed * 64 + (l < 0 || l > 62 ? 63 : l);
-  }
+  const packed =
+    hotBits(hVia) |
+    (hotBits(hFrom) << 6) |
+    (hotBits(hTo) << 12) |
+    (hotBits(hCallId) << 18) |
+    (hotBits(hCSeq) << 24);
   const m = isResponse
     ? new SipResponse(status, undefined, b, hs, startEnd, lineIdx, be, undefined, packed)
     : new SipRequest(method, undefined, b, hs, startEnd, lineIdx, be, undefined, packed);
@@ -269,7 +284,11 @@ export function parseMessage(
 
 /** Reused for every parse; each message keeps an exact-size copy. */
 const scratch: number[] = new Array(64).fill(0);
-const hotScratch = new Int32Array(5);
+
+/** A hot line index as stored in 6 bits: 63 when absent or too far down. */
+function hotBits(l: number): number {
+  return l < 0 || l > 62 ? 63 : l;
+}
 
 /**
  * Whether the header name at `pos` (token characters, of the same length) is `lower`,
