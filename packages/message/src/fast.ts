@@ -91,7 +91,7 @@ function known(t: (string | undefined)[], b: Uint8Array, a: number, e: number): 
   const n = e - a;
   const w = t[(n * 31 + (b[a] as number) * 7 + (b[e - 1] as number)) & 255];
   if (w === undefined || w.length !== n) return undefined;
-  for (let j = 1; j < n - 1; j++) if (w.charCodeAt(j) !== b[a + j]) return undefined;
+  for (let j = 0; j < n; j++) if (w.charCodeAt(j) !== b[a + j]) return undefined;
   return w;
 }
 

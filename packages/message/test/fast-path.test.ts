@@ -109,6 +109,8 @@ const VALUES: Record<Field, string[]> = {
     'Via: SIP/2.0/UDP a x',
     'Via: SIP/2.0/UDP a;br@nch=1',
     'Via: SIP/2.0/TLS-SCTP a;BRANCH=z9hG4bKq',
+    'Via: SIP/2.0/TDW a',
+    'Via: SIP/2.0/VDI a;branch=1',
     'Via: ',
   ],
   from: [
@@ -142,6 +144,9 @@ const VALUES: Record<Field, string[]> = {
     'From: <not a uri>',
     'From: <bad>',
     'From: <sip:a@b>;Tag=X;tag=y',
+    // same length, first and last bytes hashing like 'tag', 'branch' and 'INVITE'
+    'From: <sip:a@b>;ua`=1',
+    'From: <sip:a@b>;t!g=1;cranck=2',
     'From: a@b:c,d;tag=1',
     'From: *',
     'From: ',
@@ -167,6 +172,8 @@ const VALUES: Record<Field, string[]> = {
     'CSeq: 4294967296 INVITE',
     'CSeq: 12345678901 INVITE',
     'CSeq: 1  custom-Method',
+    'CSeq: 1 HNVITL',
+    'CSeq: 1 iNVITe',
     'CSeq: 1\tACK ',
     'CSeq: 1INVITE',
     'CSeq: INVITE',
