@@ -595,6 +595,9 @@ export abstract class SipMessage {
       }
       if (!this.startChanged) this.startText = this.text(this.hs, this.startEnd);
       this.body;
+      // Offsets into the header section are read later (reason, Request-URI) with
+      // the same decoding.
+      void this.utf8;
       this.lines = lines;
       this.idx = undefined;
     }

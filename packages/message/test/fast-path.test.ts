@@ -241,3 +241,16 @@ describe('hot headers read from the received bytes', () => {
     );
   });
 });
+
+describe('a changed message', () => {
+  it('still reads its start line, decoded as the header section is', () => {
+    const res = parseMessage(
+      'SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/UDP a;branch=1\r\nX-A: Dörte\r\nContent-Length: 0\r\n\r\n',
+    );
+    res.setHeader('X-B', '1');
+    expect(res.isRequest ? '' : res.reason).toBe('Busy Here');
+    const req = parseMessage('OPTIONS sip:b@c SIP/2.0\r\n\r\n');
+    req.setHeader('X-B', '1');
+    expect(req.isRequest ? req.uri.host : '').toBe('c');
+  });
+});
