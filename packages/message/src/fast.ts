@@ -34,14 +34,23 @@ export function str(b: Uint8Array, s: string, a: number, e: number): string {
   return e - a < 13 ? s.slice(a, e) : latin1(b, a, e);
 }
 
-/** A table of known words, looked up by length, first and last byte. */
-function interner(words: readonly string[]): (string | undefined)[] {
-  const t: (string | undefined)[] = new Array(256).fill(undefined);
-  for (const w of words) {
+/** A table of known words, looked up by length, first and last byte; each with its bytes. */
+interface Words {
+  readonly words: (string | undefined)[];
+  readonly bytes: (Uint8Array | undefined)[];
+}
+
+function interner(list: readonly string[]): Words {
+  const words: (string | undefined)[] = new Array(256).fill(undefined);
+  const bytes: (Uint8Array | undefined)[] = new Array(256).fill(undefined);
+  for (const w of list) {
     const h = (w.length * 31 + w.charCodeAt(0) * 7 + w.charCodeAt(w.length - 1)) & 255;
-    if (t[h] === undefined) t[h] = w;
+    if (words[h] === undefined) {
+      words[h] = w;
+      bytes[h] = Uint8Array.from(w, (c) => c.charCodeAt(0));
+    }
   }
-  return t;
+  return { words, bytes };
 }
 
 const PARAM_NAMES = interner([
@@ -87,16 +96,17 @@ const METHODS = interner([
 const TRANSPORTS = interner(['UDP', 'TCP', 'TLS', 'WS', 'WSS', 'SCTP', 'TLS-SCTP']);
 
 /** The known word for bytes `a..e` (non-empty), or undefined. */
-function known(t: (string | undefined)[], b: Uint8Array, a: number, e: number): string | undefined {
+function known(t: Words, b: Uint8Array, a: number, e: number): string | undefined {
   const n = e - a;
-  const w = t[(n * 31 + (b[a] as number) * 7 + (b[e - 1] as number)) & 255];
-  if (w === undefined || w.length !== n) return undefined;
-  for (let j = 0; j < n; j++) if (w.charCodeAt(j) !== b[a + j]) return undefined;
-  return w;
+  const h = (n * 31 + (b[a] as number) * 7 + (b[e - 1] as number)) & 255;
+  const wb = t.bytes[h];
+  if (wb === undefined || wb.length !== n) return undefined;
+  for (let j = 0; j < n; j++) if (wb[j] !== b[a + j]) return undefined;
+  return t.words[h];
 }
 
 /** A word of bytes `a..e` (non-empty): the shared string when it is a known one. */
-function word(t: (string | undefined)[], b: Uint8Array, s: string, a: number, e: number): string {
+function word(t: Words, b: Uint8Array, s: string, a: number, e: number): string {
   return known(t, b, a, e) ?? str(b, s, a, e);
 }
 
