@@ -1,0 +1,145 @@
+import { DumError } from './errors.ts';
+
+/** A session description as it travels in a message body. */
+export interface SessionDescription {
+  readonly body: Uint8Array;
+  readonly contentType: string;
+}
+
+/**
+ * Where the offer/answer exchange of a session stands (RFC 3264, RFC 3261 §13.2.1),
+ * kept apart from the dialog's state:
+ *
+ * ```
+ *  phase          event              next
+ *  ------------   ----------------   ------------
+ *  none/stable    send offer         local-offer
+ *  none/stable    receive offer      remote-offer
+ *  local-offer    receive answer     stable
+ *  remote-offer   send answer        stable
+ *  local-offer    receive offer      (refused: 491, glare)
+ *  remote-offer   receive offer      (refused: 500)
+ * ```
+ *
+ * `stable` keeps the last descriptions agreed, for the re-offers of a later step.
+ */
+export type OfferAnswerState =
+  | { readonly phase: 'none' }
+  | { readonly phase: 'local-offer'; readonly offer: SessionDescription }
+  | { readonly phase: 'remote-offer'; readonly offer: SessionDescription }
+  | {
+      readonly phase: 'stable';
+      readonly local: SessionDescription;
+      readonly remote: SessionDescription;
+    };
+
+/** The offer/answer state machine of one invite session. */
+export class OfferAnswer {
+  private st: OfferAnswerState = { phase: 'none' };
+  private lastStable: OfferAnswerState = { phase: 'none' };
+
+  get state(): OfferAnswerState {
+    return this.st;
+  }
+
+  get phase(): OfferAnswerState['phase'] {
+    return this.st.phase;
+  }
+
+  /** We send an offer. Throws when an offer is already pending (the API was misused). */
+  sendOffer(sd: SessionDescription): void {
+    switch (this.st.phase) {
+      case 'none':
+      case 'stable':
+        this.st = { phase: 'local-offer', offer: sd };
+        return;
+      case 'local-offer':
+      case 'remote-offer':
+        throw new DumError(
+          'SIP_ERR_DUM_STATE',
+          `cannot send an offer while an offer is pending (${this.st.phase})`,
+        );
+      default:
+        throw new Error(`invalid offer/answer phase ${(this.st as { phase: string }).phase}`);
+    }
+  }
+
+  /** We send the answer to the peer's offer. Throws when no remote offer is pending. */
+  sendAnswer(sd: SessionDescription): void {
+    switch (this.st.phase) {
+      case 'remote-offer':
+        this.st = this.lastStable = { phase: 'stable', local: sd, remote: this.st.offer };
+        return;
+      case 'none':
+      case 'stable':
+      case 'local-offer':
+        throw new DumError(
+          'SIP_ERR_DUM_STATE',
+          `cannot send an answer without a remote offer (${this.st.phase})`,
+        );
+      default:
+        throw new Error(`invalid offer/answer phase ${(this.st as { phase: string }).phase}`);
+    }
+  }
+
+  /**
+   * The peer sent an offer. Returns the status to refuse the request with when the
+   * offer is illegal now: 491 when our own offer is pending (glare, RFC 3261 §14.2),
+   * 500 when the peer's previous offer is unanswered.
+   */
+  receiveOffer(sd: SessionDescription): 491 | 500 | undefined {
+    switch (this.st.phase) {
+      case 'none':
+      case 'stable':
+        this.st = { phase: 'remote-offer', offer: sd };
+        return undefined;
+      case 'local-offer':
+        return 491;
+      case 'remote-offer':
+        return 500;
+      default:
+        throw new Error(`invalid offer/answer phase ${(this.st as { phase: string }).phase}`);
+    }
+  }
+
+  /** The peer answered. Returns false (nothing changes) when no offer of ours is pending. */
+  receiveAnswer(sd: SessionDescription): boolean {
+    switch (this.st.phase) {
+      case 'local-offer':
+        this.st = this.lastStable = { phase: 'stable', local: this.st.offer, remote: sd };
+        return true;
+      case 'none':
+      case 'stable':
+      case 'remote-offer':
+        return false;
+      default:
+        throw new Error(`invalid offer/answer phase ${(this.st as { phase: string }).phase}`);
+    }
+  }
+
+  /**
+   * Forget a pending offer that can no longer be answered (the ACK that should have
+   * carried the answer went without it): back to the last stable state, or none.
+   */
+  abandon(): void {
+    if (this.st.phase === 'local-offer' || this.st.phase === 'remote-offer')
+      this.st = this.lastStable;
+  }
+}
+
+/** The session description a message carries, if any. */
+export function descriptionOf(msg: {
+  body: Uint8Array;
+  contentType: { mimeType: string } | undefined;
+}): SessionDescription | undefined {
+  if (msg.body.length === 0) return undefined;
+  return { body: msg.body, contentType: msg.contentType?.mimeType ?? 'application/sdp' };
+}
+
+/** A body given by the application, as bytes with a type. */
+export function toDescription(
+  body: string | Uint8Array,
+  contentType = 'application/sdp',
+): SessionDescription {
+  return { body: typeof body === 'string' ? new TextEncoder().encode(body) : body, contentType };
+}
