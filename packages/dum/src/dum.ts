@@ -9,6 +9,7 @@ import {
   Uri,
 } from '@sipworks/message';
 import {
+  type ClientTransactionLike,
   type Logger,
   type ReceivedInfo,
   type ServerTransactionLike,
@@ -19,6 +20,8 @@ import {
   type TransactionUser,
 } from '@sipworks/stack';
 import { ClientAuthManager } from './client-auth.ts';
+import type { Dialog } from './dialog.ts';
+import { DialogSet } from './dialog-set.ts';
 import { randomHex } from './digest.ts';
 import { DumError } from './errors.ts';
 import type {
@@ -35,13 +38,17 @@ import type {
   ServerRegistrationHandler,
   ServerSubscriptionHandler,
 } from './handlers.ts';
-import type { Handle } from './handles.ts';
+import type { Handle, Handled } from './handles.ts';
 import { HandleManager } from './handles.ts';
+import { DialogId, DialogSetId } from './ids.ts';
 import { MasterProfile, type Profile, UserProfile } from './profile.ts';
 import { RedirectManager } from './redirect.ts';
 import type { ServerAuthManager } from './server-auth.ts';
+import { ClientInviteSession } from './usages/client-invite-session.ts';
+import type { InviteSession } from './usages/invite-session.ts';
 import { ClientOutOfDialogReq, ServerOutOfDialogReq } from './usages/out-of-dialog.ts';
 import { ClientPagerMessage, ServerPagerMessage } from './usages/pager.ts';
+import { ServerInviteSession } from './usages/server-invite-session.ts';
 
 /** The application's object for one dialog set (reSIProcate's AppDialogSet). */
 export interface AppDialogSet {
@@ -107,6 +114,12 @@ export class DialogUsageManager implements TransactionUser {
     SipRequest,
     { method: string; profile: Profile; start: () => Handle<never> }
   >();
+  /** Dialog sets by `DialogSetId` key. */
+  private readonly dialogSets = new Map<string, DialogSet>();
+  /** Dialogs by `DialogId` key. */
+  private readonly dialogs = new Map<string, Dialog>();
+  /** The invite session of each INVITE server transaction, for CANCEL (§9.2). */
+  private readonly invitesByTx = new WeakMap<ServerTransactionLike, ServerInviteSession>();
   private readonly ownsStack: boolean;
   private shuttingDown = false;
   private tagCounter = 0;
@@ -313,8 +326,91 @@ export class DialogUsageManager implements TransactionUser {
     return new ClientPagerMessage(this, asNameAddr(target), profile, this.clientPager).handle();
   }
 
+  /**
+   * An INVITE to `target` (RFC 3261 §13.2.1) built from `profile`, with Contact, Allow
+   * and Supported, and the offer as its body; without `offer` the INVITE carries none
+   * and the offer is expected in the 2xx (late offer). `send` it to start a
+   * `ClientInviteSession`.
+   */
+  makeInviteSession(
+    target: NameAddr | Uri | string,
+    profile: Profile = this.masterProfile,
+    offer?: { body: string | Uint8Array; contentType?: string },
+  ): SipRequest {
+    const handler = this.inviteHandler;
+    if (!handler)
+      throw new DumError(
+        'SIP_ERR_DUM_NO_HANDLER',
+        'set an InviteSessionHandler before making invite sessions',
+      );
+    const req = this.buildRequest('INVITE', asNameAddr(target), profile);
+    req.setHeader('Allow', profile.get('supportedMethods').join(', '));
+    const tags = profile.get('supportedOptionTags');
+    if (tags.length > 0) req.setHeader('Supported', tags.join(', '));
+    if (offer) req.setBody(offer.body, offer.contentType ?? 'application/sdp');
+    this.made.set(req, {
+      method: 'INVITE',
+      profile,
+      start: () => {
+        const set = new DialogSet(
+          DialogSetId.of(req, 'from'),
+          'uac',
+          req,
+          this.appDialogSetFactory(req),
+        );
+        this.addDialogSet(set);
+        const usage = new ClientInviteSession(this, set, profile, handler);
+        usage.start();
+        return usage.handle() as unknown as Handle<never>;
+      },
+    });
+    return req;
+  }
+
+  /** The invite session of a dialog, if the DUM has one. */
+  findInviteSession(id: DialogId): Handle<InviteSession> | undefined {
+    const dialog = this.dialogs.get(id.key);
+    if (!dialog) return undefined;
+    const session = this.dialogSets.get(id.dialogSetId.key)?.inviteSession;
+    return session && !session.isEnded ? session.handle() : undefined;
+  }
+
+  /** @internal */
+  addDialogSet(set: DialogSet): void {
+    this.dialogSets.set(set.id.key, set);
+  }
+
+  /** @internal Forget a dialog set and every dialog in it. */
+  removeDialogSet(set: DialogSet): void {
+    for (const d of set.dialogs) this.removeDialog(d);
+    if (this.dialogSets.get(set.id.key) !== set) return;
+    this.dialogSets.delete(set.id.key);
+    try {
+      set.appDialogSet.onDestroyed?.();
+    } catch (e) {
+      this.logger.error({ err: e }, 'AppDialogSet.onDestroyed threw');
+    }
+  }
+
+  /** @internal */
+  addDialog(set: DialogSet, dialog: Dialog): void {
+    set.put(dialog);
+    this.dialogs.set(dialog.id.key, dialog);
+  }
+
+  /** @internal */
+  removeDialog(dialog: Dialog): void {
+    this.dialogSets.get(dialog.id.dialogSetId.key)?.delete(dialog);
+    if (this.dialogs.get(dialog.id.key) === dialog) this.dialogs.delete(dialog.id.key);
+  }
+
+  /** Dialogs the DUM knows (early and confirmed). */
+  get dialogCount(): number {
+    return this.dialogs.size;
+  }
+
   /** Send a request made by a `makeX` method; returns the handle of its usage. */
-  send(request: SipRequest): Handle<never> {
+  send<T extends Handled = never>(request: SipRequest): Handle<T> {
     this.assertUp();
     const m = this.made.get(request);
     if (!m)
@@ -323,28 +419,30 @@ export class DialogUsageManager implements TransactionUser {
         'send() takes a request made by this DUM (makeOutOfDialogRequest, ...)',
       );
     this.made.delete(request);
-    return m.start();
+    return m.start() as unknown as Handle<T>;
   }
 
   /**
    * @internal Send a request with a client transaction, answering 401/407 with the
    * profile's credentials and following 3xx through the RedirectManager; `onFinal`
    * gets the final response (a timeout or transport error arrives as a locally made
-   * 408 or 503).
+   * 408 or 503, without a transaction). For an INVITE, `onFinal` also gets the 2xx
+   * retransmissions and the 2xx of other forks that its transaction passes on
+   * (RFC 6026), and `onProvisional` the provisional responses.
    */
   sendClient(
     request: SipRequest,
     profile: Profile,
-    onFinal: (res: SipResponse) => void,
-    onProvisional?: (res: SipResponse) => void,
+    onFinal: (res: SipResponse, tx: ClientTransactionLike | undefined) => void,
+    onProvisional?: (res: SipResponse, tx: ClientTransactionLike) => void,
   ): void {
     const tried = new Set<string>([request.uri.toString()]);
     let retries = 0;
     const go = (req: SipRequest): void => {
       this.stack.sendRequest(req, {
-        onResponse: (res) => {
+        onResponse: (res, tx) => {
           if (res.status < 200) {
-            onProvisional?.(res);
+            onProvisional?.(res, tx);
             return;
           }
           if ((res.status === 401 || res.status === 407) && retries < MAX_RETRIES) {
@@ -373,7 +471,7 @@ export class DialogUsageManager implements TransactionUser {
               return;
             }
           }
-          onFinal(res);
+          onFinal(res, tx);
         },
         onError: (err) => {
           const status = err.code === 'SIP_ERR_TX_TIMEOUT' ? 408 : 503;
@@ -384,6 +482,7 @@ export class DialogUsageManager implements TransactionUser {
               `${status === 408 ? 'Request Timeout' : 'Service Unavailable'} (${err.message})`,
               { toTag: this.newTag() },
             ),
+            undefined,
           );
         },
       });
@@ -399,7 +498,8 @@ export class DialogUsageManager implements TransactionUser {
     received: ReceivedInfo,
   ): void {
     if (!tx) {
-      // An ACK outside any transaction: the ACK for a 2xx, which a dialog would take.
+      // An ACK outside any transaction: the ACK for a 2xx, for the dialog's session.
+      if (request.method === 'ACK') this.receiveAck(request);
       return;
     }
     try {
@@ -416,7 +516,12 @@ export class DialogUsageManager implements TransactionUser {
     }
   }
 
-  onCancel(invite: ServerTransactionLike, _cancel: SipRequest): void {
+  onCancel(invite: ServerTransactionLike, cancel: SipRequest): void {
+    const session = this.invitesByTx.get(invite);
+    if (session && !session.isEnded) {
+      session.receiveCancel(cancel);
+      return;
+    }
     invite.respond(
       createResponse((invite as unknown as { request: SipRequest }).request, 487, undefined, {
         toTag: this.newTag(),
@@ -424,8 +529,29 @@ export class DialogUsageManager implements TransactionUser {
     );
   }
 
-  onStrayResponse(_response: SipResponse): void {
-    // A 2xx retransmission for an INVITE whose transaction ended belongs to a dialog (later part).
+  /** A response that matched no transaction: a 2xx to an INVITE whose transaction ended goes to its session. */
+  onStrayResponse(response: SipResponse): void {
+    try {
+      if (response.status < 200 || response.status >= 300 || response.cseq.method !== 'INVITE')
+        return;
+      const set = this.dialogSets.get(DialogSetId.of(response, 'from').key);
+      if (set?.side === 'uac') set.inviteSession?.receiveStray2xx(response);
+    } catch (e) {
+      this.logger.warn({ err: e }, 'a stray response could not be handled');
+    }
+  }
+
+  /** The ACK for a 2xx (§13.3.1.4, §17.2.3): to the session of its dialog; others are dropped. */
+  private receiveAck(ack: SipRequest): void {
+    try {
+      const tag = ack.to.tag;
+      if (tag === undefined) return;
+      const id = new DialogId(ack.callId, tag, ack.from.tag ?? '');
+      if (!this.dialogs.has(id.key)) return;
+      this.dialogSets.get(id.dialogSetId.key)?.inviteSession?.receiveAck(ack);
+    } catch (e) {
+      this.logger.error({ err: e }, 'an ACK could not be handled');
+    }
   }
 
   private reply(
@@ -500,9 +626,14 @@ export class DialogUsageManager implements TransactionUser {
         return;
       }
     }
-    // A request within a dialog: no dialog usage exists yet for it (§12.2.2: 481).
-    if (request.to.tag !== undefined) {
-      this.reply(request, tx, 481);
+    // A request within a dialog: to the dialog's session, or 481 (§12.2.2).
+    const toTag = request.to.tag;
+    if (toTag !== undefined) {
+      const id = new DialogId(request.callId, toTag, request.from.tag ?? '');
+      const dialog = this.dialogs.get(id.key);
+      const session = dialog && this.dialogSets.get(id.dialogSetId.key)?.inviteSession;
+      if (dialog && session && !session.isEnded) session.receiveRequest(request, tx, dialog);
+      else this.reply(request, tx, 481);
       return;
     }
     const auth = this.serverAuth;
@@ -538,8 +669,27 @@ export class DialogUsageManager implements TransactionUser {
   }
 
   /** Hand an out-of-dialog request to its usage. */
-  private route(request: SipRequest, tx: ServerTransactionLike, _received: ReceivedInfo): void {
+  private route(request: SipRequest, tx: ServerTransactionLike, received: ReceivedInfo): void {
     const method = request.method;
+    if (method === 'INVITE' && this.inviteHandler) {
+      const contact = request.contacts[0];
+      if (!contact || contact.star) {
+        // §8.1.1.8: a dialog-creating request carries one Contact.
+        this.reply(request, tx, 400, undefined, 'Bad Request (an INVITE needs a Contact)');
+        return;
+      }
+      const session = new ServerInviteSession(
+        this,
+        request,
+        tx,
+        received,
+        this.masterProfile,
+        this.inviteHandler,
+      );
+      this.invitesByTx.set(tx, session);
+      session.start();
+      return;
+    }
     if (method === 'MESSAGE' && this.serverPager) {
       const usage = new ServerPagerMessage(this, request, tx);
       this.serverPager.onMessageArrived(usage.handle(), request);

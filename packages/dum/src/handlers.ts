@@ -1,7 +1,10 @@
 import type { Contact, SipRequest, SipResponse } from '@sipworks/message';
 import type { Handle } from './handles.ts';
+import type { ClientInviteSession } from './usages/client-invite-session.ts';
+import type { InviteSession } from './usages/invite-session.ts';
 import type { ClientOutOfDialogReq, ServerOutOfDialogReq } from './usages/out-of-dialog.ts';
 import type { ClientPagerMessage, ServerPagerMessage } from './usages/pager.ts';
+import type { ServerInviteSession } from './usages/server-invite-session.ts';
 
 /** Why something ended. */
 export type EndReason =
@@ -103,27 +106,58 @@ export interface ServerPublicationHandler {
   onExpired?(handle: Handle<never>, etag: string): void;
 }
 
-/** Invite sessions (RFC 3261 §13-15 and extensions); the usage arrives in a later part. */
+/**
+ * Invite sessions (RFC 3261 §13-15). Every callback gets the session's handle: a
+ * `ClientInviteSession` on the caller's side (the handle `dum.send` returned), a
+ * `ServerInviteSession` on the callee's.
+ */
 export interface InviteSessionHandler {
-  onNewSession?(handle: Handle<never>, message: SipRequest | SipResponse): void;
-  onProvisional?(handle: Handle<never>, response: SipResponse): void;
-  onEarlyMedia?(handle: Handle<never>, response: SipResponse): void;
-  onConnected?(handle: Handle<never>, message: SipRequest | SipResponse): void;
-  onOffer?(handle: Handle<never>, message: SipRequest | SipResponse, body: Uint8Array): void;
-  onAnswer?(handle: Handle<never>, message: SipRequest | SipResponse, body: Uint8Array): void;
-  onOfferRequired?(handle: Handle<never>, message: SipRequest): void;
-  onOfferRejected?(handle: Handle<never>, response: SipResponse | undefined): void;
-  onFailure?(handle: Handle<never>, response: SipResponse): void;
-  onRedirected?(handle: Handle<never>, response: SipResponse): void;
-  onForkDestroyed?(handle: Handle<never>): void;
-  onInfo?(handle: Handle<never>, info: SipRequest): void;
-  onMessage?(handle: Handle<never>, message: SipRequest): void;
-  onRefer?(handle: Handle<never>, refer: SipRequest): void;
-  onAckReceived?(handle: Handle<never>, ack: SipRequest): void;
-  onAckNotReceived?(handle: Handle<never>): void;
-  onStaleCallTimeout?(handle: Handle<never>): void;
-  onSessionExpired?(handle: Handle<never>): void;
-  onTerminated?(handle: Handle<never>, reason: EndReason, message?: SipRequest | SipResponse): void;
+  /** An INVITE outside any dialog made a `ServerInviteSession`: answer it through the handle. */
+  onNewSession?(handle: Handle<ServerInviteSession>, invite: SipRequest): void;
+  /** A provisional response with a To tag: an early dialog. */
+  onProvisional?(handle: Handle<ClientInviteSession>, response: SipResponse): void;
+  /** A provisional response with a session description (183 with SDP). */
+  onEarlyMedia?(handle: Handle<ClientInviteSession>, response: SipResponse): void;
+  /** The session is up: the 2xx arrived and was ACKed (UAC), or the ACK arrived (UAS). */
+  onConnected?(handle: Handle<InviteSession>, message: SipRequest | SipResponse): void;
+  /** An offer: in the INVITE (answer it in `accept`), or in the 2xx (answer with `provideAnswer`, now). */
+  onOffer?(
+    handle: Handle<InviteSession>,
+    message: SipRequest | SipResponse,
+    body: Uint8Array,
+  ): void;
+  /** The answer to our offer: in the 2xx (or the first 1xx with a body), or in the ACK. */
+  onAnswer?(
+    handle: Handle<InviteSession>,
+    message: SipRequest | SipResponse,
+    body: Uint8Array,
+  ): void;
+  /** An INVITE without an offer: `accept` with one. */
+  onOfferRequired?(handle: Handle<InviteSession>, message: SipRequest): void;
+  onOfferRejected?(handle: Handle<InviteSession>, response: SipResponse | undefined): void;
+  /** The INVITE failed (300-699, after auth retries and redirects); `onTerminated` follows. */
+  onFailure?(handle: Handle<ClientInviteSession>, response: SipResponse): void;
+  /** The INVITE ended in a 3xx that was not followed; `onFailure` follows. */
+  onRedirected?(handle: Handle<ClientInviteSession>, response: SipResponse): void;
+  /** A 2xx from another fork was ACKed and its dialog ended with a BYE (§13.2.2.4). */
+  onForkDestroyed?(handle: Handle<ClientInviteSession>): void;
+  /** An INFO in the dialog: answer with `acceptNit` / `rejectNit`. */
+  onInfo?(handle: Handle<InviteSession>, info: SipRequest): void;
+  /** A MESSAGE in the dialog: answer with `acceptNit` / `rejectNit`. */
+  onMessage?(handle: Handle<InviteSession>, message: SipRequest): void;
+  onRefer?(handle: Handle<InviteSession>, refer: SipRequest): void;
+  onAckReceived?(handle: Handle<ServerInviteSession>, ack: SipRequest): void;
+  /** No ACK for our 2xx within 64*T1: a BYE was sent (§13.3.1.4). */
+  onAckNotReceived?(handle: Handle<ServerInviteSession>): void;
+  /** No final response within the profile's staleCallTime: the INVITE is cancelled. */
+  onStaleCallTimeout?(handle: Handle<ClientInviteSession>): void;
+  onSessionExpired?(handle: Handle<InviteSession>): void;
+  /** The session ended (once); its handle goes stale when the session is gone. */
+  onTerminated?(
+    handle: Handle<InviteSession>,
+    reason: EndReason,
+    message?: SipRequest | SipResponse,
+  ): void;
 }
 
 /** One stored binding of an address of record (RFC 3261 §10.3). */

@@ -1,5 +1,6 @@
 export { ClientAuthManager } from './client-auth.ts';
 export { Dialog } from './dialog.ts';
+export { DialogSet } from './dialog-set.ts';
 export {
   baseAlgorithm,
   computeHa1,
@@ -37,6 +38,13 @@ export type {
 export { Handle, type Handled, HandleManager } from './handles.ts';
 export { DialogId, DialogSetId } from './ids.ts';
 export {
+  descriptionOf,
+  OfferAnswer,
+  type OfferAnswerState,
+  type SessionDescription,
+  toDescription,
+} from './offer-answer.ts';
+export {
   type Credentials,
   MasterProfile,
   Profile,
@@ -51,5 +59,14 @@ export {
   type ServerAuthOptions,
   type StoredCredentials,
 } from './server-auth.ts';
+export {
+  ClientInviteSession,
+  type ClientInviteSessionState,
+} from './usages/client-invite-session.ts';
+export { InviteSession } from './usages/invite-session.ts';
 export { ClientOutOfDialogReq, ServerOutOfDialogReq } from './usages/out-of-dialog.ts';
 export { ClientPagerMessage, ServerPagerMessage } from './usages/pager.ts';
+export {
+  ServerInviteSession,
+  type ServerInviteSessionState,
+} from './usages/server-invite-session.ts';

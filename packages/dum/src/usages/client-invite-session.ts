@@ -1,0 +1,386 @@
+import type { SipRequest, SipResponse } from '@sipworks/message';
+import type { ClientTransactionLike } from '@sipworks/stack';
+import { Dialog } from '../dialog.ts';
+import type { DialogSet } from '../dialog-set.ts';
+import type { DialogUsageManager } from '../dum.ts';
+import { DumError } from '../errors.ts';
+import type { InviteSessionHandler } from '../handlers.ts';
+import { descriptionOf, type SessionDescription, toDescription } from '../offer-answer.ts';
+import type { Profile } from '../profile.ts';
+import { InviteSession } from './invite-session.ts';
+
+export type ClientInviteSessionState =
+  | 'calling'
+  | 'early'
+  | 'cancelling'
+  | 'connected'
+  | 'terminating'
+  | 'terminated';
+
+/**
+ * The caller's side of an invite session (RFC 3261 §13.2, §9.1, §15).
+ *
+ * ```
+ *  state        event                         action                              next
+ *  ----------   ---------------------------   ---------------------------------   -----------
+ *  calling      1xx without To tag            onTrying / non-dialog provisional   calling
+ *  calling/     1xx with To tag               early Dialog, onProvisional         early
+ *   early                                     (+ onEarlyMedia with a body)
+ *  calling/     2xx                           Dialog, ACK, onAnswer/onOffer,      connected
+ *   early                                     onConnected
+ *  calling/     300-699                       onFailure, onTerminated(rejected)   terminated
+ *   early
+ *  calling      end()                         CANCEL queued until a 1xx (§9.1)    cancelling
+ *  early        end()                         CANCEL                              cancelling
+ *  cancelling   1xx (CANCEL queued)           CANCEL                              cancelling
+ *  cancelling   300-699 (487)                 onTerminated(cancelled)             terminated
+ *  cancelling   2xx (crossed the CANCEL)      ACK, BYE, onTerminated(local-bye)   terminating
+ *  connected    2xx, same To tag              ACK again                           connected
+ *  connected    2xx, other To tag (a fork)    ACK, BYE on it, onForkDestroyed     connected
+ *  connected    end()                         BYE, onTerminated(local-bye)        terminating
+ *  connected    BYE                           200, onTerminated(remote-bye)       terminated
+ *  terminating  final response to the BYE     -                                   terminated
+ * ```
+ */
+export class ClientInviteSession extends InviteSession {
+  readonly kind = 'ClientInviteSession';
+  private st: ClientInviteSessionState = 'calling';
+  /** The INVITE transaction now carrying the request (changes with auth retries and redirects). */
+  private tx: ClientTransactionLike | undefined;
+  /** A provisional response came, so a CANCEL may be sent (§9.1). */
+  private provisionalSeen = false;
+  private cancelSent = false;
+  /** The first session description received in a 1xx: the answer (§13.2.1). */
+  private earlyAnswer: SessionDescription | undefined;
+  /** The ACK of the session's dialog, sent again for each retransmitted 2xx. */
+  private ack: SipRequest | undefined;
+  /** ACKs of the 2xx of forks that were ended, by To tag. */
+  private readonly forkAcks = new Map<string, SipRequest>();
+  /** Set while `onOffer` runs for an offer in a 2xx: `provideAnswer` puts the answer in the ACK. */
+  private answerForAck: { answer: SessionDescription | undefined } | undefined;
+
+  constructor(
+    dum: DialogUsageManager,
+    dialogSet: DialogSet,
+    profile: Profile,
+    handler: InviteSessionHandler,
+  ) {
+    super(dum, dialogSet, profile, handler);
+    this.tx = undefined;
+    this.earlyAnswer = undefined;
+    this.ack = undefined;
+    this.answerForAck = undefined;
+  }
+
+  get state(): ClientInviteSessionState {
+    return this.st;
+  }
+
+  /** The INVITE as last sent. */
+  get request(): SipRequest {
+    return this.dialogSet.creator;
+  }
+
+  /** @internal Send the INVITE. */
+  start(): void {
+    const invite = this.dialogSet.creator;
+    const offer = descriptionOf(invite);
+    if (offer) this.offerAnswer.sendOffer(offer);
+    const stale = this.profile.get('staleCallTime');
+    if (stale > 0)
+      this.startTimer('stale-call', stale * 1000, () => {
+        if (this.st !== 'calling' && this.st !== 'early') return;
+        this.notify(() => this.handler.onStaleCallTimeout?.(this.handle()));
+        this.end();
+      });
+    this.dum.sendClient(
+      invite,
+      this.profile,
+      (res, tx) => this.receiveFinal(res, tx),
+      (res, tx) => this.receiveProvisional(res, tx),
+    );
+  }
+
+  /**
+   * Answer an offer that came in a 2xx (late offer): call it from `onOffer`, and the
+   * answer goes in the ACK (§13.2.1).
+   */
+  provideAnswer(body: string | Uint8Array, contentType = 'application/sdp'): void {
+    this.assertLive();
+    const pending = this.answerForAck;
+    if (!pending || pending.answer !== undefined)
+      throw new DumError(
+        'SIP_ERR_DUM_STATE',
+        'no offer is waiting for an answer (an offer in a 2xx is answered from onOffer, in the ACK)',
+      );
+    const sd = toDescription(body, contentType);
+    this.offerAnswer.sendAnswer(sd);
+    pending.answer = sd;
+  }
+
+  end(): void {
+    switch (this.st) {
+      case 'calling':
+        this.st = 'cancelling';
+        if (this.provisionalSeen) this.sendCancel();
+        return;
+      case 'early':
+        this.st = 'cancelling';
+        this.sendCancel();
+        return;
+      case 'connected': {
+        this.st = 'terminating';
+        this.reportEnd('local-bye');
+        if (this.dialog) this.sendBye(this.dialog);
+        else this.finish();
+        return;
+      }
+      case 'cancelling':
+      case 'terminating':
+      case 'terminated':
+        return;
+      default:
+        throw new Error(`invalid state ${this.st as string}`);
+    }
+  }
+
+  /** Send the CANCEL for the INVITE in progress (§9.1), once. */
+  private sendCancel(): void {
+    if (this.cancelSent || !this.tx) return;
+    this.cancelSent = true;
+    try {
+      this.dum.stack.cancel(this.tx, { onResponse() {} });
+    } catch (e) {
+      this.dum.logger.warn({ err: e }, 'CANCEL not sent');
+    }
+  }
+
+  /** A provisional response to the INVITE. */
+  private receiveProvisional(res: SipResponse, tx: ClientTransactionLike): void {
+    this.track(tx);
+    this.provisionalSeen = true;
+    switch (this.st) {
+      case 'calling':
+      case 'early': {
+        const tag = res.to.tag;
+        if (tag === undefined) {
+          const ds = this.dum.handlers.dialogSet;
+          if (res.status === 100) ds?.onTrying?.(this.request, res);
+          else ds?.onNonDialogCreatingProvisional?.(this.request, res);
+          return;
+        }
+        // §12.1.2: a provisional with a To tag makes an early dialog (one per fork).
+        let dialog = this.dialogSet.dialog(tag);
+        if (!dialog) {
+          dialog = Dialog.asUac(this.request, res);
+          this.dum.addDialog(this.dialogSet, dialog);
+        }
+        this.dialog = dialog;
+        this.st = 'early';
+        this.notify(() => this.handler.onProvisional?.(this.handle(), res));
+        const sd = descriptionOf(res);
+        if (sd && this.offerAnswer.phase === 'local-offer') {
+          this.earlyAnswer ??= sd;
+          this.notify(() => this.handler.onEarlyMedia?.(this.handle(), res));
+        }
+        return;
+      }
+      case 'cancelling':
+        this.sendCancel();
+        return;
+      case 'connected':
+      case 'terminating':
+      case 'terminated':
+        return;
+      default:
+        throw new Error(`invalid state ${this.st as string}`);
+    }
+  }
+
+  /** A final response to the INVITE (2xx retransmissions and 2xx of other forks included). */
+  private receiveFinal(res: SipResponse, tx: ClientTransactionLike | undefined): void {
+    if (tx) this.track(tx);
+    if (res.status >= 200 && res.status < 300) {
+      this.receive2xx(res);
+      return;
+    }
+    switch (this.st) {
+      case 'calling':
+      case 'early':
+        if (res.status < 400) this.notify(() => this.handler.onRedirected?.(this.handle(), res));
+        this.notify(() => this.handler.onFailure?.(this.handle(), res));
+        this.reportEnd('rejected', res);
+        this.finish();
+        return;
+      case 'cancelling':
+        // The 487 for the CANCEL (or any failure that came first).
+        this.reportEnd('cancelled', res);
+        this.finish();
+        return;
+      case 'connected':
+      case 'terminating':
+      case 'terminated':
+        return;
+      default:
+        throw new Error(`invalid state ${this.st as string}`);
+    }
+  }
+
+  /** @internal */
+  override receiveStray2xx(res: SipResponse): void {
+    this.receive2xx(res);
+  }
+
+  private receive2xx(res: SipResponse): void {
+    const tag = res.to.tag ?? '';
+    switch (this.st) {
+      case 'calling':
+      case 'early':
+        this.confirm(res);
+        return;
+      case 'cancelling': {
+        // §9.1: the 2xx crossed the CANCEL and wins; the session is up, so it is ended by BYE.
+        const dialog = this.adopt(res);
+        this.offerAnswer.abandon();
+        this.ack = this.makeAck(dialog, this.request);
+        this.sendAck(this.ack);
+        this.st = 'terminating';
+        this.reportEnd('local-bye', res);
+        this.sendBye(dialog);
+        return;
+      }
+      case 'connected':
+      case 'terminating':
+        if (this.dialog && tag === this.dialog.id.remoteTag) {
+          // A retransmitted 2xx: its ACK was lost (§13.2.2.4).
+          if (this.ack) this.sendAck(this.ack);
+          return;
+        }
+        this.destroyFork(res);
+        return;
+      case 'terminated':
+        return;
+      default:
+        throw new Error(`invalid state ${this.st as string}`);
+    }
+  }
+
+  /** The first 2xx: the dialog is confirmed, offer/answer completes, the ACK goes out. */
+  private confirm(res: SipResponse): void {
+    const dialog = this.adopt(res);
+    const sd = descriptionOf(res);
+    let answer: SessionDescription | undefined;
+    let offer: SessionDescription | undefined;
+    let broken: string | undefined;
+    switch (this.offerAnswer.phase) {
+      case 'local-offer':
+        // §13.2.1: the first session description received is the answer.
+        answer = this.earlyAnswer ?? sd;
+        if (answer) this.offerAnswer.receiveAnswer(answer);
+        else broken = 'the 2xx carries no answer to the offer in the INVITE';
+        break;
+      case 'none':
+        offer = sd;
+        if (offer) this.offerAnswer.receiveOffer(offer);
+        else broken = 'the 2xx to an INVITE without an offer carries no offer';
+        break;
+      default:
+        break;
+    }
+    let ackBody: SessionDescription | undefined;
+    if (offer) {
+      const pending: { answer: SessionDescription | undefined } = { answer: undefined };
+      this.answerForAck = pending;
+      const body = offer.body;
+      this.notify(() => this.handler.onOffer?.(this.handle(), res, body));
+      this.answerForAck = undefined;
+      ackBody = pending.answer;
+      if (!ackBody) {
+        this.dum.logger.warn(
+          { session: this.handleId },
+          'the offer in the 2xx was not answered from onOffer: ACK without an answer',
+        );
+        this.offerAnswer.abandon();
+      }
+    }
+    if (this.isEnded) return;
+    this.ack = this.makeAck(dialog, this.request, ackBody);
+    this.sendAck(this.ack);
+    if (broken) {
+      this.dum.logger.warn({ session: this.handleId }, broken);
+      this.st = 'terminating';
+      this.reportEnd('error', res);
+      this.sendBye(dialog);
+      return;
+    }
+    this.st = 'connected';
+    this.stopTimer('stale-call');
+    if (answer) {
+      const body = answer.body;
+      this.notify(() => this.handler.onAnswer?.(this.handle(), res, body));
+    }
+    if (this.st === 'connected') this.notify(() => this.handler.onConnected?.(this.handle(), res));
+  }
+
+  /**
+   * Make the dialog of a 2xx the session's: a new Dialog, since the route set is taken
+   * from the 2xx (§12.1.2); every other early dialog of the set is dropped.
+   */
+  private adopt(res: SipResponse): Dialog {
+    const tag = res.to.tag ?? '';
+    const early = this.dialogSet.dialog(tag);
+    if (early) this.dum.removeDialog(early);
+    const dialog = Dialog.asUac(this.request, res);
+    for (const d of this.dialogSet.dialogs) this.dum.removeDialog(d);
+    this.dum.addDialog(this.dialogSet, dialog);
+    this.dialog = dialog;
+    return dialog;
+  }
+
+  /** A 2xx from a second fork (§13.2.2.4): ACK it, then end that dialog with a BYE. */
+  private destroyFork(res: SipResponse): void {
+    const tag = res.to.tag ?? '';
+    const known = this.forkAcks.get(tag);
+    if (known) {
+      this.sendAck(known);
+      return;
+    }
+    const fork = Dialog.asUac(this.request, res);
+    const ack = this.makeAck(fork, this.request);
+    this.forkAcks.set(tag, ack);
+    this.sendAck(ack);
+    this.sendBye(fork);
+    this.notify(() => this.handler.onForkDestroyed?.(this.handle()));
+  }
+
+  protected byeReceived(bye: SipRequest): void {
+    switch (this.st) {
+      case 'connected':
+      case 'terminating':
+        this.reportEnd('remote-bye', bye);
+        this.finish();
+        return;
+      case 'calling':
+      case 'early':
+      case 'cancelling':
+        // A BYE on an early dialog: the INVITE's final response still decides.
+        if (this.dialog) this.dum.removeDialog(this.dialog);
+        this.dialog = undefined;
+        return;
+      case 'terminated':
+        return;
+      default:
+        throw new Error(`invalid state ${this.st as string}`);
+    }
+  }
+
+  protected onFinish(): void {
+    this.st = 'terminated';
+  }
+
+  /** Follow the transaction now carrying the INVITE (a retry with credentials, a redirect). */
+  private track(tx: ClientTransactionLike): void {
+    this.tx = tx;
+    this.dialogSet.creator = tx.request;
+  }
+}
