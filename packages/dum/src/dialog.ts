@@ -61,12 +61,15 @@ export class Dialog {
   static asUas(request: SipRequest, localTag: string, localContact: NameAddr): Dialog {
     const contact = request.contacts[0];
     if (!contact || contact.star) throw new TypeError('a dialog-creating request needs a Contact');
+    // Our URI carries the tag we put in To (§12.1.1): requests we send in the dialog have it in From.
+    const localUri = request.to.clone();
+    localUri.params.set('tag', localTag);
     return new Dialog({
       id: new DialogId(request.callId, localTag, request.from.tag ?? ''),
       routeSet: request.getAll<NameAddr>('Record-Route').map((r) => r.clone()),
       remoteTarget: contact.uri.clone(),
       localContact,
-      localUri: request.to.clone(),
+      localUri,
       remoteUri: request.from.clone(),
       localSeq: 0,
       remoteSeq: request.cseq.seq,
