@@ -51,7 +51,8 @@ export function parseMessage(
   const src = latin1(b, 0, limit);
 
   // ---- the start line ----
-  const startEnd = src.indexOf('\r\n', hs);
+  let startEnd = src.indexOf('\r', hs);
+  while (startEnd >= 0 && b[startEnd + 1] !== 10) startEnd = src.indexOf('\r', startEnd + 1);
   if (startEnd < 0) {
     if (limit - hs > maxHeader) throw noHeaderEnd(limit - hs, maxHeader);
     throw new SipParseError(
@@ -234,8 +235,9 @@ export function parseMessage(
       case 14:
         if (
           c0 === 99 &&
-          (src.startsWith('Content-Length', pos) ||
-            ((b[pos + 8] | 0x20) === 108 && isName(b, pos, CONTENT_LENGTH)))
+          (b[pos + 8] | 0x20) === 108 &&
+          (b[pos + 13] | 0x20) === 104 &&
+          isName(b, pos, CONTENT_LENGTH)
         )
           contentLength = checkContentLength(b, colon + 1, end, contentLength, pos);
         break;
