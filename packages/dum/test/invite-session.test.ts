@@ -216,6 +216,28 @@ describe('InviteSession between two DUMs', () => {
     expect(a.rec.bodies.get('offer')).toBe(OFFER);
   });
 
+  it('RFC 3261 §13.2.1 late offer left unanswered: the ACK goes without a body and the callee ends the session', async () => {
+    const { a, b, clock } = await pair();
+    b.rec.onIncoming = (h) => h.get().accept({ body: OFFER });
+    const caller = call(a, b, null);
+    await until(clock, () => b.rec.has('terminated:error') && !caller.isValid());
+    expect(a.rec.events).toEqual(['offer', 'connected', 'terminated:remote-bye']);
+    expect(b.rec.events).toEqual(['new', 'terminated:error']);
+  });
+
+  it('RFC 3261 §15 the callee ends the call before the ACK: its BYE waits for the ACK', async () => {
+    const { a, b, clock } = await pair();
+    b.rec.onIncoming = (h) => {
+      h.get().accept({ body: ANSWER });
+      h.get().end();
+      expect(h.get().state).toBe('accepted');
+    };
+    call(a, b);
+    await until(clock, () => a.rec.has('terminated:remote-bye'));
+    expect(a.rec.events).toEqual(['answer', 'connected', 'terminated:remote-bye']);
+    expect(b.rec.events).toEqual(['new', 'ack', 'terminated:local-bye']);
+  });
+
   it('RFC 3261 §13.2.1 early media: a 183 with SDP, its description is the answer', async () => {
     const { a, b, clock } = await pair();
     b.rec.onIncoming = (h) => h.get().provisional(183, { body: ANSWER });
