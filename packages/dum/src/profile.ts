@@ -68,7 +68,7 @@ const DEFAULTS: ProfileSettings = {
     'SUBSCRIBE',
   ],
   supportedSchemes: ['sip', 'sips', 'tel'],
-  supportedOptionTags: ['replaces', 'timer', 'norefersub', 'path', 'outbound', 'gruu'],
+  supportedOptionTags: [],
   supportedMimeTypes: [
     'application/sdp',
     'text/plain',

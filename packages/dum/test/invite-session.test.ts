@@ -344,12 +344,13 @@ function ackFromPeer(branch: string, callId: string, toTag: string): string {
 describe('InviteSession wire transcripts (scripted peer, virtual clock)', () => {
   it('RFC 3261 §9.1 caller cancels: no CANCEL before a provisional; CANCEL, 200, 487, ACK', async () => {
     const { dum, rec, peer, profile } = await scripted();
+    dum.masterProfile.set('supportedOptionTags', ['x-test']);
     const h = dum.send<ClientInviteSession>(
       dum.makeInviteSession('sip:bob@127.0.0.1:5090', profile, { body: OFFER }),
     );
     const invite = await peer.expectRequest('INVITE');
     expect(invite.message.headers('Allow')).toContain('INVITE');
-    expect(invite.message.has('Supported')).toBe(true);
+    expect(invite.message.headers('Supported')).toEqual(['x-test']);
     expect(invite.message.contacts.length).toBe(1);
     expect(invite.message.bodyText).toBe(OFFER);
     h.get().end();

@@ -55,7 +55,8 @@ describe('DUM against a scripted peer (wire transcripts)', () => {
   });
 
   it('RFC 3261 §11.2: a peer OPTIONS gets 200 with Allow, Accept, Supported', async () => {
-    const { peer, dumAddress } = await setup();
+    const { dum, peer, dumAddress } = await setup();
+    dum.masterProfile.set('supportedOptionTags', ['x-test']);
     await peer.send(
       'OPTIONS sip:alice@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bKsc1\r\n' +
         'Max-Forwards: 70\r\nFrom: <sip:peer@x>;tag=p\r\nTo: <sip:alice@x>\r\nCall-ID: sc1@x\r\nCSeq: 7 OPTIONS\r\n' +
@@ -66,7 +67,7 @@ describe('DUM against a scripted peer (wire transcripts)', () => {
     expect(res.message.headers('Allow')).toEqual(
       expect.arrayContaining(['INVITE', 'OPTIONS', 'MESSAGE']),
     );
-    expect(res.message.has('Supported')).toBe(true);
+    expect(res.message.headers('Supported')).toEqual(['x-test']);
     expect(res.message.to.tag).toBeDefined();
     expect(res.message.cseq.seq).toBe(7);
   });
