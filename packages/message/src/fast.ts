@@ -254,11 +254,13 @@ export function readNameAddr(
   let ds = -1;
   let de = -1;
   let c = b[i] as number;
+  let wide = false;
   if (c === 34) {
     ds = ++i;
     c = b[i] as number;
     while (c !== 34) {
-      if (c === 92 || (c < 32 && c !== 9) || c > 126 || i >= end) return undefined;
+      if (c === 92 || (c < 32 && c !== 9) || i >= end) return undefined;
+      if (c > 126) wide = true;
       c = b[++i] as number;
     }
     de = i;
@@ -299,7 +301,7 @@ export function readNameAddr(
     c = b[++i] as number;
   }
   if (i === us) return undefined;
-  return finishNameAddr(b, s, i + 1, end, ds, de, us, i, header);
+  return finishNameAddr(b, s, i + 1, end, ds, de, us, i, header, wide);
 }
 
 function finishNameAddr(
@@ -312,10 +314,11 @@ function finishNameAddr(
   us: number,
   ue: number,
   header: string,
+  wide = false,
 ): NameAddr | undefined {
   const params = parseParams(b, s, i);
   if (params === null || skipWs(b, at) !== end) return undefined;
-  return NameAddr.inBytes(b, ds, de, us, ue, params, header);
+  return NameAddr.inBytes(b, ds, de, us, ue, params, header, wide);
 }
 
 /** CSeq: `number method`, or undefined to give up. */

@@ -1,4 +1,4 @@
-import { latin1, TOKEN } from './chars.ts';
+import { latin1, TOKEN, utf8Decode } from './chars.ts';
 import { SipParseError } from './errors.ts';
 import { type Lexer, quote } from './lexer.ts';
 import { NO_PARAMS, Params, paramIn, paramsOf, parseHeaderParams } from './params.ts';
@@ -78,8 +78,8 @@ export class NameAddr {
   }
 
   /**
-   * @internal A parsed value whose display name (`ds..de`, none when `ds` < 0) and URI
-   * (`us..ue`) are ASCII text still in the received bytes `b`.
+   * @internal A parsed value whose display name (`ds..de`, none when `ds` < 0; UTF-8
+   * when `utf8`, else ASCII) and URI (`us..ue`, ASCII) are still in the received bytes `b`.
    */
   static inBytes(
     b: Uint8Array,
@@ -89,13 +89,15 @@ export class NameAddr {
     ue: number,
     kv: (string | null)[] | undefined,
     header: string,
+    utf8: boolean,
   ): NameAddr {
     const o = new NameAddr(NO_URI);
     o.header = header;
     if (kv !== undefined) o.p = kv;
     o.src = b;
     if (ds >= 0) {
-      if (de - ds < 1024 && ds < 0x100000) o.dpos = ds * 1024 + (de - ds);
+      if (utf8) o.dn = utf8Decode(b.subarray(ds, de));
+      else if (de - ds < 1024 && ds < 0x100000) o.dpos = ds * 1024 + (de - ds);
       else o.dn = latin1(b, ds, de);
     }
     if (ue - us < 1024 && us < 0x100000) o.upos = us * 1024 + (ue - us);

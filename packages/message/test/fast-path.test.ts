@@ -64,7 +64,7 @@ const BASE: Record<Field, string> = {
 };
 
 /** The same message read twice: unchanged, and after changing an unrelated header. */
-function compare(text: string, field: Field): void {
+function compare(text: string | Uint8Array, field: Field): void {
   let fast: SipMessage;
   let slow: SipMessage;
   try {
@@ -238,6 +238,24 @@ describe('hot headers read from the received bytes', () => {
         check(field, `${names[field]}: ${prefix}${rest}`);
       }),
       { numRuns: 3000 },
+    );
+  });
+});
+
+describe('display names in UTF-8', () => {
+  it('read the same from the bytes, valid or not', () => {
+    const enc = new TextEncoder();
+    const head = `OPTIONS sip:a@b SIP/2.0\r\n${BASE.via}\r\n`;
+    const rest = `\r\n${BASE.to}\r\n${BASE.callId}\r\n${BASE.cseq}\r\n\r\n`;
+    const bytes = (before: string, raw: number[], after: string) =>
+      Uint8Array.from([...enc.encode(head + before), ...raw, ...enc.encode(after + rest)]);
+    for (const raw of [[0xc3, 0xb6], [0xc3], [0xff, 0x41], [0xe2, 0x82], [0x7f], []]) {
+      compare(bytes('From: "D', raw, '" <sip:a@b>;tag=1'), 'from');
+      compare(bytes('From: "', raw, '"<sip:a@b>'), 'from');
+      compare(bytes('From: "a\\', raw, '" <sip:a@b>'), 'from');
+    }
+    expect(parseMessage(bytes('From: "D', [0xc3, 0xb6], 'rte" <sip:a@b>')).from.displayName).toBe(
+      'Dörte',
     );
   });
 });
