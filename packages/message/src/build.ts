@@ -1,5 +1,5 @@
 import { isToken } from './chars.ts';
-import { SipMessageError } from './errors.ts';
+import { SipMessageError, SipParseError } from './errors.ts';
 import { headerDef } from './headers.ts';
 import { Lexer } from './lexer.ts';
 import { type HeaderValue, SipRequest, SipResponse } from './message.ts';
@@ -211,10 +211,26 @@ export function createResponse(
       'Via',
       vias.map((v) => v.clone()),
     );
-  res.setHeader('From', req.from.clone());
-  const to = req.to.clone();
-  if (init?.toTag !== undefined && to.tag === undefined && status !== 100)
-    to.params.set('tag', init.toTag);
+  // From and To are copied as the request wrote them (§8.2.6.2): re-encoding them could
+  // change what a peer compares, and some valid values (escaped spaces, quoted control
+  // characters) are not accepted from the API.
+  const from = req.header('From');
+  let to = req.header('To');
+  if (from === undefined || to === undefined)
+    throw new SipParseError(
+      'SIP_ERR_PARSE_MISSING_HEADER',
+      'the request has no From or To',
+      -1,
+      400,
+    );
+  // Reading the tags checks that both parse.
+  void req.from.tag;
+  res.setHeader('From', from);
+  if (init?.toTag !== undefined && req.to.tag === undefined && status !== 100) {
+    if (!isToken(init.toTag))
+      throw new SipMessageError(`invalid To tag: ${JSON.stringify(init.toTag)}`);
+    to = `${to};tag=${init.toTag}`;
+  }
   res.setHeader('To', to);
   res.setHeader('Call-ID', req.callId);
   res.setHeader('CSeq', req.cseq);

@@ -84,9 +84,13 @@ function isDirty(v: unknown): boolean {
   return typeof v === 'object' && v !== null && (v as { dirty?: boolean }).dirty === true;
 }
 
+/**
+ * A header value from the API may not break the line: no CR or LF, so no second header
+ * can be injected. (A NUL may appear, escaped, in a quoted string: RFC 3261 §25.1.)
+ */
 function checkValue(name: string, text: string): string {
-  if (/[\r\n\0]/.test(text))
-    throw new SipMessageError(`the value of ${name} cannot contain CR, LF or NUL`);
+  if (/[\r\n]/.test(text))
+    throw new SipMessageError(`the value of ${name} cannot contain CR or LF`);
   return text;
 }
 

@@ -50,7 +50,7 @@ interface Outcome {
   /** Where the stack sent each message (from `sip:transport:send`). */
   sentTo: string[];
   drops: TransportDropEvent[];
-  /** Errors the TU met building its 200 (a message-layer limitation, not the stack's). */
+  /** Errors the TU met building its 200. */
   tuErrors: unknown[];
   /** Errors the stack logged at error level (something threw inside it). */
   logged: unknown[];
@@ -181,7 +181,6 @@ const VALID_REQUESTS: (Row & { method: string })[] = [
  * intmeth: a To display name with an escaped NUL). The stack hands them to the TU; the
  * 200 is the message layer's to fix.
  */
-const UNANSWERABLE = new Set(['esc01', 'intmeth']);
 
 const VALID_RESPONSES: Row[] = [
   { file: 'unreason', section: '3.1.1.12', title: 'Unusual Reason Phrase' },
@@ -194,20 +193,10 @@ describe('RFC 4475 §3.1.1 valid messages reach the TU', () => {
     expect(o.requests.map((r) => r.method)).toEqual([method]);
     expect(o.drops).toEqual([]);
     expect(o.logged).toEqual([]);
-    if (UNANSWERABLE.has(file)) return;
     expect(o.tuErrors).toEqual([]);
     expect(o.received.map((r) => r.status)).toEqual([200]);
     expect(o.sentTo).toEqual([`${PEER}:5060`]);
   });
-
-  it.fails.each(rows(VALID_REQUESTS.filter((r) => UNANSWERABLE.has(r.file))))(
-    '%s: the TU answers it with createResponse (message-layer limitation)',
-    async (_, { file }) => {
-      const o = await deliver(file);
-      expect(o.tuErrors).toEqual([]);
-      expect(o.received.map((r) => r.status)).toEqual([200]);
-    },
-  );
 
   it('3.1.1.8 dblreq: only the REGISTER within Content-Length counts; the trailing INVITE is never seen', async () => {
     const o = await deliver('dblreq');
