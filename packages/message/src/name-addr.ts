@@ -146,6 +146,27 @@ export class NameAddr {
     return this.uriValue;
   }
 
+  /**
+   * Throw `SipParseError` when the URI is malformed, without keeping the parsed URI
+   * (validation of a message that may only be stored, never read further).
+   */
+  checkUri(): void {
+    if (this.uriValue !== undefined || this.uriText === undefined) return;
+    try {
+      parseUri(this.uriText);
+    } catch (e) {
+      if (e instanceof SipParseError)
+        throw new SipParseError(
+          'SIP_ERR_PARSE_URI',
+          `${this.header ? `${this.header}: ` : ''}${e.message}`,
+          e.offset,
+          400,
+          this.header,
+        );
+      throw e;
+    }
+  }
+
   get tag(): string | undefined {
     const p = this.p;
     return (Array.isArray(p) ? paramIn(p, 'tag') : p.get('tag')) ?? undefined;

@@ -1,6 +1,7 @@
 import { SipParseError } from './errors.ts';
 import { headerDef } from './headers.ts';
 import type { SipMessage, SipRequest, SipResponse } from './message.ts';
+import type { NameAddr } from './name-addr.ts';
 
 const SINGLE = [
   'from',
@@ -39,8 +40,8 @@ export function validateMessage<T extends SipRequest | SipResponse>(msg: T): T {
   }
   if (m.via.length === 0)
     throw new SipParseError('SIP_ERR_PARSE_MISSING_HEADER', 'missing Via header', -1, 400, 'Via');
-  void m.from.uri;
-  void m.to.uri;
+  m.from.checkUri();
+  m.to.checkUri();
   void m.callId;
   const cseq = m.cseq;
   if (msg.isRequest) {
@@ -56,10 +57,10 @@ export function validateMessage<T extends SipRequest | SipResponse>(msg: T): T {
       );
   }
   void m.maxForwards;
-  for (const c of m.contacts) if (!c.star) void c.uri;
+  for (const c of m.contacts) if (!c.star) c.checkUri();
   void m.contentType;
   void m.expires;
-  for (const r of m.getAll<{ uri: unknown }>('route')) void r.uri;
-  for (const r of m.getAll<{ uri: unknown }>('record-route')) void r.uri;
+  for (const r of m.getAll<NameAddr>('route')) r.checkUri();
+  for (const r of m.getAll<NameAddr>('record-route')) r.checkUri();
   return msg;
 }
