@@ -128,21 +128,7 @@ export class NameAddr {
   }
 
   get uri(): Uri {
-    if (this.uriValue === undefined) {
-      try {
-        this.uriValue = parseUri(this.uriText as string);
-      } catch (e) {
-        if (e instanceof SipParseError)
-          throw new SipParseError(
-            'SIP_ERR_PARSE_URI',
-            `${this.header ? `${this.header}: ` : ''}${e.message}`,
-            e.offset,
-            400,
-            this.header,
-          );
-        throw e;
-      }
-    }
+    this.uriValue ??= this.parseOwnUri();
     return this.uriValue;
   }
 
@@ -151,9 +137,13 @@ export class NameAddr {
    * (validation of a message that may only be stored, never read further).
    */
   checkUri(): void {
-    if (this.uriValue !== undefined || this.uriText === undefined) return;
+    if (this.uriValue === undefined && this.uriText !== undefined) this.parseOwnUri();
+  }
+
+  /** Parse the URI text, naming the header in the error. */
+  private parseOwnUri(): Uri {
     try {
-      parseUri(this.uriText);
+      return parseUri(this.uriText as string);
     } catch (e) {
       if (e instanceof SipParseError)
         throw new SipParseError(
