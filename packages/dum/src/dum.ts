@@ -43,12 +43,15 @@ import { HandleManager } from './handles.ts';
 import { DialogId, DialogSetId } from './ids.ts';
 import { MasterProfile, type Profile, UserProfile } from './profile.ts';
 import { RedirectManager } from './redirect.ts';
+import { InMemoryRegistrationPersistence } from './registration-persistence.ts';
 import type { ServerAuthManager } from './server-auth.ts';
 import { ClientInviteSession } from './usages/client-invite-session.ts';
+import { ClientRegistration } from './usages/client-registration.ts';
 import type { InviteSession } from './usages/invite-session.ts';
 import { ClientOutOfDialogReq, ServerOutOfDialogReq } from './usages/out-of-dialog.ts';
 import { ClientPagerMessage, ServerPagerMessage } from './usages/pager.ts';
 import { ServerInviteSession } from './usages/server-invite-session.ts';
+import { ServerRegistration } from './usages/server-registration.ts';
 
 /** The application's object for one dialog set (reSIProcate's AppDialogSet). */
 export interface AppDialogSet {
@@ -108,6 +111,10 @@ export class DialogUsageManager implements TransactionUser {
   private readonly clientPublications = new Map<string, ClientPublicationHandler>();
   private readonly serverPublications = new Map<string, ServerPublicationHandler>();
   private persistence: RegistrationPersistenceManager | undefined;
+  /** The in-memory store the DUM made because none was set. */
+  private ownPersistence: InMemoryRegistrationPersistence | undefined;
+  /** Date.now() minus the stack clock's time when the DUM was made. */
+  private readonly epochOffset: number;
   private readonly appDialogSetFactory: AppDialogSetFactory;
   /** Requests made by makeX, waiting for send(). */
   private readonly made = new WeakMap<
@@ -134,6 +141,15 @@ export class DialogUsageManager implements TransactionUser {
     this.appDialogSetFactory = options.appDialogSetFactory ?? (() => ({}));
     this.logger = options.logger ?? silentLogger;
     this.stack.setTransactionUser(this);
+    this.epochOffset = Date.now() - this.stack.clock.now();
+  }
+
+  /**
+   * Wall-clock time in ms since the epoch, advancing with the stack's clock (so a
+   * virtual clock in tests moves it too): binding expiries are kept in this time.
+   */
+  now(): number {
+    return this.epochOffset + this.stack.clock.now();
   }
 
   // ---- profiles and handlers ----
@@ -152,8 +168,13 @@ export class DialogUsageManager implements TransactionUser {
   setClientRegistrationHandler(h: ClientRegistrationHandler | undefined): void {
     this.clientRegistration = h;
   }
+  /** Be a registrar (RFC 3261 §10.3): REGISTER is added to the supported methods. */
   setServerRegistrationHandler(h: ServerRegistrationHandler | undefined): void {
     this.serverRegistration = h;
+    if (!h) return;
+    const methods = this.masterProfile.get('supportedMethods');
+    if (!methods.includes('REGISTER'))
+      this.masterProfile.set('supportedMethods', [...methods, 'REGISTER']);
   }
   addClientSubscriptionHandler(event: string, h: ClientSubscriptionHandler): void {
     this.clientSubscriptions.set(event.toLowerCase(), h);
@@ -180,11 +201,18 @@ export class DialogUsageManager implements TransactionUser {
   setServerPagerMessageHandler(h: ServerPagerMessageHandler | undefined): void {
     this.serverPager = h;
   }
+  /** Where the registrar keeps its bindings (an `InMemoryRegistrationPersistence` when none is set). */
   setRegistrationPersistenceManager(m: RegistrationPersistenceManager | undefined): void {
     this.persistence = m;
   }
-  get registrationPersistenceManager(): RegistrationPersistenceManager | undefined {
-    return this.persistence;
+  /** The registrar's store: the one set, or the in-memory one the DUM makes on first use. */
+  get registrationPersistenceManager(): RegistrationPersistenceManager {
+    if (this.persistence) return this.persistence;
+    this.ownPersistence ??= new InMemoryRegistrationPersistence({
+      now: () => this.now(),
+      clock: this.stack.clock,
+    });
+    return this.ownPersistence;
   }
   get handlers(): {
     dialogSet: DialogSetHandler | undefined;
@@ -360,6 +388,69 @@ export class DialogUsageManager implements TransactionUser {
         );
         this.addDialogSet(set);
         const usage = new ClientInviteSession(this, set, profile, handler);
+        usage.start();
+        return usage.handle() as unknown as Handle<never>;
+      },
+    });
+    return req;
+  }
+
+  /**
+   * A REGISTER for `aor` (default: the profile's) (RFC 3261 §10.2): Request-URI the
+   * registrar (the profile's outbound proxy, else the domain of the address of record),
+   * To and From the address of record, Contact ours (`+sip.instance` and `reg-id` when
+   * the profile has an instance id) unless `contact` is given, and Expires (default: the
+   * profile's defaultRegistrationExpires). `send` it to start a `ClientRegistration`.
+   */
+  makeRegistration(
+    aor: NameAddr | Uri | string | undefined,
+    profile: Profile = this.masterProfile,
+    options?: { expires?: number; contact?: NameAddr | string },
+  ): SipRequest {
+    const own = profile.get('aor');
+    const target = aor === undefined ? own : asNameAddr(aor);
+    if (!target)
+      throw new DumError(
+        'SIP_ERR_DUM_STATE',
+        'no address of record: give one or set the profile aor',
+      );
+    const to = new NameAddr(target.uri.clone(), { displayName: target.displayName });
+    const req = this.buildRequest('REGISTER', to, profile, { contact: false });
+    const from = to.clone();
+    from.params.set('tag', req.from.tag ?? this.newTag());
+    req.setHeader('From', from);
+    const proxy = profile.get('outboundProxy');
+    let registrar: Uri;
+    if (proxy) {
+      registrar = new Uri({ scheme: proxy.scheme, host: proxy.host, port: proxy.port });
+      const t = proxy.params.get('transport');
+      if (t) registrar.params.set('transport', t);
+      req.removeHeader('Route');
+    } else {
+      const u = to.uri;
+      registrar = new Uri({ scheme: u.scheme, host: u.host, port: u.port });
+    }
+    req.uri = registrar;
+    let contact: NameAddr;
+    if (options?.contact !== undefined)
+      contact =
+        typeof options.contact === 'string'
+          ? (parseHeader<NameAddr>('Contact', options.contact)[0] as NameAddr)
+          : options.contact.clone();
+    else {
+      contact = this.contactFor(profile, registrar);
+      if (profile.get('instanceId') && !contact.params.has('reg-id'))
+        contact.params.set('reg-id', '1');
+    }
+    req.setHeader('Contact', contact);
+    req.setHeader('Expires', String(options?.expires ?? profile.get('defaultRegistrationExpires')));
+    const tags = profile.get('supportedOptionTags');
+    if (tags.length > 0) req.setHeader('Supported', tags.join(', '));
+    this.made.set(req, {
+      method: 'REGISTER',
+      profile,
+      start: () => {
+        const usage = new ClientRegistration(this, req, profile, this.clientRegistration);
         usage.start();
         return usage.handle() as unknown as Handle<never>;
       },
@@ -690,6 +781,17 @@ export class DialogUsageManager implements TransactionUser {
       session.start();
       return;
     }
+    if (method === 'REGISTER' && this.serverRegistration) {
+      const usage = new ServerRegistration(
+        this,
+        request,
+        tx,
+        this.serverRegistration,
+        this.registrationPersistenceManager,
+      );
+      void usage.start();
+      return;
+    }
     if (method === 'MESSAGE' && this.serverPager) {
       const usage = new ServerPagerMessage(this, request, tx);
       this.serverPager.onMessageArrived(usage.handle(), request);
@@ -753,6 +855,7 @@ export class DialogUsageManager implements TransactionUser {
       }),
     ]);
     if (timer) clearTimeout(timer);
+    this.ownPersistence?.close();
     if (this.ownsStack) await this.stack.stop();
   }
 }

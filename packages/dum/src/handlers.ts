@@ -1,10 +1,12 @@
 import type { Contact, SipRequest, SipResponse } from '@sipworks/message';
 import type { Handle } from './handles.ts';
 import type { ClientInviteSession } from './usages/client-invite-session.ts';
+import type { ClientRegistration } from './usages/client-registration.ts';
 import type { InviteSession } from './usages/invite-session.ts';
 import type { ClientOutOfDialogReq, ServerOutOfDialogReq } from './usages/out-of-dialog.ts';
 import type { ClientPagerMessage, ServerPagerMessage } from './usages/pager.ts';
 import type { ServerInviteSession } from './usages/server-invite-session.ts';
+import type { ServerRegistration } from './usages/server-registration.ts';
 
 /** Why something ended. */
 export type EndReason =
@@ -54,22 +56,41 @@ export interface ServerPagerMessageHandler {
   onMessageArrived(handle: Handle<ServerPagerMessage>, message: SipRequest): void;
 }
 
-/** Registration, client side (RFC 3261 §10); the usage arrives in a later part. */
+/** Registration, client side (RFC 3261 §10.2). */
 export interface ClientRegistrationHandler {
-  onSuccess?(handle: Handle<never>, response: SipResponse): void;
-  onRemoved?(handle: Handle<never>, response: SipResponse): void;
-  onFailure?(handle: Handle<never>, response: SipResponse): void;
-  /** After a failure: seconds to wait before retrying, or -1 not to retry. */
-  onRequestRetry?(handle: Handle<never>, retrySeconds: number, response: SipResponse): number;
+  /** A 2xx: the bindings are in `handle.get().allContacts` / `myContacts`. */
+  onSuccess?(handle: Handle<ClientRegistration>, response: SipResponse): void;
+  /** The 2xx to `removeMyBindings()` / `removeAll()`; the usage ends. */
+  onRemoved?(handle: Handle<ClientRegistration>, response: SipResponse): void;
+  /** A final failure (after auth retries and 423 retries), or a timeout as a locally made 408/503. */
+  onFailure?(handle: Handle<ClientRegistration>, response: SipResponse): void;
+  /**
+   * After a failure: seconds to wait before registering again, or -1 not to retry (the
+   * usage ends). `retrySeconds` is the response's Retry-After, or -1 when it has none.
+   * Without this callback, Retry-After is honoured and there is no retry without it.
+   */
+  onRequestRetry?(
+    handle: Handle<ClientRegistration>,
+    retrySeconds: number,
+    response: SipResponse,
+  ): number;
 }
 
-/** Registrar side. */
+/**
+ * Registrar side (RFC 3261 §10.3): one callback per operation; answer through the
+ * handle (`accept()` or `reject(status)`), now or later. A missing callback accepts.
+ */
 export interface ServerRegistrationHandler {
-  onAdd?(handle: Handle<never>, request: SipRequest): void;
-  onRefresh?(handle: Handle<never>, request: SipRequest): void;
-  onRemove?(handle: Handle<never>, request: SipRequest): void;
-  onRemoveAll?(handle: Handle<never>, request: SipRequest): void;
-  onQuery?(handle: Handle<never>, request: SipRequest): void;
+  /** At least one new binding. */
+  onAdd?(handle: Handle<ServerRegistration>, request: SipRequest): void;
+  /** Existing bindings refreshed, none added. */
+  onRefresh?(handle: Handle<ServerRegistration>, request: SipRequest): void;
+  /** Every Contact has expires 0. */
+  onRemove?(handle: Handle<ServerRegistration>, request: SipRequest): void;
+  /** `Contact: *` with Expires: 0. */
+  onRemoveAll?(handle: Handle<ServerRegistration>, request: SipRequest): void;
+  /** No Contact: the current bindings are asked for. */
+  onQuery?(handle: Handle<ServerRegistration>, request: SipRequest): void;
 }
 
 /** Subscriptions (RFC 6665), client side, per event package. */

@@ -53,6 +53,10 @@ export {
 } from './profile.ts';
 export { RedirectManager } from './redirect.ts';
 export {
+  InMemoryRegistrationPersistence,
+  type InMemoryRegistrationPersistenceOptions,
+} from './registration-persistence.ts';
+export {
   type AuthResult,
   type CredentialLookup,
   ServerAuthManager,
@@ -63,6 +67,11 @@ export {
   ClientInviteSession,
   type ClientInviteSessionState,
 } from './usages/client-invite-session.ts';
+export {
+  ClientRegistration,
+  type ClientRegistrationState,
+  refreshDelaySeconds,
+} from './usages/client-registration.ts';
 export { InviteSession } from './usages/invite-session.ts';
 export { ClientOutOfDialogReq, ServerOutOfDialogReq } from './usages/out-of-dialog.ts';
 export { ClientPagerMessage, ServerPagerMessage } from './usages/pager.ts';
@@ -70,3 +79,9 @@ export {
   ServerInviteSession,
   type ServerInviteSessionState,
 } from './usages/server-invite-session.ts';
+export {
+  canonicalAor,
+  type RegistrationChange,
+  ServerRegistration,
+  type ServerRegistrationOperation,
+} from './usages/server-registration.ts';

@@ -1,0 +1,279 @@
+import {
+  type Contact,
+  createResponse,
+  type SipRequest,
+  type SipResponse,
+  type Uri,
+} from '@sipworks/message';
+import type { ServerTransactionLike } from '@sipworks/stack';
+import type { DialogUsageManager } from '../dum.ts';
+import { DumError } from '../errors.ts';
+import type {
+  ContactBinding,
+  RegistrationPersistenceManager,
+  ServerRegistrationHandler,
+} from '../handlers.ts';
+import { bindingKey } from '../registration-persistence.ts';
+import { BaseUsage } from './base.ts';
+
+/** What a REGISTER asks of the registrar. */
+export type ServerRegistrationOperation = 'add' | 'refresh' | 'remove' | 'removeAll' | 'query';
+
+/** One binding a REGISTER adds, refreshes or removes. */
+export interface RegistrationChange {
+  /** The Contact as stored (its `expires` parameter removed). */
+  contact: Contact;
+  /** The Contact URI as written: the binding's key within its address of record. */
+  key: string;
+  /** Seconds granted after the registrar's policy; 0 removes the binding. */
+  expires: number;
+  /** Whether a binding with this URI existed. */
+  existed: boolean;
+}
+
+/**
+ * The address of record of a To URI (RFC 3261 §10.3 step 5): scheme, user and host
+ * (lower case) and port, without display name, parameters or headers.
+ */
+export function canonicalAor(uri: Uri): string {
+  const user = uri.user ? `${uri.user}@` : '';
+  const port = uri.port ? `:${uri.port}` : '';
+  return `${uri.scheme.toLowerCase()}:${user}${uri.host.toLowerCase()}${port}`;
+}
+
+/**
+ * A REGISTER received by the DUM's registrar (RFC 3261 §10.3). The DUM checks it first
+ * (Contacts, `Contact: *`, the expiry bounds of the master profile, Call-ID and CSeq per
+ * binding) and then hands it to the `ServerRegistrationHandler` callback of its
+ * `operation`. `accept()` stores the changes through the DUM's
+ * `RegistrationPersistenceManager` and answers 200 with every current binding;
+ * `reject(status)` answers without changing anything. A handler without the callback
+ * accepts.
+ */
+export class ServerRegistration extends BaseUsage {
+  readonly kind = 'ServerRegistration';
+  readonly request: SipRequest;
+  private readonly tx: ServerTransactionLike;
+  private readonly handler: ServerRegistrationHandler;
+  private readonly store: RegistrationPersistenceManager;
+  /** The address of record (canonical form of the To URI). */
+  aor = '';
+  operation: ServerRegistrationOperation = 'query';
+  /** The bindings this REGISTER adds, refreshes or removes. */
+  readonly changes: RegistrationChange[] = [];
+  private answered = false;
+
+  constructor(
+    dum: DialogUsageManager,
+    request: SipRequest,
+    tx: ServerTransactionLike,
+    handler: ServerRegistrationHandler,
+    store: RegistrationPersistenceManager,
+  ) {
+    super(dum);
+    this.request = request;
+    this.tx = tx;
+    this.handler = handler;
+    this.store = store;
+  }
+
+  /** Whether the REGISTER has its answer. */
+  get isAnswered(): boolean {
+    return this.answered;
+  }
+
+  /** @internal Check the REGISTER, then call the handler. */
+  async start(): Promise<void> {
+    try {
+      if (!(await this.check())) return;
+    } catch (e) {
+      this.dum.logger.error({ err: e }, 'a REGISTER could not be checked');
+      if (!this.answered) this.reject(500);
+      return;
+    }
+    const h = this.handler;
+    const cb = {
+      add: h.onAdd,
+      refresh: h.onRefresh,
+      remove: h.onRemove,
+      removeAll: h.onRemoveAll,
+      query: h.onQuery,
+    }[this.operation];
+    if (!cb) {
+      await this.accept();
+      return;
+    }
+    try {
+      cb.call(h, this.handle(), this.request);
+    } catch (e) {
+      this.dum.logger.error({ err: e }, `ServerRegistrationHandler threw (${this.operation})`);
+      if (!this.answered) this.reject(500);
+    }
+  }
+
+  /**
+   * Apply the changes and answer 200 with every binding of the address of record, each
+   * Contact with its remaining `expires` (§10.3 step 8), a Date, and the REGISTER's
+   * Path when the UA supports path (RFC 3327 §5.3).
+   */
+  async accept(options?: { headers?: [string, string][] }): Promise<SipResponse> {
+    this.claim();
+    try {
+      const now = this.dum.now();
+      if (this.operation === 'removeAll') await this.store.removeAll(this.aor);
+      const path = this.request.headers('Path');
+      for (const c of this.changes) {
+        if (c.expires === 0) {
+          if (c.existed) await this.store.removeContact(this.aor, c.key);
+          continue;
+        }
+        const binding: ContactBinding = {
+          aor: this.aor,
+          contact: c.contact,
+          expires: now + c.expires * 1000,
+          callId: this.request.callId,
+          cseq: this.request.cseq.seq,
+        };
+        const q = c.contact.q;
+        if (q !== undefined) binding.q = q;
+        const instance = c.contact.params.get('+sip.instance');
+        if (instance) binding.instanceId = instance;
+        const regId = c.contact.params.get('reg-id');
+        if (regId && /^\d+$/.test(regId)) binding.regId = Number(regId);
+        if (path.length > 0) binding.path = path;
+        await this.store.putContact(binding);
+      }
+      const all = await this.store.getContacts(this.aor);
+      const res = createResponse(this.request, 200, undefined, {
+        toTag: this.dum.newTag(),
+        ...(options?.headers ? { headers: options.headers } : {}),
+      });
+      const contacts = all.map((b) => {
+        const c = b.contact.clone();
+        c.params.set('expires', String(Math.max(0, Math.ceil((b.expires - now) / 1000))));
+        return c;
+      });
+      if (contacts.length > 0) res.setHeader('Contact', contacts);
+      res.setHeader('Date', new Date(now).toUTCString());
+      const supported = this.request.getAll<string>('Supported').map((t) => t.toLowerCase());
+      if (path.length > 0 && supported.includes('path')) res.setHeader('Path', path);
+      this.respond(res);
+      return res;
+    } catch (e) {
+      this.dum.logger.error({ err: e }, 'the registration store failed');
+      const res = this.response(500);
+      this.respond(res);
+      return res;
+    }
+  }
+
+  /** Answer with a failure (300-699) and change nothing. */
+  reject(status: number, reason?: string, headers?: [string, string][]): SipResponse {
+    if (status < 300 || status > 699)
+      throw new DumError('SIP_ERR_DUM_STATE', `reject takes 300-699, not ${status}`);
+    this.claim();
+    const res = this.response(status, reason, headers);
+    this.respond(res);
+    return res;
+  }
+
+  private claim(): void {
+    this.assertLive();
+    if (this.answered)
+      throw new DumError('SIP_ERR_DUM_STATE', 'this REGISTER has already been answered');
+    this.answered = true;
+  }
+
+  private response(status: number, reason?: string, headers?: [string, string][]): SipResponse {
+    return createResponse(this.request, status, reason, {
+      toTag: this.dum.newTag(),
+      ...(headers ? { headers } : {}),
+    });
+  }
+
+  private respond(res: SipResponse): void {
+    this.dum.decorate(res);
+    try {
+      this.tx.respond(res);
+    } catch (e) {
+      this.dum.logger.warn({ err: e }, 'the REGISTER transaction took no answer');
+    }
+    this.destroy();
+  }
+
+  /** RFC 3261 §10.3 steps 5-7; answers and returns false when the REGISTER fails them. */
+  private async check(): Promise<boolean> {
+    const req = this.request;
+    let contacts: Contact[];
+    let requestExpires: number | undefined;
+    try {
+      this.aor = canonicalAor(req.to.uri);
+      contacts = req.contacts;
+      requestExpires = req.expires;
+      for (const c of contacts) {
+        if (c.star) continue;
+        c.uri.toString();
+        void c.expires;
+        void c.q;
+      }
+    } catch (e) {
+      this.reject(400, `Bad Request (${e instanceof Error ? e.message : 'malformed REGISTER'})`);
+      return false;
+    }
+    if (contacts.some((c) => c.star)) {
+      // §10.3 step 6: `*` only alone and with Expires: 0.
+      if (contacts.length !== 1 || requestExpires !== 0) {
+        this.reject(400, 'Bad Request (Contact: * needs Expires: 0 and no other Contact)');
+        return false;
+      }
+      const existing = await this.store.getContacts(this.aor);
+      // §10.3 step 6: a `*` is subject to the Call-ID/CSeq check of every binding.
+      if (existing.some((b) => b.callId === req.callId && req.cseq.seq <= b.cseq)) {
+        this.reject(500, 'Server Internal Error (CSeq out of order for this Call-ID)');
+        return false;
+      }
+      this.operation = 'removeAll';
+      return true;
+    }
+    if (contacts.length === 0) {
+      this.operation = 'query';
+      return true;
+    }
+    const profile = this.dum.masterProfile;
+    const min = profile.get('minRegistrationExpires');
+    const max = profile.get('maxRegistrationExpires');
+    const dflt = profile.get('defaultRegistrationExpires');
+    const existing = await this.store.getContacts(this.aor);
+    let added = false;
+    let refreshed = false;
+    for (const c of contacts) {
+      let expires = c.expires ?? requestExpires ?? dflt;
+      // §10.3 step 7: too brief (and not 0) -> 423 with Min-Expires (§10.3, §21.4.17).
+      if (expires !== 0 && expires < min) {
+        this.reject(423, undefined, [['Min-Expires', String(min)]]);
+        return false;
+      }
+      expires = Math.min(expires, max);
+      const key = c.uri.toString();
+      const old = existing.find((b) => bindingKey(b) === key);
+      // §10.3 step 7: same Call-ID and a CSeq not higher -> the update is aborted.
+      if (old && old.callId === req.callId && req.cseq.seq <= old.cseq) {
+        this.reject(500, 'Server Internal Error (CSeq out of order for this Call-ID)');
+        return false;
+      }
+      const stored = c.clone();
+      stored.params.delete('expires');
+      const at = this.changes.findIndex((x) => x.key === key);
+      const change = { contact: stored, key, expires, existed: old !== undefined };
+      if (at >= 0) this.changes[at] = change;
+      else this.changes.push(change);
+    }
+    for (const c of this.changes) {
+      if (c.expires === 0) continue;
+      if (c.existed) refreshed = true;
+      else added = true;
+    }
+    this.operation = added ? 'add' : refreshed ? 'refresh' : 'remove';
+    return true;
+  }
+}
