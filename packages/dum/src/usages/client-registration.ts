@@ -162,6 +162,12 @@ export class ClientRegistration extends BaseUsage {
         this.finish();
         return;
       }
+      if (this.mine.length === 0) {
+        // A query (no Contact, §10.2.3): nothing to refresh.
+        this.notify(() => this.handler?.onSuccess?.(this.handle(), res));
+        this.finish();
+        return;
+      }
       this.st = 'registered';
       this.expires = this.grantedExpires(res, sent);
       if (this.expires > 0)
