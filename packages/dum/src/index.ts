@@ -64,6 +64,12 @@ export {
   type StoredCredentials,
 } from './server-auth.ts';
 export {
+  type SqliteDatabase,
+  SqliteRegistrationPersistence,
+  type SqliteRegistrationPersistenceOptions,
+  type SqliteStatement,
+} from './sqlite-persistence.ts';
+export {
   ClientInviteSession,
   type ClientInviteSessionState,
 } from './usages/client-invite-session.ts';

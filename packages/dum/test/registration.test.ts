@@ -1,5 +1,7 @@
 import dc from 'node:diagnostics_channel';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Contact, SipRequest, SipResponse } from '@sipworks/message';
 import { SipStack } from '@sipworks/stack';
 import {
@@ -17,6 +19,7 @@ import {
   refreshDelaySeconds,
   ServerAuthManager,
   type ServerRegistration,
+  SqliteRegistrationPersistence,
   type UserProfile,
 } from '../src/index.ts';
 
@@ -620,6 +623,78 @@ describe('registrar: RFC 4475 §3.3.12-§3.3.14', () => {
       expect(r.header('Contact')).toMatch(
         /^<sip:user@example\.com\?Route=%3[Cc]sip:sip\.example\.com%3[Ee]>/,
       );
+    }
+  });
+});
+
+describe('SqliteRegistrationPersistence (better-sqlite3 12)', () => {
+  it('bindings survive a registrar restart (database closed and reopened); expired ones are swept', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sipworks-reg-'));
+    const file = join(dir, 'bindings.db');
+    try {
+      const clock = new VirtualClock();
+      const network = new MemoryNetwork({ clock, seed: 21 });
+      const first = await node(network, clock, REGISTRAR_PORT, 'registrar');
+      const store = await SqliteRegistrationPersistence.open(file, {
+        now: () => first.dum.now(),
+        clock,
+      });
+      first.dum.setRegistrationPersistenceManager(store);
+      first.dum.setServerRegistrationHandler({});
+      const peer = await peerOn(network, clock);
+      await peer.send(
+        registerText({
+          callId: 'sq1',
+          cseq: 1,
+          contact: '<sip:carol@192.0.2.5;transport=tcp>;q=0.5;+sip.instance="<urn:uuid:1>"',
+          expires: 600,
+          branch: 'q1',
+          extra: 'Path: <sip:edge.example.test;lr>\r\n',
+        }),
+        REGISTRAR,
+      );
+      expect((await firstFinal(peer)).status).toBe(200);
+      await peer.send(
+        registerText({
+          callId: 'sq2',
+          cseq: 1,
+          contact: '<sip:carol@192.0.2.6>',
+          expires: 60,
+          branch: 'q2',
+        }),
+        REGISTRAR,
+      );
+      expect((await firstFinal(peer)).status).toBe(200);
+      await first.dum.shutdown({ timeoutMs: 100 });
+      store.close();
+
+      // The restart: a new store on the same file, a minute and a half later.
+      const later = first.dum.now() + 90_000;
+      const reopened = await SqliteRegistrationPersistence.open(file, { now: () => later });
+      try {
+        expect(await reopened.aors()).toEqual(['sip:carol@127.0.0.1']);
+        const b = await reopened.getContacts('sip:carol@127.0.0.1');
+        expect(b).toHaveLength(1);
+        expect(b[0]?.contact.uri.toString()).toBe('sip:carol@192.0.2.5;transport=tcp');
+        expect(b[0]?.contact.params.get('+sip.instance')).toBe('<urn:uuid:1>');
+        expect(b[0]?.q).toBe(0.5);
+        expect(b[0]?.instanceId).toBe('<urn:uuid:1>');
+        expect(b[0]?.path).toEqual(['<sip:edge.example.test;lr>']);
+        expect(b[0]?.callId).toBe('sq1');
+        await reopened.putContact({
+          aor: 'sip:dave@127.0.0.1',
+          contact: b[0]?.contact as Contact,
+          expires: later - 1,
+          callId: 'old',
+          cseq: 1,
+        });
+        expect(reopened.sweep()).toBe(1);
+        expect(await reopened.aors()).toEqual(['sip:carol@127.0.0.1']);
+      } finally {
+        reopened.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
