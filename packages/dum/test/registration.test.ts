@@ -334,6 +334,22 @@ describe('client registration against a DUM registrar (RFC 3261 §10)', () => {
     expect(await registrar.dum.registrationPersistenceManager.getContacts(aor)).toHaveLength(0);
   });
 
+  it('§10.2: end() while the first REGISTER is in flight removes the binding it made, one REGISTER at a time', async () => {
+    const { clock, ua, registrar, autoAccept, served } = await setup();
+    const { handler, out } = recorder();
+    ua.dum.setClientRegistrationHandler(handler);
+    const h = ua.dum.send<ClientRegistration>(ua.dum.makeRegistration(undefined, ua.profile));
+    h.get().end();
+    await until(clock, () => !h.isValid(), { each: autoAccept });
+    expect(served.map((s) => s.op)).toEqual(['add', 'remove']);
+    expect(out.success).toHaveLength(0);
+    expect(
+      await registrar.dum.registrationPersistenceManager.getContacts(
+        `sip:alice@127.0.0.1:${REGISTRAR_PORT}`,
+      ),
+    ).toHaveLength(0);
+  });
+
   it('§10.2.3: a REGISTER without Contact queries the bindings', async () => {
     const { clock, ua, autoAccept, served } = await setup();
     const { handler, out } = recorder();

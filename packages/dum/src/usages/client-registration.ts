@@ -50,6 +50,8 @@ export class ClientRegistration extends BaseUsage {
   private inFlight = false;
   private ending = false;
   private timer: TimerHandle | undefined;
+  /** A REGISTER waiting for the one in flight to finish (§10.2: one at a time). */
+  private queued: (() => void) | undefined;
   /** Every binding of the address of record, from the last 2xx. */
   allContacts: NameAddr[] = [];
   /** Our bindings among them, from the last 2xx. */
@@ -110,7 +112,10 @@ export class ClientRegistration extends BaseUsage {
     this.send(0, '*');
   }
 
-  /** Stop: our bindings are removed when the registrar holds them, else the usage just ends. */
+  /**
+   * Stop: our bindings are removed when the registrar holds them (or when the REGISTER
+   * in flight is accepted), else the usage just ends.
+   */
   end(): void {
     if (this.isEnded || this.st === 'removing') return;
     if (this.st === 'registered') {
@@ -118,12 +123,17 @@ export class ClientRegistration extends BaseUsage {
       return;
     }
     this.stopTimer();
+    this.queued = undefined;
     if (this.inFlight) this.ending = true;
     else this.finish();
   }
 
   private send(expires: number, contacts: Contact[] | '*'): void {
     this.stopTimer();
+    if (this.inFlight) {
+      this.queued = () => this.send(expires, contacts);
+      return;
+    }
     const req = this.last.clone();
     req.removeHeader('Via');
     req.removeHeader('Authorization');
@@ -151,7 +161,19 @@ export class ClientRegistration extends BaseUsage {
     this.cseq = Math.max(this.cseq, res.cseq.seq);
     if (this.isEnded) return;
     if (this.ending) {
-      this.finish();
+      this.ending = false;
+      if (res.status < 300 && res.status >= 200 && this.mine.length > 0) {
+        // Registered while ending: take the bindings away again.
+        this.st = 'removing';
+        this.send(0, this.mine);
+      } else this.finish();
+      return;
+    }
+    const queued = this.queued;
+    if (queued) {
+      // A newer REGISTER (a removal, a refresh) supersedes this answer.
+      this.queued = undefined;
+      queued();
       return;
     }
     if (res.status >= 200 && res.status < 300) {
