@@ -13,7 +13,7 @@ export { canonicalName, type HeaderDef, headerDef } from './headers.ts';
 export { type HeaderValue, SipMessage, SipRequest, SipResponse } from './message.ts';
 export { type BodyPart, parseMultipart } from './multipart.ts';
 export { Contact, NameAddr } from './name-addr.ts';
-export { type ParamStyle, Params } from './params.ts';
+export { type ParamStyle, Params, type ParamsInit, paramEntries } from './params.ts';
 export {
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_MAX_HEADER_BYTES,

@@ -1,7 +1,15 @@
 import { latin1, TOKEN, utf8Decode } from './chars.ts';
 import { SipParseError } from './errors.ts';
 import { type Lexer, quote } from './lexer.ts';
-import { NO_PARAMS, Params, paramIn, paramsOf, parseHeaderParams } from './params.ts';
+import {
+  NO_PARAMS,
+  Params,
+  type ParamsInit,
+  paramEntries,
+  paramIn,
+  paramsOf,
+  parseHeaderParams,
+} from './params.ts';
 import { parseUri, type Uri } from './uri.ts';
 
 /** Marks a value built by the parser, whose URI is read later from its text. */
@@ -33,7 +41,7 @@ export class NameAddr {
     uri: Uri | string,
     options?: {
       displayName?: string | undefined;
-      params?: Iterable<[string, string | null]> | Record<string, string | null>;
+      params?: ParamsInit;
     },
   ) {
     this.dn = options?.displayName;
@@ -44,13 +52,7 @@ export class NameAddr {
     this.dpos = -1;
     this.upos = -1;
     const p = options?.params;
-    this.p =
-      p === undefined
-        ? NO_PARAMS
-        : new Params(
-            'header',
-            Symbol.iterator in p ? (p as Iterable<[string, string | null]>) : Object.entries(p),
-          );
+    this.p = p === undefined ? NO_PARAMS : new Params('header', paramEntries(p));
   }
 
   get params(): Params {

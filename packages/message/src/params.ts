@@ -15,6 +15,18 @@ export type ParamStyle = 'header' | 'uri' | 'auth';
  * case-insensitively; values are returned unquoted (header parameters) or with their
  * %-escapes decoded (URI parameters).
  */
+/** Parameters as constructors take them: `[name, value]` pairs (a `Params` is one), or a plain object. */
+export type ParamsInit = Iterable<[string, string | null]> | Record<string, string | null>;
+
+/** The pairs of a `ParamsInit`. */
+export function paramEntries(
+  x: ParamsInit | undefined,
+): Iterable<[string, string | null]> | undefined {
+  if (x === undefined) return undefined;
+  if (Symbol.iterator in x) return x as Iterable<[string, string | null]>;
+  return Object.entries(x);
+}
+
 /** Shared by every empty parameter list until one is added. */
 export const NO_PARAMS: (string | null)[] = [];
 

@@ -1,6 +1,12 @@
 import { SipParseError } from './errors.ts';
 import { type Lexer, quote } from './lexer.ts';
-import { Params, parseAuthParams, parseHeaderParams } from './params.ts';
+import {
+  Params,
+  type ParamsInit,
+  paramEntries,
+  parseAuthParams,
+  parseHeaderParams,
+} from './params.ts';
 
 /** CSeq (RFC 3261 §20.16). */
 export class CSeq {
@@ -66,20 +72,9 @@ export class ValueWithParams {
   readonly comment: string | undefined;
   /** @internal */
   raw: string | undefined;
-  constructor(
-    value: string,
-    params?: Iterable<[string, string | null]> | Record<string, string | null>,
-    comment?: string,
-  ) {
+  constructor(value: string, params?: ParamsInit, comment?: string) {
     this.value = value;
-    this.params = new Params(
-      'header',
-      params === undefined
-        ? undefined
-        : Symbol.iterator in params
-          ? (params as Iterable<[string, string | null]>)
-          : Object.entries(params),
-    );
+    this.params = new Params('header', paramEntries(params));
     this.comment = comment;
     this.raw = undefined;
   }
@@ -209,21 +204,10 @@ export class MediaType {
   readonly subtype: string;
   readonly params: Params;
   private raw: string | undefined;
-  constructor(
-    type: string,
-    subtype: string,
-    params?: Iterable<[string, string | null]> | Record<string, string | null>,
-  ) {
+  constructor(type: string, subtype: string, params?: ParamsInit) {
     this.type = type;
     this.subtype = subtype;
-    this.params = new Params(
-      'header',
-      params === undefined
-        ? undefined
-        : Symbol.iterator in params
-          ? (params as Iterable<[string, string | null]>)
-          : Object.entries(params),
-    );
+    this.params = new Params('header', paramEntries(params));
     this.raw = undefined;
   }
   /** `type/subtype`, lower-cased. */
@@ -269,19 +253,9 @@ export class AuthHeader {
   readonly scheme: string;
   readonly params: Params;
   private raw: string | undefined;
-  constructor(
-    scheme: string,
-    params?: Iterable<[string, string | null]> | Record<string, string | null>,
-  ) {
+  constructor(scheme: string, params?: ParamsInit) {
     this.scheme = scheme;
-    this.params = new Params(
-      'auth',
-      params === undefined
-        ? undefined
-        : Symbol.iterator in params
-          ? (params as Iterable<[string, string | null]>)
-          : Object.entries(params),
-    );
+    this.params = new Params('auth', paramEntries(params));
     this.raw = undefined;
   }
   private p(name: string): string | undefined {

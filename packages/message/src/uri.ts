@@ -9,7 +9,7 @@ import {
   validEscapes,
 } from './chars.ts';
 import { SipParseError } from './errors.ts';
-import { Params, parseUriParams } from './params.ts';
+import { Params, type ParamsInit, paramEntries, parseUriParams } from './params.ts';
 
 export interface UriParts {
   scheme: string;
@@ -17,22 +17,14 @@ export interface UriParts {
   password?: string | undefined;
   host?: string;
   port?: number | undefined;
-  params?: Iterable<[string, string | null]> | Record<string, string | null>;
-  headers?: Iterable<[string, string | null]> | Record<string, string | null>;
+  params?: ParamsInit;
+  headers?: ParamsInit;
   /** For schemes other than sip, sips and tel: the text after the colon. */
   opaque?: string;
 }
 
 function uriError(text: string, msg: string, at: number): SipParseError {
   return new SipParseError('SIP_ERR_PARSE_URI', `${msg} in URI '${text}'`, at);
-}
-
-function toEntries(
-  x: Iterable<[string, string | null]> | Record<string, string | null> | undefined,
-): Iterable<[string, string | null]> | undefined {
-  if (x === undefined) return undefined;
-  if (Symbol.iterator in x) return x as Iterable<[string, string | null]>;
-  return Object.entries(x);
 }
 
 /**
@@ -62,8 +54,8 @@ export class Uri {
     this.password = parts.password;
     this.host = parts.host ?? '';
     this.port = parts.port;
-    this.params = new Params('uri', toEntries(parts.params));
-    this.headers = new Params('uri', toEntries(parts.headers));
+    this.params = new Params('uri', paramEntries(parts.params));
+    this.headers = new Params('uri', paramEntries(parts.headers));
     this.opaque = parts.opaque;
     this.raw = raw;
     if (raw === undefined) {

@@ -1,7 +1,15 @@
 import { TOKEN } from './chars.ts';
 import { SipParseError } from './errors.ts';
 import type { Lexer } from './lexer.ts';
-import { NO_PARAMS, Params, paramIn, paramsOf, parseHeaderParams } from './params.ts';
+import {
+  NO_PARAMS,
+  Params,
+  type ParamsInit,
+  paramEntries,
+  paramIn,
+  paramsOf,
+  parseHeaderParams,
+} from './params.ts';
 import { parseHostPort } from './uri.ts';
 
 /** The RFC 3261 §8.1.1.7 magic cookie that starts every compliant branch. */
@@ -29,7 +37,7 @@ export class Via {
     transport: string,
     host: string,
     port?: number,
-    params?: Iterable<[string, string | null]> | Record<string, string | null>,
+    params?: ParamsInit,
     /** @internal already upper-cased (parsed) */ parsed?: boolean,
   ) {
     this.protocolName = 'SIP';
@@ -37,15 +45,7 @@ export class Via {
     this.transport = parsed ? transport : transport.toUpperCase();
     this.host = host;
     this.port = port;
-    this.p =
-      params === undefined
-        ? NO_PARAMS
-        : new Params(
-            'header',
-            Symbol.iterator in params
-              ? (params as Iterable<[string, string | null]>)
-              : Object.entries(params),
-          );
+    this.p = params === undefined ? NO_PARAMS : new Params('header', paramEntries(params));
   }
 
   get params(): Params {
