@@ -285,35 +285,42 @@ export class SipStack {
     }
     const attempt = (targets: ResolvedTarget[], index: number): void => {
       const target = targets[index] as ResolvedTarget;
+      // Each target gets its own copy of the request, so an earlier transaction keeps its own.
+      const req = index === 0 ? request : request.clone();
       let flow: Flow;
       try {
-        flow = this.flowFor(target, request);
+        flow = this.flowFor(target, req);
       } catch (e) {
         if (index + 1 < targets.length) attempt(targets, index + 1);
-        else handler.onError?.(e as SipStackError, placeholder(request));
+        else handler.onError?.(e as SipStackError, placeholder(req));
         return;
       }
-      this.prepareVia(request, flow, index > 0);
+      this.prepareVia(req, flow, index > 0);
+      state.request = req;
       const retryable = index + 1 < targets.length;
+      // The handler hears the end only of the transaction whose outcome it got.
+      let delivered = false;
       const wrapped: ClientTransactionHandler = retryable
         ? {
             onResponse: (res, tx) => {
-              if (res.status === 503) {
-                // RFC 3263 §4.3: a 503 means try the next target.
-                tx.request; // the transaction ends on its own (Completed / Timer K, or ACKed)
+              if (res.status === 503 && !delivered) {
+                // RFC 3263 §4.3: a 503 means try the next target; this transaction ends on its own.
                 attempt(targets, index + 1);
                 return;
               }
+              if (res.status >= 200) delivered = true;
               handler.onResponse(res, tx);
             },
             onError: (err) => {
               this.logger.debug({ target, err: err.message }, 'failing over to the next target');
               attempt(targets, index + 1);
             },
-            ...(handler.onTerminated ? { onTerminated: handler.onTerminated } : {}),
+            onTerminated: (tx) => {
+              if (delivered) handler.onTerminated?.(tx);
+            },
           }
         : handler;
-      state.transaction = this.startClient(request, flow, wrapped);
+      state.transaction = this.startClient(req, flow, wrapped);
     };
     const direct = this.directTargets(request, options);
     if (direct !== undefined) {

@@ -165,20 +165,27 @@ describe('RFC 3263 §4.3 failover to the next target', () => {
     await a.start();
     await b.start();
     const h = new RecordingHandler();
-    w.stack.sendRequest(requestTo('sip:svc@example.test'), h);
+    const sent = w.stack.sendRequest(requestTo('sip:svc@example.test'), h);
     await settle(w.clock);
+    const firstTx = sent.transaction;
     const first = a.requests('OPTIONS')[0];
-    if (!first) throw new Error('the first target got nothing');
+    if (!first || !firstTx) throw new Error('the first target got nothing');
     expect(b.requests()).toHaveLength(0);
     a.send(responseText(first, 503, 'Service Unavailable'), w.address);
     await settle(w.clock);
     const second = b.requests('OPTIONS')[0];
     if (!second) throw new Error('no failover after 503');
     expect(second.via[0]?.branch).not.toBe(first.via[0]?.branch);
+    // Each transaction keeps its own request: the first still shows its own branch.
+    expect(firstTx.request.via[0]?.branch).toBe(first.via[0]?.branch);
+    expect(sent.transaction?.request.via[0]?.branch).toBe(second.via[0]?.branch);
     b.send(responseText(second, 202, 'Accepted'), w.address);
     await settle(w.clock);
+    w.clock.advance(10_000);
     expect(h.responses.map((r) => r.status)).toEqual([202]);
     expect(h.errors).toEqual([]);
+    // onTerminated once: for the transaction whose answer the TU got.
+    expect(h.terminated).toBe(1);
     await w.stack.stop();
   });
 
