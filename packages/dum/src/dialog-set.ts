@@ -1,4 +1,5 @@
 import type { SipRequest } from '@sipworks/message';
+import type { ServerTransactionLike } from '@sipworks/stack';
 import type { Dialog } from './dialog.ts';
 import type { AppDialogSet } from './dum.ts';
 import type { DialogSetId } from './ids.ts';
@@ -18,6 +19,16 @@ export class DialogSet {
   creator: SipRequest;
   /** The invite session of the dialog set, while it lives. */
   inviteSession: InviteSession | undefined;
+  /** What takes SUBSCRIBE and NOTIFY in the set's dialogs, while subscriptions live. */
+  subscriptionUsage:
+    | {
+        receiveRequest(
+          req: SipRequest,
+          tx: ServerTransactionLike,
+          dialog: Dialog | undefined,
+        ): void;
+      }
+    | undefined;
   private readonly byRemoteTag = new Map<string, Dialog>();
 
   constructor(id: DialogSetId, side: 'uac' | 'uas', creator: SipRequest, app: AppDialogSet) {
@@ -26,6 +37,7 @@ export class DialogSet {
     this.creator = creator;
     this.appDialogSet = app;
     this.inviteSession = undefined;
+    this.subscriptionUsage = undefined;
   }
 
   /** The dialog with this remote tag. */

@@ -46,12 +46,20 @@ import { RedirectManager } from './redirect.ts';
 import { InMemoryRegistrationPersistence } from './registration-persistence.ts';
 import type { ServerAuthManager } from './server-auth.ts';
 import { ClientInviteSession } from './usages/client-invite-session.ts';
+import { ClientPublication } from './usages/client-publication.ts';
 import { ClientRegistration } from './usages/client-registration.ts';
+import { ClientSubscription, reply as replyIn } from './usages/client-subscription.ts';
 import type { InviteSession } from './usages/invite-session.ts';
 import { ClientOutOfDialogReq, ServerOutOfDialogReq } from './usages/out-of-dialog.ts';
 import { ClientPagerMessage, ServerPagerMessage } from './usages/pager.ts';
 import { ServerInviteSession } from './usages/server-invite-session.ts';
+import {
+  InMemoryPublicationStore,
+  receivePublish,
+  type ServerPublication,
+} from './usages/server-publication.ts';
 import { ServerRegistration } from './usages/server-registration.ts';
+import { ServerSubscription } from './usages/server-subscription.ts';
 
 /** The application's object for one dialog set (reSIProcate's AppDialogSet). */
 export interface AppDialogSet {
@@ -179,15 +187,26 @@ export class DialogUsageManager implements TransactionUser {
   addClientSubscriptionHandler(event: string, h: ClientSubscriptionHandler): void {
     this.clientSubscriptions.set(event.toLowerCase(), h);
   }
+  /** Be a notifier for `event` (RFC 6665 §4.2): the event is added to the master profile's supportedEvents. */
   addServerSubscriptionHandler(event: string, h: ServerSubscriptionHandler): void {
-    this.serverSubscriptions.set(event.toLowerCase(), h);
+    const e = event.toLowerCase();
+    this.serverSubscriptions.set(e, h);
+    const events = this.masterProfile.get('supportedEvents');
+    if (!events.includes(e)) this.masterProfile.set('supportedEvents', [...events, e]);
   }
   addClientPublicationHandler(event: string, h: ClientPublicationHandler): void {
     this.clientPublications.set(event.toLowerCase(), h);
   }
+  /** Be a state agent for `event` (RFC 3903 §6): PUBLISH is added to the supported methods. */
   addServerPublicationHandler(event: string, h: ServerPublicationHandler): void {
     this.serverPublications.set(event.toLowerCase(), h);
+    const methods = this.masterProfile.get('supportedMethods');
+    if (!methods.includes('PUBLISH'))
+      this.masterProfile.set('supportedMethods', [...methods, 'PUBLISH']);
   }
+  /** The state agent's publications (in memory). */
+  readonly publicationStore = new InMemoryPublicationStore();
+  private readonly publicationsByEtag = new Map<string, ServerPublication>();
   /** Handle requests of this method outside dialogs (OPTIONS is answered from the profile when none is set). */
   addOutOfDialogHandler(method: string, h: OutOfDialogHandler): void {
     const m = method.toUpperCase();
@@ -458,6 +477,73 @@ export class DialogUsageManager implements TransactionUser {
     return req;
   }
 
+  /**
+   * A SUBSCRIBE for `event` at `target` (RFC 6665 §4.1.2.1) built from `profile`, with
+   * Event, Expires (default: the profile's defaultSubscriptionExpires), Accept (the
+   * profile's MIME types), Contact and an optional body. `send` it to start a
+   * `ClientSubscription`; a ClientSubscriptionHandler for the event must be added first.
+   */
+  makeSubscription(
+    target: NameAddr | Uri | string,
+    event: string,
+    profile: Profile = this.masterProfile,
+    options?: { expires?: number; body?: string | Uint8Array; contentType?: string },
+  ): SipRequest {
+    const pkg = event.split(';')[0]?.trim().toLowerCase() ?? '';
+    const handler = this.clientSubscriptions.get(pkg);
+    if (!handler)
+      throw new DumError(
+        'SIP_ERR_DUM_NO_HANDLER',
+        `add a ClientSubscriptionHandler for '${pkg}' before subscribing`,
+      );
+    const req = this.buildRequest('SUBSCRIBE', asNameAddr(target), profile);
+    req.setHeader('Event', event);
+    req.setHeader('Expires', String(options?.expires ?? profile.get('defaultSubscriptionExpires')));
+    req.setHeader('Accept', profile.get('supportedMimeTypes').join(', '));
+    req.setHeader('Allow', profile.get('supportedMethods').join(', '));
+    if (options?.body !== undefined) req.setBody(options.body, options.contentType ?? 'text/plain');
+    this.made.set(req, {
+      method: 'SUBSCRIBE',
+      profile,
+      start: () => {
+        const usage = new ClientSubscription(this, req, profile, handler);
+        usage.start();
+        return usage.handle() as unknown as Handle<never>;
+      },
+    });
+    return req;
+  }
+
+  /**
+   * A PUBLISH of `body` for `event` at `target` (RFC 3903 §4.1) built from `profile`,
+   * with Event and Expires (default: the profile's defaultPublicationExpires). `send`
+   * it to start a `ClientPublication`.
+   */
+  makePublication(
+    target: NameAddr | Uri | string,
+    event: string,
+    profile: Profile,
+    body: string | Uint8Array,
+    contentType: string,
+    options?: { expires?: number },
+  ): SipRequest {
+    const pkg = event.split(';')[0]?.trim().toLowerCase() ?? '';
+    const req = this.buildRequest('PUBLISH', asNameAddr(target), profile, { contact: false });
+    req.setHeader('Event', event);
+    req.setHeader('Expires', String(options?.expires ?? profile.get('defaultPublicationExpires')));
+    req.setBody(body, contentType);
+    this.made.set(req, {
+      method: 'PUBLISH',
+      profile,
+      start: () => {
+        const usage = new ClientPublication(this, req, profile, this.clientPublications.get(pkg));
+        usage.start();
+        return usage.handle() as unknown as Handle<never>;
+      },
+    });
+    return req;
+  }
+
   /** The invite session of a dialog, if the DUM has one. */
   findInviteSession(id: DialogId): Handle<InviteSession> | undefined {
     const dialog = this.dialogs.get(id.key);
@@ -720,6 +806,18 @@ export class DialogUsageManager implements TransactionUser {
     // A request within a dialog: to the dialog's session, or 481 (§12.2.2).
     const toTag = request.to.tag;
     if (toTag !== undefined) {
+      if (method === 'SUBSCRIBE' || method === 'NOTIFY') {
+        // A subscription's dialog set (for a NOTIFY, possibly before its dialog exists).
+        const set = this.dialogSets.get(new DialogSetId(request.callId, toTag).key);
+        const usage = set?.subscriptionUsage;
+        if (usage) {
+          const dialog = this.dialogs.get(
+            new DialogId(request.callId, toTag, request.from.tag ?? '').key,
+          );
+          usage.receiveRequest(request, tx, dialog);
+          return;
+        }
+      }
       const id = new DialogId(request.callId, toTag, request.from.tag ?? '');
       const dialog = this.dialogs.get(id.key);
       const session = dialog && this.dialogSets.get(id.dialogSetId.key)?.inviteSession;
@@ -792,6 +890,21 @@ export class DialogUsageManager implements TransactionUser {
       void usage.start();
       return;
     }
+    if (method === 'SUBSCRIBE') {
+      this.receiveSubscribe(request, tx);
+      return;
+    }
+    if (method === 'PUBLISH' && this.serverPublications.size > 0) {
+      receivePublish(
+        this,
+        request,
+        tx,
+        this.serverPublications,
+        this.publicationStore,
+        this.publicationsByEtag,
+      );
+      return;
+    }
     if (method === 'MESSAGE' && this.serverPager) {
       const usage = new ServerPagerMessage(this, request, tx);
       this.serverPager.onMessageArrived(usage.handle(), request);
@@ -810,6 +923,28 @@ export class DialogUsageManager implements TransactionUser {
     }
     // A supported method that no usage in this DUM takes yet.
     this.reply(request, tx, 501, undefined, `Not Implemented (no handler for ${method})`);
+  }
+
+  /** A SUBSCRIBE outside a dialog (RFC 6665 §4.2.1): 489 for an event we do not serve. */
+  private receiveSubscribe(request: SipRequest, tx: ServerTransactionLike): void {
+    let pkg: string | undefined;
+    try {
+      pkg = request.get<{ package: string }>('Event')?.package.toLowerCase();
+    } catch {
+      pkg = undefined;
+    }
+    const events = this.masterProfile.get('supportedEvents');
+    const handler = pkg === undefined ? undefined : this.serverSubscriptions.get(pkg);
+    if (pkg === undefined || !handler || !events.includes(pkg)) {
+      this.reply(request, tx, 489, [['Allow-Events', events.join(', ')]]);
+      return;
+    }
+    const contact = request.contacts[0];
+    if (!contact || contact.star) {
+      replyIn(this, request, tx, 400, 'Bad Request (a SUBSCRIBE needs a Contact)');
+      return;
+    }
+    new ServerSubscription(this, request, tx, handler).start();
   }
 
   /** @internal Allow, Accept, Supported and Accept-Language, as an OPTIONS answer carries them (§11.2). */

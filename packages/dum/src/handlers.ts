@@ -1,12 +1,16 @@
 import type { Contact, SipRequest, SipResponse } from '@sipworks/message';
 import type { Handle } from './handles.ts';
 import type { ClientInviteSession } from './usages/client-invite-session.ts';
+import type { ClientPublication } from './usages/client-publication.ts';
 import type { ClientRegistration } from './usages/client-registration.ts';
+import type { ClientSubscription } from './usages/client-subscription.ts';
 import type { InviteSession } from './usages/invite-session.ts';
 import type { ClientOutOfDialogReq, ServerOutOfDialogReq } from './usages/out-of-dialog.ts';
 import type { ClientPagerMessage, ServerPagerMessage } from './usages/pager.ts';
 import type { ServerInviteSession } from './usages/server-invite-session.ts';
+import type { ServerPublication } from './usages/server-publication.ts';
 import type { ServerRegistration } from './usages/server-registration.ts';
+import type { ServerSubscription } from './usages/server-subscription.ts';
 
 /** Why something ended. */
 export type EndReason =
@@ -93,38 +97,74 @@ export interface ServerRegistrationHandler {
   onQuery?(handle: Handle<ServerRegistration>, request: SipRequest): void;
 }
 
-/** Subscriptions (RFC 6665), client side, per event package. */
+/**
+ * Subscriptions (RFC 6665), subscriber side, per event package. A NOTIFY is answered
+ * with `handle.get().acceptUpdate()` / `rejectUpdate(status)` inside the callback;
+ * when the callback returns without answering, the DUM answers 200.
+ */
 export interface ClientSubscriptionHandler {
-  onUpdatePending?(handle: Handle<never>, notify: SipRequest): void;
-  onUpdateActive?(handle: Handle<never>, notify: SipRequest): void;
-  onUpdateExtension?(handle: Handle<never>, notify: SipRequest): void;
-  onTerminated?(handle: Handle<never>, notify: SipRequest | undefined): void;
-  onNewSubscription?(handle: Handle<never>, notify: SipRequest): void;
-  onRequestRetry?(handle: Handle<never>, retrySeconds: number, notify: SipRequest): number;
+  /** A NOTIFY with Subscription-State: pending. */
+  onUpdatePending?(handle: Handle<ClientSubscription>, notify: SipRequest): void;
+  /** A NOTIFY with Subscription-State: active. */
+  onUpdateActive?(handle: Handle<ClientSubscription>, notify: SipRequest): void;
+  /** A NOTIFY with another (extension) state. */
+  onUpdateExtension?(handle: Handle<ClientSubscription>, notify: SipRequest): void;
+  /**
+   * The subscription ended: a terminated NOTIFY (`notify`), or without one (the
+   * SUBSCRIBE failed, no NOTIFY came within 64*T1, the refresh got 481 or timed out).
+   */
+  onTerminated?(handle: Handle<ClientSubscription>, notify: SipRequest | undefined): void;
+  /** A NOTIFY from another fork of the SUBSCRIBE made a second subscription. */
+  onNewSubscription?(handle: Handle<ClientSubscription>, notify: SipRequest): void;
+  /**
+   * A terminated NOTIFY whose reason allows a new subscription (none, deactivated,
+   * probation, timeout, giveup; RFC 6665 §4.1.3): seconds to wait before subscribing
+   * again with a new SUBSCRIBE (same handle), or -1 to end. `retrySeconds` is the
+   * retry-after parameter, or -1.
+   */
+  onRequestRetry?(
+    handle: Handle<ClientSubscription>,
+    retrySeconds: number,
+    notify: SipRequest,
+  ): number;
 }
 
-/** Subscriptions (RFC 6665), notifier side, per event package. */
+/**
+ * Subscriptions (RFC 6665), notifier side, per event package. Without
+ * `onNewSubscription` every SUBSCRIBE is accepted (202) and a neutral NOTIFY sent.
+ */
 export interface ServerSubscriptionHandler {
-  onNewSubscription?(handle: Handle<never>, subscribe: SipRequest): void;
-  onRefresh?(handle: Handle<never>, subscribe: SipRequest): void;
-  onTerminated?(handle: Handle<never>): void;
-  onExpired?(handle: Handle<never>): void;
+  /** A SUBSCRIBE made a subscription: `accept()` or `reject()` it through the handle, then NOTIFY. */
+  onNewSubscription?(handle: Handle<ServerSubscription>, subscribe: SipRequest): void;
+  /** A refresh was answered 200; a NOTIFY with the last body follows. */
+  onRefresh?(handle: Handle<ServerSubscription>, subscribe: SipRequest): void;
+  /** The subscription ended (unsubscribe, `end()`, the subscriber gone). */
+  onTerminated?(handle: Handle<ServerSubscription>): void;
+  /** The subscription expired: a terminated NOTIFY with reason=timeout was sent. */
+  onExpired?(handle: Handle<ServerSubscription>): void;
 }
 
 /** Publications (RFC 3903), client side, per event package. */
 export interface ClientPublicationHandler {
-  onSuccess?(handle: Handle<never>, response: SipResponse): void;
-  onRemove?(handle: Handle<never>, response: SipResponse): void;
-  onFailure?(handle: Handle<never>, response: SipResponse): void;
+  /** A 2xx: the entity tag is `handle.get().etag`. */
+  onSuccess?(handle: Handle<ClientPublication>, response: SipResponse): void;
+  /** The 2xx to `end()`: the publication is removed and the usage ends. */
+  onRemove?(handle: Handle<ClientPublication>, response: SipResponse): void;
+  /** A final failure (after 412 and 423 recovery): the usage ends. */
+  onFailure?(handle: Handle<ClientPublication>, response: SipResponse): void;
 }
 
-/** Publications (RFC 3903), server side, per event package. */
+/**
+ * Publications (RFC 3903), state agent side, per event package. Answer through the
+ * handle (`accept()` / `reject(status)`) inside the callback; when it returns without
+ * answering (or is missing), the DUM accepts.
+ */
 export interface ServerPublicationHandler {
-  onInitial?(handle: Handle<never>, etag: string, publish: SipRequest): void;
-  onRefresh?(handle: Handle<never>, etag: string, publish: SipRequest): void;
-  onUpdate?(handle: Handle<never>, etag: string, publish: SipRequest): void;
-  onRemoved?(handle: Handle<never>, etag: string, publish: SipRequest): void;
-  onExpired?(handle: Handle<never>, etag: string): void;
+  onInitial?(handle: Handle<ServerPublication>, etag: string, publish: SipRequest): void;
+  onRefresh?(handle: Handle<ServerPublication>, etag: string, publish: SipRequest): void;
+  onUpdate?(handle: Handle<ServerPublication>, etag: string, publish: SipRequest): void;
+  onRemoved?(handle: Handle<ServerPublication>, etag: string, publish: SipRequest): void;
+  onExpired?(handle: Handle<ServerPublication>, etag: string): void;
 }
 
 /**

@@ -74,10 +74,19 @@ export {
   type ClientInviteSessionState,
 } from './usages/client-invite-session.ts';
 export {
+  ClientPublication,
+  type ClientPublicationState,
+} from './usages/client-publication.ts';
+export {
   ClientRegistration,
   type ClientRegistrationState,
   refreshDelaySeconds,
 } from './usages/client-registration.ts';
+export {
+  ClientSubscription,
+  type ClientSubscriptionState,
+  NOTIFY_WAIT_MS,
+} from './usages/client-subscription.ts';
 export { InviteSession } from './usages/invite-session.ts';
 export { ClientOutOfDialogReq, ServerOutOfDialogReq } from './usages/out-of-dialog.ts';
 export { ClientPagerMessage, ServerPagerMessage } from './usages/pager.ts';
@@ -86,8 +95,18 @@ export {
   type ServerInviteSessionState,
 } from './usages/server-invite-session.ts';
 export {
+  InMemoryPublicationStore,
+  type PublishedState,
+  ServerPublication,
+  type ServerPublicationOperation,
+} from './usages/server-publication.ts';
+export {
   canonicalAor,
   type RegistrationChange,
   ServerRegistration,
   type ServerRegistrationOperation,
 } from './usages/server-registration.ts';
+export {
+  ServerSubscription,
+  type ServerSubscriptionState,
+} from './usages/server-subscription.ts';

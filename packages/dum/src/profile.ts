@@ -31,8 +31,10 @@ export interface ProfileSettings {
   maxRegistrationExpires: number;
   /** Default and allowed range for subscription expiry (s). */
   defaultSubscriptionExpires: number;
-  /** Default publication expiry (s). */
+  /** Default publication expiry (s), and the range a state agent accepts (RFC 3903 §6). */
   defaultPublicationExpires: number;
+  minPublicationExpires: number;
+  maxPublicationExpires: number;
   /** Session timer (RFC 4028): interval asked for, and the smallest accepted. */
   sessionExpires: number;
   minSE: number;
@@ -84,6 +86,8 @@ const DEFAULTS: ProfileSettings = {
   maxRegistrationExpires: 86400,
   defaultSubscriptionExpires: 3600,
   defaultPublicationExpires: 3600,
+  minPublicationExpires: 60,
+  maxPublicationExpires: 86400,
   sessionExpires: 1800,
   minSE: 90,
   prack: 'supported',

@@ -1,0 +1,291 @@
+import type { EventHeader, SipRequest } from '@sipworks/message';
+import type { ServerTransactionLike, TimerHandle } from '@sipworks/stack';
+import { Dialog } from '../dialog.ts';
+import { DialogSet } from '../dialog-set.ts';
+import type { DialogUsageManager } from '../dum.ts';
+import { DumError } from '../errors.ts';
+import type { ServerSubscriptionHandler } from '../handlers.ts';
+import { DialogSetId } from '../ids.ts';
+import { BaseUsage } from './base.ts';
+import { reply } from './client-subscription.ts';
+
+export type ServerSubscriptionState = 'new' | 'pending' | 'active' | 'terminated';
+
+/**
+ * The notifier's side of a subscription (RFC 6665 §4.2), one per SUBSCRIBE that
+ * created a dialog. `onNewSubscription` gets the handle: `accept(202|200)` or
+ * `reject(status)` the SUBSCRIBE, then send NOTIFYs with `send(update(body, type))` or
+ * `send(neutralNotify())`; `setSubscriptionState` chooses pending or active for the
+ * NOTIFYs that follow; `end(reason, retryAfter)` sends the terminated NOTIFY.
+ * A refresh (a SUBSCRIBE in the dialog) is answered 200, given to `onRefresh`, and
+ * followed by a NOTIFY with the last body; Expires: 0 is answered by a final NOTIFY
+ * and `onTerminated`; when the subscription expires a terminated NOTIFY with
+ * reason=timeout goes out and `onExpired` is called.
+ */
+export class ServerSubscription extends BaseUsage {
+  readonly kind = 'ServerSubscription';
+  readonly event: string;
+  readonly eventId: string | undefined;
+  /** The SUBSCRIBE that created the subscription. */
+  readonly subscribe: SipRequest;
+  readonly dialog: Dialog;
+  private readonly set: DialogSet;
+  private readonly handler: ServerSubscriptionHandler;
+  private tx: ServerTransactionLike | undefined;
+  private st: ServerSubscriptionState = 'new';
+  /** State put in the next NOTIFYs. */
+  private notifyState: 'pending' | 'active' = 'active';
+  private expiresAt = 0;
+  private timer: TimerHandle | undefined;
+  private lastBody: { body: Uint8Array | string; contentType: string } | undefined;
+  /** The expiry granted (s). */
+  expires: number;
+
+  constructor(
+    dum: DialogUsageManager,
+    subscribe: SipRequest,
+    tx: ServerTransactionLike,
+    handler: ServerSubscriptionHandler,
+  ) {
+    super(dum);
+    this.subscribe = subscribe;
+    this.tx = tx;
+    this.handler = handler;
+    const ev = subscribe.get<EventHeader>('Event');
+    this.event = ev?.package.toLowerCase() ?? '';
+    this.eventId = ev?.id;
+    this.expires = subscribe.expires ?? dum.masterProfile.get('defaultSubscriptionExpires');
+    const contact = dum.contactFor(dum.masterProfile, subscribe.uri);
+    this.dialog = Dialog.asUas(subscribe, dum.newTag(), contact);
+    this.set = new DialogSet(
+      new DialogSetId(subscribe.callId, this.dialog.id.localTag),
+      'uas',
+      subscribe,
+      dum.makeAppDialogSet(subscribe),
+    );
+    this.set.subscriptionUsage = this;
+  }
+
+  get state(): ServerSubscriptionState {
+    return this.st;
+  }
+
+  /** @internal */
+  start(): void {
+    this.dum.addDialogSet(this.set);
+    this.dum.addDialog(this.set, this.dialog);
+    const cb = this.handler.onNewSubscription;
+    if (!cb) {
+      this.accept(202);
+      this.send(this.neutralNotify());
+      return;
+    }
+    this.call(() => cb.call(this.handler, this.handle(), this.subscribe));
+  }
+
+  /** Accept the SUBSCRIBE (202 by default; 200 when the subscription is authorized). Send a NOTIFY next (RFC 6665 §4.2.1.2). */
+  accept(status: 200 | 202 = 202): void {
+    this.assertLive();
+    const tx = this.tx;
+    if (!tx || this.st !== 'new')
+      throw new DumError('SIP_ERR_DUM_STATE', 'the SUBSCRIBE was already answered');
+    this.tx = undefined;
+    this.notifyState = status === 202 ? 'pending' : 'active';
+    this.st = this.notifyState;
+    this.startExpiry(this.expires);
+    this.reply200(this.subscribe, tx, status);
+  }
+
+  /** Refuse the SUBSCRIBE (300-699); the subscription ends. */
+  reject(status = 403): void {
+    this.assertLive();
+    const tx = this.tx;
+    if (!tx || this.st !== 'new')
+      throw new DumError('SIP_ERR_DUM_STATE', 'the SUBSCRIBE was already answered');
+    if (status < 300 || status > 699)
+      throw new DumError('SIP_ERR_DUM_STATE', `reject takes 300-699, not ${status}`);
+    this.tx = undefined;
+    reply(this.dum, this.subscribe, tx, status, undefined, this.dialog.id.localTag);
+    this.finish();
+  }
+
+  /** The subscription state the next NOTIFYs carry. */
+  setSubscriptionState(state: 'pending' | 'active'): void {
+    this.assertLive();
+    this.notifyState = state;
+    if (this.st !== 'new') this.st = state;
+  }
+
+  /** A NOTIFY with this body (the new state of the resource); send it with `send`. */
+  update(body: Uint8Array | string, contentType: string): SipRequest {
+    this.assertLive();
+    this.lastBody = { body, contentType };
+    return this.makeNotify(this.notifyState, body, contentType);
+  }
+
+  /** A NOTIFY without a body (RFC 6665 §4.2.2: e.g. while pending); send it with `send`. */
+  neutralNotify(): SipRequest {
+    this.assertLive();
+    return this.makeNotify(this.notifyState);
+  }
+
+  /** Send a NOTIFY made by `update` or `neutralNotify`. A 481 or a timeout ends the subscription. */
+  send(notify: SipRequest): void {
+    this.assertLive();
+    this.transmit(notify, false);
+  }
+
+  /** End the subscription: a terminated NOTIFY with `reason` (and `retry-after`), then `onTerminated`. */
+  end(reason = 'noresource', retryAfter?: number): void {
+    if (this.isEnded) return;
+    if (this.st === 'new' && this.tx) {
+      this.reject(reason === 'rejected' ? 403 : 480);
+      return;
+    }
+    this.terminateWith(reason, retryAfter, 'terminated');
+  }
+
+  /** @internal A SUBSCRIBE (refresh or unsubscribe) or other request in the dialog. */
+  receiveRequest(req: SipRequest, tx: ServerTransactionLike, dialog: Dialog | undefined): void {
+    if (req.method !== 'SUBSCRIBE' || dialog !== this.dialog || this.isEnded) {
+      reply(this.dum, req, tx, 481);
+      return;
+    }
+    const refused = this.dialog.receiveRequest(req, true);
+    if (refused !== undefined) {
+      reply(this.dum, req, tx, refused);
+      return;
+    }
+    let ev: EventHeader | undefined;
+    try {
+      ev = req.get<EventHeader>('Event');
+    } catch {
+      ev = undefined;
+    }
+    if (!ev || ev.package.toLowerCase() !== this.event || ev.id !== this.eventId) {
+      reply(this.dum, req, tx, 489, undefined, undefined, [
+        ['Allow-Events', this.dum.masterProfile.get('supportedEvents').join(', ')],
+      ]);
+      return;
+    }
+    const expires = req.expires ?? this.dum.masterProfile.get('defaultSubscriptionExpires');
+    if (expires === 0) {
+      // §4.2.1.4: unsubscribe: 200, then the final NOTIFY.
+      this.expires = 0;
+      this.reply200(req, tx, 200);
+      this.terminateWith(undefined, undefined, 'terminated');
+      return;
+    }
+    this.expires = expires;
+    this.startExpiry(expires);
+    this.reply200(req, tx, 200);
+    this.call(() => this.handler.onRefresh?.(this.handle(), req));
+    if (!this.isEnded) {
+      const b = this.lastBody;
+      this.transmit(
+        b
+          ? this.makeNotify(this.notifyState, b.body, b.contentType)
+          : this.makeNotify(this.notifyState),
+        false,
+      );
+    }
+  }
+
+  private reply200(req: SipRequest, tx: ServerTransactionLike, status: number): void {
+    reply(this.dum, req, tx, status, undefined, this.dialog.id.localTag, [
+      ['Expires', String(this.expires)],
+      ['Contact', this.dialog.localContact.toString()],
+    ]);
+  }
+
+  private makeNotify(
+    state: string,
+    body?: Uint8Array | string,
+    contentType?: string,
+    params?: string,
+  ): SipRequest {
+    const req = this.dialog.makeRequest('NOTIFY', {
+      ...(body !== undefined ? { body, contentType: contentType ?? 'text/plain' } : {}),
+    });
+    req.setHeader('Event', this.eventId ? `${this.event};id=${this.eventId}` : this.event);
+    const remaining = Math.max(0, Math.ceil((this.expiresAt - this.dum.stack.clock.now()) / 1000));
+    req.setHeader(
+      'Subscription-State',
+      state === 'terminated' ? `terminated${params ?? ''}` : `${state};expires=${remaining}`,
+    );
+    return req;
+  }
+
+  private terminateWith(
+    reason: string | undefined,
+    retryAfter: number | undefined,
+    _why: string,
+    expired = false,
+  ): void {
+    this.stopTimer();
+    let params = '';
+    if (reason) params += `;reason=${reason}`;
+    if (retryAfter !== undefined) params += `;retry-after=${retryAfter}`;
+    const b = this.lastBody;
+    const notify = b
+      ? this.makeNotify('terminated', b.body, b.contentType, params)
+      : this.makeNotify('terminated', undefined, undefined, params);
+    this.st = 'terminated';
+    this.transmit(notify, true);
+    this.call(() =>
+      expired
+        ? this.handler.onExpired?.(this.handle())
+        : this.handler.onTerminated?.(this.handle()),
+    );
+  }
+
+  private transmit(notify: SipRequest, last: boolean): void {
+    this.dum.sendClient(notify, this.dum.masterProfile, (res) => {
+      if (last) {
+        this.finish();
+        return;
+      }
+      if (this.isEnded) return;
+      if (res.status === 481 || res.status === 408) {
+        // §4.2.2: the subscriber is gone.
+        this.stopTimer();
+        this.st = 'terminated';
+        this.call(() => this.handler.onTerminated?.(this.handle()));
+        this.finish();
+      }
+    });
+  }
+
+  private startExpiry(expires: number): void {
+    this.stopTimer();
+    const clock = this.dum.stack.clock;
+    this.expiresAt = clock.now() + expires * 1000;
+    this.timer = clock.setTimeout(() => {
+      this.timer = undefined;
+      if (!this.isEnded && this.st !== 'terminated')
+        this.terminateWith('timeout', undefined, 'expired', true);
+    }, expires * 1000);
+  }
+
+  private stopTimer(): void {
+    if (this.timer !== undefined) this.dum.stack.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private finish(): void {
+    if (this.isEnded) return;
+    this.stopTimer();
+    this.st = 'terminated';
+    this.set.subscriptionUsage = undefined;
+    this.dum.removeDialogSet(this.set);
+    this.destroy();
+  }
+
+  private call(fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.dum.logger.error({ err: e }, 'ServerSubscriptionHandler threw');
+    }
+  }
+}
