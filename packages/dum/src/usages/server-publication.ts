@@ -81,6 +81,7 @@ export class ServerPublication extends BaseUsage {
       }
     | undefined;
   private timer: TimerHandle | undefined;
+  private readonly gone: (p: ServerPublication) => void;
   /** The current entity tag. */
   etag: string;
   /** The current state (body and type). */
@@ -93,8 +94,10 @@ export class ServerPublication extends BaseUsage {
     handler: ServerPublicationHandler,
     event: string,
     aor: string,
+    gone: (p: ServerPublication) => void = () => {},
   ) {
     super(dum);
+    this.gone = gone;
     this.store = store;
     this.handler = handler;
     this.event = event;
@@ -178,10 +181,22 @@ export class ServerPublication extends BaseUsage {
     return p;
   }
 
+  /** Drop the publication without a PUBLISH (the DUM's shutdown, or the application's choice). */
+  end(): void {
+    if (this.isEnded) return;
+    const p = this.pending;
+    if (p) {
+      this.pending = undefined;
+      reply(this.dum, p.req, p.tx, 503);
+    }
+    this.remove();
+  }
+
   private remove(): void {
     this.stopTimer();
     this.store.remove(this.etag);
     this.destroy();
+    this.gone(this);
   }
 
   private stopTimer(): void {
@@ -243,7 +258,9 @@ export function receivePublish(
       reply(dum, req, tx, 400, 'Bad Request (Expires: 0 without SIP-If-Match)');
       return;
     }
-    const usage = new ServerPublication(dum, store, handler, event, req.uri.toString());
+    const usage = new ServerPublication(dum, store, handler, event, req.uri.toString(), (u) => {
+      if (byEtag.get(u.etag) === u) byEtag.delete(u.etag);
+    });
     usage.receive(req, tx, 'initial', expires);
     if (!usage.isEnded) byEtag.set(usage.etag, usage);
     return;

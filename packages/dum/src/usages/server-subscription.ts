@@ -137,12 +137,12 @@ export class ServerSubscription extends BaseUsage {
 
   /** End the subscription: a terminated NOTIFY with `reason` (and `retry-after`), then `onTerminated`. */
   end(reason = 'noresource', retryAfter?: number): void {
-    if (this.isEnded) return;
+    if (this.isEnded || this.st === 'terminated') return;
     if (this.st === 'new' && this.tx) {
       this.reject(reason === 'rejected' ? 403 : 480);
       return;
     }
-    this.terminateWith(reason, retryAfter, 'terminated');
+    this.terminateWith(reason, retryAfter);
   }
 
   /** @internal A SUBSCRIBE (refresh or unsubscribe) or other request in the dialog. */
@@ -173,7 +173,7 @@ export class ServerSubscription extends BaseUsage {
       // §4.2.1.4: unsubscribe: 200, then the final NOTIFY.
       this.expires = 0;
       this.reply200(req, tx, 200);
-      this.terminateWith(undefined, undefined, 'terminated');
+      this.terminateWith(undefined, undefined);
       return;
     }
     this.expires = expires;
@@ -219,7 +219,6 @@ export class ServerSubscription extends BaseUsage {
   private terminateWith(
     reason: string | undefined,
     retryAfter: number | undefined,
-    _why: string,
     expired = false,
   ): void {
     this.stopTimer();
@@ -262,8 +261,7 @@ export class ServerSubscription extends BaseUsage {
     this.expiresAt = clock.now() + expires * 1000;
     this.timer = clock.setTimeout(() => {
       this.timer = undefined;
-      if (!this.isEnded && this.st !== 'terminated')
-        this.terminateWith('timeout', undefined, 'expired', true);
+      if (!this.isEnded && this.st !== 'terminated') this.terminateWith('timeout', undefined, true);
     }, expires * 1000);
   }
 
