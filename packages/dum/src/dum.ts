@@ -750,7 +750,8 @@ export class DialogUsageManager implements TransactionUser {
   private dispatch(request: SipRequest, tx: ServerTransactionLike, received: ReceivedInfo): void {
     const method = request.method;
     const profile = this.masterProfile;
-    if (this.shuttingDown) {
+    // Shutting down: no new usages; requests within dialogs still reach theirs (the final NOTIFY, a BYE).
+    if (this.shuttingDown && request.to.tag === undefined) {
       this.reply(request, tx, 503, [['Retry-After', '5']]);
       return;
     }

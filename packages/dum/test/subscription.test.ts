@@ -364,6 +364,73 @@ describe('subscriptions against a scripted notifier (RFC 6665)', () => {
     expect(unsub.message.expires).toBe(0);
   });
 
+  it('§4.1.2.2: the refresh goes in the dialog with CSeq + 1 and the same Event, before the expiry the NOTIFY gives', async () => {
+    const { clock, alice, peer, dumAddress } = await scripted();
+    const { seen, handler } = subscriber();
+    alice.dum.addClientSubscriptionHandler('presence', handler);
+    alice.dum.send(
+      alice.dum.makeSubscription('sip:bob@127.0.0.1:5090', 'presence', alice.profile, {
+        expires: 3600,
+      }),
+    );
+    const sub = await peer.expectRequest('SUBSCRIBE');
+    await peer.respond(sub, 200, {
+      toTag: 'r1',
+      headers: [
+        ['Contact', '<sip:bob@127.0.0.1:5090>'],
+        ['Expires', '3600'],
+      ],
+    });
+    // The notifier grants less in the NOTIFY: 100 s, so the refresh comes after 90 s.
+    await peer.send(
+      notifyText(sub.message, { toTag: 'r1', cseq: 1, state: 'active;expires=100', branch: 'r1' }),
+      dumAddress,
+    );
+    await peer.expectResponse(200, 'NOTIFY');
+    expect(seen.active).toHaveLength(1);
+    const start = clock.now();
+    const refresh = await peer.expectRequest('SUBSCRIBE', { withinMs: 100_000, stepMs: 500 });
+    expect(clock.now() - start).toBeGreaterThanOrEqual(89_000);
+    expect(refresh.message.to.tag).toBe('r1');
+    expect(refresh.message.callId).toBe(sub.message.callId);
+    expect(refresh.message.cseq.seq).toBe(sub.message.cseq.seq + 1);
+    expect(refresh.message.header('Event')).toBe('presence');
+    expect(refresh.message.expires).toBe(3600);
+    expect(refresh.message.uri.toString()).toBe('sip:bob@127.0.0.1:5090');
+  });
+
+  it('shutdown ends subscriptions: the subscriber unsubscribes', async () => {
+    const { alice, peer, dumAddress } = await scripted();
+    const { handler } = subscriber();
+    alice.dum.addClientSubscriptionHandler('presence', handler);
+    alice.dum.send(alice.dum.makeSubscription('sip:bob@127.0.0.1:5090', 'presence', alice.profile));
+    const sub = await peer.expectRequest('SUBSCRIBE');
+    await peer.respond(sub, 202, {
+      toTag: 's1',
+      headers: [['Contact', '<sip:bob@127.0.0.1:5090>']],
+    });
+    await peer.send(
+      notifyText(sub.message, { toTag: 's1', cseq: 1, state: 'pending', branch: 's1' }),
+      dumAddress,
+    );
+    await peer.expectResponse(200, 'NOTIFY');
+    const done = alice.dum.shutdown({ timeoutMs: 60_000 });
+    const unsub = await peer.expectRequest('SUBSCRIBE');
+    expect(unsub.message.expires).toBe(0);
+    await peer.respond(unsub, 200, { toTag: 's1' });
+    await peer.send(
+      notifyText(sub.message, { toTag: 's1', cseq: 2, state: 'terminated', branch: 's2' }),
+      dumAddress,
+    );
+    await peer.expectResponse(200, 'NOTIFY');
+    let finished = false;
+    void done.then(() => {
+      finished = true;
+    });
+    await peer.expectNothing(100);
+    expect(finished).toBe(true);
+  });
+
   it('§4.1.3: a NOTIFY without Subscription-State gets 400', async () => {
     const { alice, peer, dumAddress } = await scripted();
     const { handler } = subscriber();
