@@ -18,7 +18,7 @@ import { refreshDelaySeconds } from './client-registration.ts';
 
 export type ClientSubscriptionState = 'subscribing' | 'pending' | 'active' | 'ending' | 'ended';
 
-/** 64*T1 with T1 = 500 ms: how long to wait for the first NOTIFY after the 2xx (RFC 6665 §4.1.2.4). */
+/** 64*T1 with the default T1 of 500 ms: how long to wait for the first NOTIFY after the 2xx (RFC 6665 §4.1.2.4); the stack's own T1 is used. */
 export const NOTIFY_WAIT_MS = 64 * 500;
 
 /** Reasons after which a new subscription may be tried (RFC 6665 §4.1.3). */
@@ -158,6 +158,11 @@ export class ClientSubscription extends BaseUsage {
   /** Expiry (s) granted by the last 2xx or NOTIFY. */
   expires = 0;
 
+  /** 64*T1 of the stack this DUM runs on. */
+  private get notifyWait(): number {
+    return 64 * this.dum.stack.timers.t1;
+  }
+
   constructor(
     dum: DialogUsageManager,
     request: SipRequest,
@@ -216,7 +221,7 @@ export class ClientSubscription extends BaseUsage {
     // Without a final NOTIFY within 64*T1, it is over anyway.
     this.waitTimer = this.dum.stack.clock.setTimeout(
       () => this.terminate(undefined),
-      NOTIFY_WAIT_MS,
+      this.notifyWait,
     );
   }
 
@@ -255,7 +260,7 @@ export class ClientSubscription extends BaseUsage {
         this.waitTimer = undefined;
         // RFC 6665 §4.1.2.4: no NOTIFY after the 2xx: the subscription failed.
         if (!this.gotNotify) this.terminate(undefined);
-      }, NOTIFY_WAIT_MS);
+      }, this.notifyWait);
   }
 
   /** @internal A NOTIFY in our dialog. */
