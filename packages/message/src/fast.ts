@@ -25,6 +25,9 @@ const T = wide(TOKEN);
 const G = wide(GENVALUE);
 const H = wide(HOSTCHAR);
 const W = wide(WORD);
+/** The visible ASCII characters but '>': those of a URI between '<' and '>' read here. */
+const U = new Uint8Array(256);
+for (let c = 33; c < 127; c++) U[c] = c === 62 ? 0 : 1;
 
 /**
  * A string of bytes `a..e`: a short one is copied out of `s`, a longer one is decoded
@@ -296,11 +299,8 @@ export function readNameAddr(
   // at '<'
   const us = ++i;
   c = b[i] as number;
-  while (c !== 62) {
-    if (c <= 32 || c > 126 || i >= end) return undefined;
-    c = b[++i] as number;
-  }
-  if (i === us) return undefined;
+  while (U[c] === 1) c = b[++i] as number;
+  if (c !== 62 || i === us) return undefined;
   return finishNameAddr(b, s, i + 1, end, ds, de, us, i, header, wide);
 }
 
