@@ -1,4 +1,4 @@
-import { latin1, TOKEN, utf8Encode } from './chars.ts';
+import { latin1, SCHEME, TOKEN, utf8Encode } from './chars.ts';
 import { SipParseError } from './errors.ts';
 import { knownMethod } from './fast.ts';
 import { readFrom, type SipMessage, SipRequest, SipResponse, setReparse } from './message.ts';
@@ -21,6 +21,9 @@ export const DEFAULT_MAX_BODY_BYTES = 1 << 20;
 /** The token characters, over all 256 byte values. */
 const W = new Uint8Array(256);
 W.set(TOKEN);
+/** The scheme characters, over all 256 byte values. */
+const S = new Uint8Array(256);
+S.set(SCHEME);
 
 function startLineError(msg: string, offset: number): SipParseError {
   return new SipParseError('SIP_ERR_PARSE_START_LINE', msg, offset, 400);
@@ -70,7 +73,11 @@ export function parseMessage(
   let status = 0;
   let rs = 0;
   if (isResponse) {
-    const sp = indexOfChar(src, ' ', hs, startEnd);
+    // `SIP/2.0 ` is the common case; anything else is searched for.
+    const sp =
+      b[hs + 7] === 32 && b[hs + 4] === 50 && b[hs + 5] === 46 && b[hs + 6] === 48
+        ? hs + 7
+        : indexOfChar(src, ' ', hs, startEnd);
     if (sp < 0) throw startLineError('malformed status line', hs);
     checkVersion(b, hs, sp);
     let i = sp + 1;
@@ -96,10 +103,15 @@ export function parseMessage(
         throw startLineError('control character in the reason phrase', j);
     }
   } else {
-    const sp1 = indexOfChar(src, ' ', hs, startEnd);
-    if (sp1 <= hs) throw startLineError('malformed request line', hs);
-    for (let j = hs; j < sp1; j++) {
-      if (W[b[j] as number] === 0) throw startLineError('invalid method', j);
+    // The method: token characters up to the first space.
+    let sp1 = hs;
+    while (W[b[sp1] as number] === 1) sp1++;
+    if (b[sp1] !== 32 || sp1 === hs || sp1 >= startEnd) {
+      sp1 = indexOfChar(src, ' ', hs, startEnd);
+      if (sp1 <= hs) throw startLineError('malformed request line', hs);
+      for (let j = hs; j < sp1; j++) {
+        if (W[b[j] as number] === 0) throw startLineError('invalid method', j);
+      }
     }
     method = knownMethod(b, hs, sp1) ?? latin1(b, hs, sp1);
     const sp2 = indexOfChar(src, ' ', sp1 + 1, startEnd);
@@ -110,7 +122,10 @@ export function parseMessage(
     us = sp1 + 1;
     ue = sp2;
     const c0 = b[us] as number;
-    const colon = indexOfChar(src, ':', us, ue);
+    // The scheme's colon, usually right after it; else anywhere in the URI.
+    let colon = us;
+    while (S[b[colon] as number] === 1) colon++;
+    if (b[colon] !== 58 || colon >= ue) colon = indexOfChar(src, ':', us, ue);
     if (!((c0 >= 65 && c0 <= 90) || (c0 >= 97 && c0 <= 122)) || colon < 0)
       throw startLineError('the Request-URI is not an absolute URI', us);
     checkVersion(b, sp2 + 1, startEnd);
