@@ -7,33 +7,12 @@ import { describe, expect, it } from 'vitest';
 import {
   type ClientOutOfDialogReq,
   computeHa1,
-  DialogUsageManager,
   type DigestAlgorithm,
   type Handle,
   nodeHasher,
   ServerAuthManager,
-  type UserProfile,
 } from '../src/index.ts';
-
-interface Node {
-  dum: DialogUsageManager;
-  profile: UserProfile;
-  port: number;
-}
-
-async function node(
-  network: MemoryNetwork,
-  clock: VirtualClock,
-  port: number,
-  user: string,
-): Promise<Node> {
-  const stack = new SipStack({ clock });
-  await stack.addTransport(new MemoryTransport({ network, port }));
-  await stack.start();
-  const dum = new DialogUsageManager({ stack });
-  const profile = dum.makeUserProfile({ aor: `<sip:${user}@127.0.0.1:${port}>` });
-  return { dum, profile, port };
-}
+import { type Node, node, until } from './support.ts';
 
 async function pair(): Promise<{ a: Node; b: Node; clock: VirtualClock; network: MemoryNetwork }> {
   const clock = new VirtualClock();
@@ -41,15 +20,6 @@ async function pair(): Promise<{ a: Node; b: Node; clock: VirtualClock; network:
   const a = await node(network, clock, 5061, 'alice');
   const b = await node(network, clock, 5062, 'bob');
   return { a, b, clock, network };
-}
-
-/** Run the virtual clock until `cond` holds (bounded). */
-async function until(clock: VirtualClock, cond: () => boolean, steps = 200): Promise<void> {
-  for (let i = 0; i < steps && !cond(); i++) {
-    clock.advance(10);
-    await new Promise((r) => setImmediate(r));
-  }
-  if (!cond()) throw new Error('condition not reached');
 }
 
 function options(
@@ -113,7 +83,7 @@ describe('DialogUsageManager: out-of-dialog requests', () => {
     const results: SipResponse[] = [];
     a.dum.addOutOfDialogHandler('OPTIONS', { onFailure: (_h, r) => results.push(r) });
     a.dum.send(a.dum.makeOutOfDialogRequest('sip:nobody@127.0.0.1:5999', 'OPTIONS', a.profile));
-    await until(clock, () => results.length > 0, 5000);
+    await until(clock, () => results.length > 0, { steps: 5000 });
     expect(results[0]?.status).toBe(408);
   });
 });

@@ -21,6 +21,7 @@ import {
   toDescription,
   type UserProfile,
 } from '../src/index.ts';
+import { node as dumNode, until } from './support.ts';
 
 const OFFER =
   'v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n';
@@ -104,14 +105,10 @@ async function node(
   port: number,
   user: string,
 ): Promise<Node> {
-  const stack = new SipStack({ clock });
-  await stack.addTransport(new MemoryTransport({ network, port }));
-  await stack.start();
-  const dum = new DialogUsageManager({ stack });
+  const n = await dumNode(network, clock, port, user);
   const rec = new Recorder();
-  dum.setInviteSessionHandler(rec);
-  const profile = dum.makeUserProfile({ aor: `<sip:${user}@127.0.0.1:${port}>` });
-  return { dum, profile, port, rec };
+  n.dum.setInviteSessionHandler(rec);
+  return { ...n, rec };
 }
 
 async function pair(): Promise<{ a: Node; b: Node; clock: VirtualClock }> {
@@ -120,15 +117,6 @@ async function pair(): Promise<{ a: Node; b: Node; clock: VirtualClock }> {
   const a = await node(network, clock, 5061, 'alice');
   const b = await node(network, clock, 5062, 'bob');
   return { a, b, clock };
-}
-
-/** Run the virtual clock in 10 ms steps until `cond` holds (bounded). */
-async function until(clock: VirtualClock, cond: () => boolean, steps = 500): Promise<void> {
-  for (let i = 0; i < steps && !cond(); i++) {
-    clock.advance(10);
-    await new Promise((r) => setImmediate(r));
-  }
-  if (!cond()) throw new Error('condition not reached');
 }
 
 /** A call from a to b; `offer: null` for a late offer. */

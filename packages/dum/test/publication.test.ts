@@ -1,20 +1,13 @@
 import type { SipResponse } from '@sipworks/message';
-import { SipStack } from '@sipworks/stack';
-import {
-  MemoryNetwork,
-  MemoryTransport,
-  ScriptedPeer,
-  VirtualClock,
-} from '@sipworks/stack/testing';
+import { MemoryNetwork, ScriptedPeer, VirtualClock } from '@sipworks/stack/testing';
 import { describe, expect, it } from 'vitest';
-import {
-  type ClientPublication,
-  type ClientPublicationHandler,
-  DialogUsageManager,
-  type Handle,
-  type ServerPublication,
-  type UserProfile,
+import type {
+  ClientPublication,
+  ClientPublicationHandler,
+  Handle,
+  ServerPublication,
 } from '../src/index.ts';
+import { node, until } from './support.ts';
 
 const PIDF = 'application/pidf+xml';
 function pidf(note: string): string {
@@ -24,23 +17,6 @@ function pidf(note: string): string {
     `  <tuple id="a1"><status><basic>open</basic></status><note>${note}</note></tuple>\n` +
     '</presence>\n'
   );
-}
-
-async function node(network: MemoryNetwork, clock: VirtualClock, port: number, user: string) {
-  const stack = new SipStack({ clock });
-  await stack.addTransport(new MemoryTransport({ network, port }));
-  await stack.start();
-  const dum = new DialogUsageManager({ stack });
-  const profile: UserProfile = dum.makeUserProfile({ aor: `<sip:${user}@127.0.0.1:${port}>` });
-  return { dum, profile };
-}
-
-async function until(clock: VirtualClock, cond: () => boolean, steps = 1000, stepMs = 10) {
-  for (let i = 0; i < steps && !cond(); i++) {
-    clock.advance(stepMs);
-    await new Promise((r) => setImmediate(r));
-  }
-  if (!cond()) throw new Error('condition not reached');
 }
 
 function client() {
@@ -101,7 +77,7 @@ describe('publications between two DUMs (RFC 3903)', () => {
     expect(agent.dum.publicationStore.size).toBe(1);
 
     // §4.3: refreshed after 108 s (0.9 * 120) with SIP-If-Match and no body.
-    await until(clock, () => out.success.length === 2, 2000, 100);
+    await until(clock, () => out.success.length === 2, { steps: 2000, stepMs: 100 });
     expect(clock.now()).toBeGreaterThanOrEqual(108_000);
     expect(ops[1]?.op).toBe('refresh');
     expect(ops[1]?.etag).toBe(etag1);
@@ -143,7 +119,7 @@ describe('publications between two DUMs (RFC 3903)', () => {
     const ok = await peer.expectResponse(200, 'PUBLISH');
     expect(ok.message.header('SIP-ETag')).toBe(ops[0]?.handle.get().etag);
     expect(ok.message.expires).toBe(60);
-    await until(clock, () => ops.some((o) => o.op === 'expired'), 200, 500);
+    await until(clock, () => ops.some((o) => o.op === 'expired'), { steps: 200, stepMs: 500 });
     expect(clock.now()).toBeGreaterThanOrEqual(60_000);
     expect(agent.dum.publicationStore.size).toBe(0);
     expect(ops[0]?.handle.isValid()).toBe(false);

@@ -3,7 +3,6 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Contact, SipRequest, SipResponse } from '@sipworks/message';
-import { SipStack } from '@sipworks/stack';
 import {
   MemoryNetwork,
   MemoryTransport,
@@ -14,44 +13,23 @@ import { describe, expect, it } from 'vitest';
 import {
   type ClientRegistration,
   type ClientRegistrationHandler,
-  DialogUsageManager,
   type Handle,
   refreshDelaySeconds,
   ServerAuthManager,
   type ServerRegistration,
   SqliteRegistrationPersistence,
-  type UserProfile,
 } from '../src/index.ts';
+import { type Node, node, until } from './support.ts';
 
 const REGISTRAR_PORT = 5062;
 const REGISTRAR = { address: '127.0.0.1', port: REGISTRAR_PORT };
-
-interface Node {
-  dum: DialogUsageManager;
-  profile: UserProfile;
-  port: number;
-}
-
-async function node(
-  network: MemoryNetwork,
-  clock: VirtualClock,
-  port: number,
-  user: string,
-): Promise<Node> {
-  const stack = new SipStack({ clock });
-  await stack.addTransport(new MemoryTransport({ network, port }));
-  await stack.start();
-  const dum = new DialogUsageManager({ stack });
-  const profile = dum.makeUserProfile({ aor: `<sip:${user}@127.0.0.1:${REGISTRAR_PORT}>` });
-  return { dum, profile, port };
-}
 
 /** A client DUM (alice, 5061) and a registrar DUM (5062) on one memory network. */
 async function setup(seed = 5) {
   const clock = new VirtualClock();
   const network = new MemoryNetwork({ clock, seed });
-  const ua = await node(network, clock, 5061, 'alice');
-  const registrar = await node(network, clock, REGISTRAR_PORT, 'registrar');
+  const ua = await node(network, clock, 5061, 'alice', REGISTRAR_PORT);
+  const registrar = await node(network, clock, REGISTRAR_PORT, 'registrar', REGISTRAR_PORT);
   const served: { op: string; handle: Handle<ServerRegistration> }[] = [];
   registrar.dum.setServerRegistrationHandler({
     onAdd: (h) => served.push({ op: 'add', handle: h }),
@@ -66,22 +44,6 @@ async function setup(seed = 5) {
       if (s.handle.isValid() && !s.handle.get().isAnswered) void s.handle.get().accept();
   };
   return { clock, network, ua, registrar, served, autoAccept };
-}
-
-/** Run the virtual clock until `cond` holds (bounded). */
-async function until(
-  clock: VirtualClock,
-  cond: () => boolean,
-  options?: { steps?: number; stepMs?: number; each?: () => void },
-): Promise<void> {
-  const steps = options?.steps ?? 500;
-  for (let i = 0; i < steps && !cond(); i++) {
-    options?.each?.();
-    clock.advance(options?.stepMs ?? 10);
-    await new Promise((r) => setImmediate(r));
-  }
-  options?.each?.();
-  if (!cond()) throw new Error('condition not reached');
 }
 
 interface Outcomes {
@@ -414,7 +376,7 @@ describe('registrar (RFC 3261 §10.3) against a scripted UA', () => {
   async function registrarOnly() {
     const clock = new VirtualClock();
     const network = new MemoryNetwork({ clock, seed: 9 });
-    const registrar = await node(network, clock, REGISTRAR_PORT, 'registrar');
+    const registrar = await node(network, clock, REGISTRAR_PORT, 'registrar', REGISTRAR_PORT);
     registrar.dum.setServerRegistrationHandler({});
     const peer = await peerOn(network, clock);
     return { clock, network, registrar, peer };
@@ -573,7 +535,7 @@ describe('registrar: RFC 4475 §3.3.12-§3.3.14', () => {
   }> {
     const clock = new VirtualClock();
     const network = new MemoryNetwork({ clock, seed: 13 });
-    const registrar = await node(network, clock, REGISTRAR_PORT, 'registrar');
+    const registrar = await node(network, clock, REGISTRAR_PORT, 'registrar', REGISTRAR_PORT);
     registrar.dum.setServerRegistrationHandler({});
     const responses: SipResponse[] = [];
     const listener = (m: unknown) => {
@@ -650,7 +612,7 @@ describe('SqliteRegistrationPersistence (better-sqlite3 12)', () => {
     try {
       const clock = new VirtualClock();
       const network = new MemoryNetwork({ clock, seed: 21 });
-      const first = await node(network, clock, REGISTRAR_PORT, 'registrar');
+      const first = await node(network, clock, REGISTRAR_PORT, 'registrar', REGISTRAR_PORT);
       const store = await SqliteRegistrationPersistence.open(file, {
         now: () => first.dum.now(),
         clock,

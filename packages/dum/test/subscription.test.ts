@@ -1,21 +1,14 @@
 import type { SipRequest, SubscriptionState } from '@sipworks/message';
-import { SipStack } from '@sipworks/stack';
-import {
-  MemoryNetwork,
-  MemoryTransport,
-  ScriptedPeer,
-  VirtualClock,
-} from '@sipworks/stack/testing';
+import { MemoryNetwork, ScriptedPeer, VirtualClock } from '@sipworks/stack/testing';
 import { describe, expect, it } from 'vitest';
 import {
   type ClientSubscription,
   type ClientSubscriptionHandler,
-  DialogUsageManager,
   type Handle,
   NOTIFY_WAIT_MS,
   type ServerSubscription,
-  type UserProfile,
 } from '../src/index.ts';
+import { node, until } from './support.ts';
 
 /** A tiny presence document (RFC 3863 §4). */
 function pidf(basic: 'open' | 'closed'): string {
@@ -27,24 +20,6 @@ function pidf(basic: 'open' | 'closed'): string {
   );
 }
 const PIDF = 'application/pidf+xml';
-
-async function node(network: MemoryNetwork, clock: VirtualClock, port: number, user: string) {
-  const stack = new SipStack({ clock });
-  await stack.addTransport(new MemoryTransport({ network, port }));
-  await stack.start();
-  const dum = new DialogUsageManager({ stack });
-  const profile: UserProfile = dum.makeUserProfile({ aor: `<sip:${user}@127.0.0.1:${port}>` });
-  return { dum, profile };
-}
-
-/** Run the virtual clock until `cond` holds (bounded). */
-async function until(clock: VirtualClock, cond: () => boolean, steps = 1000, stepMs = 10) {
-  for (let i = 0; i < steps && !cond(); i++) {
-    clock.advance(stepMs);
-    await new Promise((r) => setImmediate(r));
-  }
-  if (!cond()) throw new Error('condition not reached');
-}
 
 interface Seen {
   pending: SipRequest[];
@@ -136,7 +111,7 @@ describe('subscriptions between two DUMs (RFC 6665)', () => {
     s.send(s.update(pidf('open'), PIDF));
     await until(clock, () => seen.active.length === 1);
     // 60 s granted: refreshed after 54 s.
-    await until(clock, () => serverEvents.includes('refresh'), 6000, 10);
+    await until(clock, () => serverEvents.includes('refresh'), { steps: 6000, stepMs: 10 });
     expect(clock.now()).toBeGreaterThanOrEqual(54_000);
     await until(clock, () => seen.active.length === 2);
     expect(new TextDecoder().decode(seen.active[1]?.body)).toContain('open');
@@ -190,7 +165,7 @@ describe('subscriptions between two DUMs (RFC 6665)', () => {
     expect(seen.terminated).toHaveLength(0);
     expect(h.isValid()).toBe(true);
     // A new SUBSCRIBE 30 s later, a new dialog.
-    await until(clock, () => served.length === 2, 4000);
+    await until(clock, () => served.length === 2, { steps: 4000 });
     expect(clock.now()).toBeGreaterThanOrEqual(30_000);
     expect(served[1]?.get().subscribe.callId).not.toBe(firstCallId);
     const s2 = served[1]?.get() as ServerSubscription;
@@ -312,7 +287,7 @@ describe('subscriptions against a scripted notifier (RFC 6665)', () => {
         ['Expires', '3600'],
       ],
     });
-    await until(clock, () => seen.terminated.length === 1, 100, 500);
+    await until(clock, () => seen.terminated.length === 1, { steps: 100, stepMs: 500 });
     expect(clock.now()).toBeGreaterThanOrEqual(NOTIFY_WAIT_MS);
     expect(seen.terminated[0]).toBeUndefined();
     expect(h.isValid()).toBe(false);
