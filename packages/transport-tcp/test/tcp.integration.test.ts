@@ -1,11 +1,7 @@
 import net from 'node:net';
-import {
-  createRequest,
-  createResponse,
-  type SipRequest,
-  type SipResponse,
-} from '@sipworks/message';
+import { createRequest, type SipRequest } from '@sipworks/message';
 import { SipStack, type SipStackError } from '@sipworks/stack';
+import { answerAll, sendAndWait as send, waitFor } from '@sipworks/stack/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TcpTransport, type TcpTransportOptions } from '../src/index.ts';
 
@@ -39,26 +35,6 @@ function request(method: string, target: string): SipRequest {
   });
 }
 
-function send(stack: SipStack, req: SipRequest): Promise<SipResponse> {
-  return new Promise((resolve, reject) => {
-    stack.sendRequest(req, {
-      onResponse: (res) => {
-        if (res.status >= 200) resolve(res);
-      },
-      onError: reject,
-    });
-  });
-}
-
-function answer200(stack: SipStack, seen?: SipRequest[]): void {
-  stack.setTransactionUser({
-    onRequest(req, tx) {
-      seen?.push(req);
-      tx?.respond(createResponse(req, 200, undefined, { toTag: 'b1' }));
-    },
-  });
-}
-
 /** A raw TCP client that collects what it receives. */
 async function rawClient(
   port: number,
@@ -75,20 +51,12 @@ async function rawClient(
   return { socket, data: () => buf, closed };
 }
 
-async function until(cond: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 describe('TCP transport (RFC 3261 §18)', () => {
   for (const address of ['127.0.0.1', '::1']) {
     it(`OPTIONS and 200 between two stacks over ${address}`, async () => {
       const a = await tcpStack(address);
       const b = await tcpStack(address);
-      answer200(b.stack);
+      answerAll(b.stack);
       const host = address.includes(':') ? `[${address}]` : address;
       const res = await send(
         a.stack,
@@ -102,8 +70,8 @@ describe('TCP transport (RFC 3261 §18)', () => {
   it('reuses one connection for both directions (RFC 3261 §18, RFC 5923)', async () => {
     const a = await tcpStack();
     const b = await tcpStack();
-    answer200(b.stack);
-    answer200(a.stack);
+    answerAll(b.stack);
+    answerAll(a.stack);
     await send(
       a.stack,
       request('OPTIONS', `sip:b@127.0.0.1:${b.transport.local.port};transport=tcp`),
@@ -128,7 +96,7 @@ describe('TCP transport (RFC 3261 §18)', () => {
   it('frames split and merged messages (RFC 3261 §18.3)', async () => {
     const b = await tcpStack();
     const seen: SipRequest[] = [];
-    answer200(b.stack, seen);
+    answerAll(b.stack, 200, seen);
     const c = await rawClient(b.transport.local.port);
     const msg = (n: number) =>
       `MESSAGE sip:b@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKf${n}\r\nMax-Forwards: 70\r\n` +
@@ -137,7 +105,7 @@ describe('TCP transport (RFC 3261 §18)', () => {
     c.socket.write(both.slice(0, 37));
     await new Promise((r) => setTimeout(r, 20));
     c.socket.write(both.slice(37));
-    await until(() => (c.data().match(/SIP\/2.0 200/g) ?? []).length === 2);
+    await waitFor(() => (c.data().match(/SIP\/2.0 200/g) ?? []).length === 2);
     expect(seen.map((r) => r.bodyText)).toEqual(['ab1', 'ab2']);
   });
 
@@ -145,7 +113,7 @@ describe('TCP transport (RFC 3261 §18)', () => {
     const b = await tcpStack();
     const c = await rawClient(b.transport.local.port);
     c.socket.write('\r\n\r\n');
-    await until(() => c.data() === '\r\n');
+    await waitFor(() => c.data() === '\r\n');
     expect(c.data()).toBe('\r\n');
   });
 

@@ -16,13 +16,9 @@ import os from 'node:os';
 import { delimiter, join } from 'node:path';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
-import {
-  createRequest,
-  createResponse,
-  type SipRequest,
-  type SipResponse,
-} from '@sipworks/message';
+import { createRequest, type SipRequest } from '@sipworks/message';
 import { type DnsResolver, SipStack, type SipStackError } from '@sipworks/stack';
+import { answerAll, sendAndWait as send, waitFor } from '@sipworks/stack/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   checkSipServerIdentity,
@@ -113,39 +109,11 @@ function request(target: string, method = 'OPTIONS'): SipRequest {
   });
 }
 
-function send(stack: SipStack, req: SipRequest): Promise<SipResponse> {
-  return new Promise((resolve, reject) => {
-    stack.sendRequest(req, {
-      onResponse: (res) => {
-        if (res.status >= 200) resolve(res);
-      },
-      onError: reject,
-    });
-  });
-}
-
 function failure(stack: SipStack, req: SipRequest): Promise<SipStackError | undefined> {
   return send(stack, req).then(
     () => undefined,
     (e: SipStackError) => e,
   );
-}
-
-function answer200(stack: SipStack, seen?: SipRequest[]): void {
-  stack.setTransactionUser({
-    onRequest(req, tx) {
-      seen?.push(req);
-      tx?.respond(createResponse(req, 200, undefined, { toTag: 'b1' }));
-    },
-  });
-}
-
-async function until(cond: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 describe.skipIf(OPENSSL === undefined && !CI)('TLS transport (RFC 3261 §26.2, RFC 5922)', () => {
@@ -168,7 +136,7 @@ describe.skipIf(OPENSSL === undefined && !CI)('TLS transport (RFC 3261 §26.2, R
     it('over a sips: URI (RFC 3261 §26.2.2: sips goes over TLS)', async () => {
       const a = await tlsStack();
       const b = await tlsStack();
-      answer200(b.stack);
+      answerAll(b.stack);
       const res = await send(a.stack, request(`sips:b@127.0.0.1:${b.transport.local.port}`));
       expect(res.status).toBe(200);
       expect(res.via[0]?.transport).toBe('TLS');
@@ -182,7 +150,7 @@ describe.skipIf(OPENSSL === undefined && !CI)('TLS transport (RFC 3261 §26.2, R
       const a = await tlsStack();
       const b = await tlsStack();
       const seen: SipRequest[] = [];
-      answer200(b.stack, seen);
+      answerAll(b.stack, 200, seen);
       const res = await send(
         a.stack,
         request(`sip:b@127.0.0.1:${b.transport.local.port};transport=tls`),
@@ -194,7 +162,7 @@ describe.skipIf(OPENSSL === undefined && !CI)('TLS transport (RFC 3261 §26.2, R
     it('to a SIP domain: SNI is the domain and the certificate is checked against it (RFC 5922 §7.2)', async () => {
       const a = await tlsStack();
       const b = await tlsStack();
-      answer200(b.stack);
+      answerAll(b.stack);
       const res = await send(a.stack, request(`sips:b@sip.example.test:${b.transport.local.port}`));
       expect(res.status).toBe(200);
       const [client] = a.transport.connectionInfos();
@@ -212,7 +180,7 @@ describe.skipIf(OPENSSL === undefined && !CI)('TLS transport (RFC 3261 §26.2, R
     it('sends no SNI to a numeric host (RFC 6066 §3)', async () => {
       const a = await tlsStack();
       const b = await tlsStack();
-      answer200(b.stack);
+      answerAll(b.stack);
       await send(a.stack, request(`sips:b@127.0.0.1:${b.transport.local.port}`));
       expect(b.transport.connectionInfos()[0]?.servername).toBeUndefined();
     });
@@ -220,7 +188,7 @@ describe.skipIf(OPENSSL === undefined && !CI)('TLS transport (RFC 3261 §26.2, R
     it('the servername option overrides the resolved domain', async () => {
       const a = await tlsStack({ servername: 'sip.example.test' });
       const b = await tlsStack();
-      answer200(b.stack);
+      answerAll(b.stack);
       const res = await send(a.stack, request(`sips:b@127.0.0.1:${b.transport.local.port}`));
       expect(res.status).toBe(200);
       expect(b.transport.connectionInfos()[0]?.servername).toBe('sip.example.test');
@@ -229,7 +197,7 @@ describe.skipIf(OPENSSL === undefined && !CI)('TLS transport (RFC 3261 §26.2, R
     it('accepts a certificate naming the domain as URI:sip:<domain> only (RFC 5922 §7.1)', async () => {
       const a = await tlsStack();
       const b = await tlsStack({ cert: certs.sipUri.cert, key: certs.sipUri.key });
-      answer200(b.stack);
+      answerAll(b.stack);
       const res = await send(a.stack, request(`sips:b@sip.example.test:${b.transport.local.port}`));
       expect(res.status).toBe(200);
       expect(a.transport.connectionInfos()[0]?.peerCertificate?.subjectaltname).toBe(
@@ -242,7 +210,7 @@ describe.skipIf(OPENSSL === undefined && !CI)('TLS transport (RFC 3261 §26.2, R
     it('rejects a server certificate from an unknown CA, at once', async () => {
       const a = await tlsStack();
       const b = await tlsStack({ cert: certs.unknownCa.cert, key: certs.unknownCa.key });
-      answer200(b.stack);
+      answerAll(b.stack);
       const started = Date.now();
       const err = await failure(
         a.stack,
@@ -257,7 +225,7 @@ describe.skipIf(OPENSSL === undefined && !CI)('TLS transport (RFC 3261 §26.2, R
     it('rejects a certificate for another host (hostname mismatch)', async () => {
       const a = await tlsStack();
       const b = await tlsStack({ cert: certs.wrongHost.cert, key: certs.wrongHost.key });
-      answer200(b.stack);
+      answerAll(b.stack);
       const err = await failure(
         a.stack,
         request(`sips:b@sip.example.test:${b.transport.local.port}`),
@@ -270,7 +238,7 @@ describe.skipIf(OPENSSL === undefined && !CI)('TLS transport (RFC 3261 §26.2, R
     it('rejects an expired certificate', async () => {
       const a = await tlsStack();
       const b = await tlsStack({ cert: certs.expired.cert, key: certs.expired.key });
-      answer200(b.stack);
+      answerAll(b.stack);
       const err = await failure(
         a.stack,
         request(`sips:b@sip.example.test:${b.transport.local.port}`),
@@ -307,7 +275,7 @@ describe.skipIf(OPENSSL === undefined && !CI)('TLS transport (RFC 3261 §26.2, R
     it('rejectUnauthorized: false accepts any server certificate', async () => {
       const a = await tlsStack({ rejectUnauthorized: false });
       const b = await tlsStack({ cert: certs.unknownCa.cert, key: certs.unknownCa.key });
-      answer200(b.stack);
+      answerAll(b.stack);
       const res = await send(a.stack, request(`sips:b@sip.example.test:${b.transport.local.port}`));
       expect(res.status).toBe(200);
       expect(a.transport.connectionInfos()[0]?.authorized).toBe(false);
@@ -316,7 +284,7 @@ describe.skipIf(OPENSSL === undefined && !CI)('TLS transport (RFC 3261 §26.2, R
     it('does not reuse a connection for a domain its certificate does not name', async () => {
       const a = await tlsStack();
       const b = await tlsStack();
-      answer200(b.stack);
+      answerAll(b.stack);
       const port = b.transport.local.port;
       expect((await send(a.stack, request(`sips:b@sip.example.test:${port}`))).status).toBe(200);
       const err = await failure(a.stack, request(`sips:b@other.example.test:${port}`));
@@ -334,7 +302,7 @@ describe.skipIf(OPENSSL === undefined && !CI)('TLS transport (RFC 3261 §26.2, R
     it('a required client certificate, provided: accepted and visible to the server', async () => {
       const a = await tlsStack({ clientCert: certs.client.cert, clientKey: certs.client.key });
       const b = await tlsStack({ requireClientCert: true });
-      answer200(b.stack);
+      answerAll(b.stack);
       const res = await send(a.stack, request(`sips:b@sip.example.test:${b.transport.local.port}`));
       expect(res.status).toBe(200);
       const [server] = b.transport.connectionInfos();
@@ -350,7 +318,7 @@ describe.skipIf(OPENSSL === undefined && !CI)('TLS transport (RFC 3261 §26.2, R
       const a = await tlsStack();
       const b = await tlsStack({ requireClientCert: true });
       const seen: SipRequest[] = [];
-      answer200(b.stack, seen);
+      answerAll(b.stack, 200, seen);
       const started = Date.now();
       const err = await failure(
         a.stack,
@@ -370,7 +338,7 @@ describe.skipIf(OPENSSL === undefined && !CI)('TLS transport (RFC 3261 §26.2, R
       });
       const b = await tlsStack({ requireClientCert: true });
       const seen: SipRequest[] = [];
-      answer200(b.stack, seen);
+      answerAll(b.stack, 200, seen);
       const err = await failure(
         a.stack,
         request(`sips:b@sip.example.test:${b.transport.local.port}`),
@@ -385,7 +353,7 @@ describe.skipIf(OPENSSL === undefined && !CI)('TLS transport (RFC 3261 §26.2, R
     it('requestCert accepts a client without a certificate, and says so', async () => {
       const a = await tlsStack();
       const b = await tlsStack({ requestCert: true });
-      answer200(b.stack);
+      answerAll(b.stack);
       const res = await send(a.stack, request(`sips:b@sip.example.test:${b.transport.local.port}`));
       expect(res.status).toBe(200);
       const [server] = b.transport.connectionInfos();
@@ -398,8 +366,8 @@ describe.skipIf(OPENSSL === undefined && !CI)('TLS transport (RFC 3261 §26.2, R
     it('reuses one connection for both directions (RFC 3261 §18, RFC 5923)', async () => {
       const a = await tlsStack();
       const b = await tlsStack();
-      answer200(a.stack);
-      answer200(b.stack);
+      answerAll(a.stack);
+      answerAll(b.stack);
       const target = `sips:b@sip.example.test:${b.transport.local.port}`;
       expect((await send(a.stack, request(target))).status).toBe(200);
       expect((await send(a.stack, request(target))).status).toBe(200);
@@ -417,14 +385,14 @@ describe.skipIf(OPENSSL === undefined && !CI)('TLS transport (RFC 3261 §26.2, R
       const b = await tlsStack();
       const c = await rawClient(b.transport.local.port);
       c.socket.write('\r\n\r\n');
-      await until(() => c.data() === '\r\n');
+      await waitFor(() => c.data() === '\r\n');
       expect(c.data()).toBe('\r\n');
     });
 
     it('frames split and merged messages (RFC 3261 §18.3)', async () => {
       const b = await tlsStack();
       const seen: SipRequest[] = [];
-      answer200(b.stack, seen);
+      answerAll(b.stack, 200, seen);
       const c = await rawClient(b.transport.local.port);
       const msg = (n: number) =>
         `MESSAGE sips:b@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:1;branch=z9hG4bKf${n}\r\nMax-Forwards: 70\r\n` +
@@ -433,7 +401,7 @@ describe.skipIf(OPENSSL === undefined && !CI)('TLS transport (RFC 3261 §26.2, R
       c.socket.write(both.slice(0, 41));
       await new Promise((r) => setTimeout(r, 20));
       c.socket.write(both.slice(41));
-      await until(() => (c.data().match(/SIP\/2.0 200/g) ?? []).length === 2);
+      await waitFor(() => (c.data().match(/SIP\/2.0 200/g) ?? []).length === 2);
       expect(seen.map((r) => r.bodyText)).toEqual(['ab1', 'ab2']);
     });
 
@@ -474,7 +442,7 @@ describe.skipIf(OPENSSL === undefined && !CI)('TLS transport (RFC 3261 §26.2, R
     it('stop() closes the listener, every connection and every pending handshake', async () => {
       const a = await tlsStack();
       const b = await tlsStack();
-      answer200(b.stack);
+      answerAll(b.stack);
       await send(a.stack, request(`sips:b@sip.example.test:${b.transport.local.port}`));
       const c = await rawClient(b.transport.local.port);
       // A TCP connection that never starts its handshake.
@@ -483,12 +451,12 @@ describe.skipIf(OPENSSL === undefined && !CI)('TLS transport (RFC 3261 §26.2, R
       idle.on('error', () => {});
       const idleClosed = new Promise<void>((r) => idle.once('close', () => r()));
       await new Promise<void>((r) => idle.once('connect', () => r()));
-      await until(() => b.transport.connectionCount === 2);
+      await waitFor(() => b.transport.connectionCount === 2);
       const port = b.transport.local.port;
       await b.stack.stop();
       await Promise.all([c.closed, idleClosed]);
       expect(b.transport.connectionCount).toBe(0);
-      await until(() => a.transport.connectionCount === 0);
+      await waitFor(() => a.transport.connectionCount === 0);
       const probe = net.createServer();
       await new Promise<void>((resolve, reject) => {
         probe.once('error', reject);
@@ -510,7 +478,7 @@ describe.skipIf(OPENSSL === undefined && !CI)('TLS transport (RFC 3261 §26.2, R
       await stack.start();
       stacks.push(stack);
       const b = await tlsStack();
-      answer200(b.stack);
+      answerAll(b.stack);
       const res = await send(stack, request(`sips:b@sip.example.test:${b.transport.local.port}`));
       expect(res.status).toBe(200);
       expect(res.via[0]?.host).toBe('a.example.test');

@@ -1,6 +1,7 @@
 import dgram from 'node:dgram';
 import { createRequest, createResponse, parseMessage, type SipResponse } from '@sipworks/message';
 import { SipStack } from '@sipworks/stack';
+import { answerAll, sendAndWait as send } from '@sipworks/stack/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { UdpTransport } from '../src/index.ts';
 
@@ -29,31 +30,12 @@ function options(target: string): ReturnType<typeof createRequest> {
   });
 }
 
-function answer200(stack: SipStack): void {
-  stack.setTransactionUser({
-    onRequest(req, tx) {
-      tx?.respond(createResponse(req, 200, undefined, { toTag: 'b1' }));
-    },
-  });
-}
-
-function send(stack: SipStack, req: ReturnType<typeof createRequest>): Promise<SipResponse> {
-  return new Promise((resolve, reject) => {
-    stack.sendRequest(req, {
-      onResponse: (res) => {
-        if (res.status >= 200) resolve(res);
-      },
-      onError: reject,
-    });
-  });
-}
-
 describe('UDP transport (RFC 3261 §18)', () => {
   for (const address of ['127.0.0.1', '::1']) {
     it(`OPTIONS and 200 between two stacks over ${address}`, async () => {
       const a = await udpStack(address);
       const b = await udpStack(address);
-      answer200(b.stack);
+      answerAll(b.stack);
       const host = address.includes(':') ? `[${address}]` : address;
       const res = await send(a.stack, options(`sip:b@${host}:${b.transport.local.port}`));
       expect(res.status).toBe(200);

@@ -5,13 +5,9 @@ import https from 'node:https';
 import type net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  createRequest,
-  createResponse,
-  type SipRequest,
-  type SipResponse,
-} from '@sipworks/message';
+import { createRequest, type SipRequest } from '@sipworks/message';
 import { SipStack } from '@sipworks/stack';
+import { answerAll, sendAndWait as send, waitFor } from '@sipworks/stack/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type ClientOptions, WebSocket } from 'ws';
 import { WsTransport, type WsTransportOptions } from '../src/index.ts';
@@ -49,34 +45,6 @@ function request(method: string, target: string, body?: string): SipRequest {
     cseq: 1,
     ...(body !== undefined ? { body, contentType: 'text/plain' } : {}),
   });
-}
-
-function send(stack: SipStack, req: SipRequest): Promise<SipResponse> {
-  return new Promise((resolve, reject) => {
-    stack.sendRequest(req, {
-      onResponse: (res) => {
-        if (res.status >= 200) resolve(res);
-      },
-      onError: reject,
-    });
-  });
-}
-
-function answer200(stack: SipStack, seen?: SipRequest[]): void {
-  stack.setTransactionUser({
-    onRequest(req, tx) {
-      seen?.push(req);
-      tx?.respond(createResponse(req, 200, undefined, { toTag: 'b1' }));
-    },
-  });
-}
-
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 type Frame = { text: string; binary: boolean };
@@ -135,7 +103,7 @@ describe('WebSocket transport (RFC 7118)', () => {
     const a = await wsStack();
     const b = await wsStack();
     const seen: SipRequest[] = [];
-    answer200(b.stack, seen);
+    answerAll(b.stack, 200, seen);
     const target = `sip:b@127.0.0.1:${b.transport.local.port};transport=ws`;
     const options = await send(a.stack, request('OPTIONS', target));
     expect(options.status).toBe(200);
@@ -153,8 +121,8 @@ describe('WebSocket transport (RFC 7118)', () => {
   it('reuses the connection for requests in the other direction', async () => {
     const a = await wsStack();
     const b = await wsStack();
-    answer200(a.stack);
-    answer200(b.stack);
+    answerAll(a.stack);
+    answerAll(b.stack);
     await send(
       a.stack,
       request('OPTIONS', `sip:b@127.0.0.1:${b.transport.local.port};transport=ws`),
@@ -177,10 +145,10 @@ describe('WebSocket transport (RFC 7118)', () => {
 
   it('answers a client whose Via sent-by is unreachable on its connection (§5.4)', async () => {
     const b = await wsStack();
-    answer200(b.stack);
+    answerAll(b.stack);
     const c = await rawClient(`ws://127.0.0.1:${b.transport.local.port}/`);
     c.ws.send(rawMessage(1, 'df7jal23ls0d.invalid'));
-    await until(() => c.frames.length === 1);
+    await waitFor(() => c.frames.length === 1);
     expect(c.frames[0]?.text).toMatch(/^SIP\/2\.0 200 /);
     expect(c.frames[0]?.text).toContain('df7jal23ls0d.invalid');
   });
@@ -192,7 +160,7 @@ describe('WebSocket transport (RFC 7118)', () => {
     expect(await refusedStatus(url, ['chat'])).toBe(400);
     const ok = await rawClient(url, ['chat', 'sip']);
     expect(ok.ws.protocol).toBe('sip');
-    await until(() => b.transport.connectionCount === 1);
+    await waitFor(() => b.transport.connectionCount === 1);
   });
 
   it('rejects other paths with 404', async () => {
@@ -221,11 +189,11 @@ describe('WebSocket transport (RFC 7118)', () => {
   it('accepts binary frames; sends text frames for UTF-8 and binary otherwise (§5.1)', async () => {
     const b = await wsStack();
     const seen: SipRequest[] = [];
-    answer200(b.stack, seen);
+    answerAll(b.stack, 200, seen);
     const c = await rawClient(`ws://127.0.0.1:${b.transport.local.port}/`);
     c.ws.send(Buffer.from(rawMessage(1)), { binary: true });
     c.ws.send(rawMessage(2), { binary: false });
-    await until(() => c.frames.length === 2);
+    await waitFor(() => c.frames.length === 2);
     expect(seen.map((r) => r.bodyText)).toEqual(['ab1', 'ab2']);
     expect(c.frames.every((f) => !f.binary && f.text.startsWith('SIP/2.0 200'))).toBe(true);
 
@@ -245,7 +213,7 @@ describe('WebSocket transport (RFC 7118)', () => {
       port: conn?.remote.port ?? 0,
       connectionId: conn?.id,
     });
-    await until(() => c.frames.length === 3);
+    await waitFor(() => c.frames.length === 3);
     expect(c.frames[2]?.binary).toBe(true);
   });
 
@@ -253,18 +221,18 @@ describe('WebSocket transport (RFC 7118)', () => {
     const b = await wsStack();
     const c = await rawClient(`ws://127.0.0.1:${b.transport.local.port}/`);
     c.ws.send('\r\n\r\n');
-    await until(() => c.frames.length === 1);
+    await waitFor(() => c.frames.length === 1);
     expect(c.frames[0]?.text).toBe('\r\n');
   });
 
   it('answers a message that does not parse with 400 and keeps the connection', async () => {
     const b = await wsStack();
     const seen: SipRequest[] = [];
-    answer200(b.stack, seen);
+    answerAll(b.stack, 200, seen);
     const c = await rawClient(`ws://127.0.0.1:${b.transport.local.port}/`);
     c.ws.send(rawMessage(1).replace('Max-Forwards: 70', 'Max-Forwards: seventy'));
     c.ws.send(rawMessage(2));
-    await until(() => c.frames.length === 2);
+    await waitFor(() => c.frames.length === 2);
     expect(c.frames[0]?.text).toMatch(/^SIP\/2\.0 400 /);
     expect(c.frames[1]?.text).toMatch(/^SIP\/2\.0 200 /);
     expect(seen.length).toBe(1);
@@ -277,7 +245,7 @@ describe('WebSocket transport (RFC 7118)', () => {
     const dead = await rawClient(url, ['sip'], { autoPong: false });
     let pings = 0;
     live.ws.on('ping', () => pings++);
-    await until(() => b.transport.connectionCount === 2);
+    await waitFor(() => b.transport.connectionCount === 2);
     await dead.closed;
     await new Promise((r) => setTimeout(r, 350));
     expect(pings).toBeGreaterThanOrEqual(2);
@@ -330,7 +298,7 @@ describe('WebSocket transport (RFC 7118)', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     const port = (server.address() as net.AddressInfo).port;
     const b = await wsStack({ server, path: '/sip' });
-    answer200(b.stack);
+    answerAll(b.stack);
     expect(b.transport.local.port).toBe(port);
     expect(b.transport.protocol).toBe('WS');
     const a = await wsStack({ path: '/sip' });
@@ -345,7 +313,7 @@ describe('WebSocket transport (RFC 7118)', () => {
 
   it('a client-only transport (listen: false) reaches a server', async () => {
     const b = await wsStack();
-    answer200(b.stack);
+    answerAll(b.stack);
     const a = await wsStack({ listen: false, advertised: { host: 'k3x9.invalid', port: 9 } });
     const res = await send(
       a.stack,
@@ -430,7 +398,7 @@ describe('secure WebSocket (WSS)', () => {
     const a = await wsStack({ tls: { cert, key, ca: cert } });
     const b = await wsStack({ tls: { cert, key } });
     const seen: SipRequest[] = [];
-    answer200(b.stack, seen);
+    answerAll(b.stack, 200, seen);
     expect(a.transport.protocol).toBe('WSS');
     expect(a.transport.secure).toBe(true);
     const target = `sip:b@127.0.0.1:${b.transport.local.port};transport=wss`;
@@ -473,7 +441,7 @@ describe('secure WebSocket (WSS)', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     const b = await wsStack({ server });
     const seen: SipRequest[] = [];
-    answer200(b.stack, seen);
+    answerAll(b.stack, 200, seen);
     expect(b.transport.protocol).toBe('WSS');
     const a = await wsStack({ listen: false, secure: true, tls: { ca: cert } });
     const port = b.transport.local.port;
@@ -483,7 +451,7 @@ describe('secure WebSocket (WSS)', () => {
       serverName: 'localhost',
     });
     expect(id).toMatch(/^WSS-/);
-    await until(() => seen.length === 1);
+    await waitFor(() => seen.length === 1);
     expect(hosts).toEqual([`localhost:${port}`]);
   });
 });
