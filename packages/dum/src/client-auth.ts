@@ -1,4 +1,4 @@
-import { AuthHeader, type SipRequest, type SipResponse } from '@sipworks/message';
+import { AuthHeader, type NameAddr, type SipRequest, type SipResponse } from '@sipworks/message';
 import {
   baseAlgorithm,
   DIGEST_ALGORITHMS,
@@ -21,6 +21,8 @@ interface RealmState {
   nc: number;
   cnonce: string;
   proxy: boolean;
+  /** The next hop the challenge came through (see `nextHop`): where cached credentials are sent. */
+  scope: string;
 }
 
 /**
@@ -28,6 +30,12 @@ interface RealmState {
  * RFC 8760): MD5, SHA-256 and SHA-512-256 and their `-sess` forms, qop `auth` and
  * `auth-int`, nonce counts and cnonces, `stale=true` retried without asking the
  * application, several challenges in one response, state cached per realm.
+ *
+ * The cached state also lets later requests of the same profile carry credentials before
+ * they are challenged (`addCachedCredentials`): only towards the next hop the challenge
+ * came through (the first Route, or the Request-URI's host and port), with the nonce
+ * count incremented each time, the way reSIProcate and PJSIP reuse a digest session. A
+ * server that no longer takes the nonce answers `stale=true`, which is retried at once.
  */
 export class ClientAuthManager {
   private readonly hasher: Hasher;
@@ -80,8 +88,11 @@ export class ClientAuthManager {
       if (!creds) continue;
       const old = states.get(realm);
       // The same nonce refused again, without stale=true: the credentials are wrong.
-      if (old && old.nonce === c.h.nonce && !c.h.stale && alreadyAnswered(request, realm, proxy))
+      if (old && old.nonce === c.h.nonce && !c.h.stale && alreadyAnswered(request, realm, proxy)) {
+        // Nothing wrong stays cached for later requests.
+        states.delete(realm);
         continue;
+      }
       const qops = c.h.qop;
       const qop =
         qops.includes('auth-int') && !qops.includes('auth')
@@ -100,6 +111,7 @@ export class ClientAuthManager {
         nc: 0,
         cnonce: randomHex(8),
         proxy,
+        scope: nextHop(request),
       });
       answered++;
     }
@@ -119,18 +131,33 @@ export class ClientAuthManager {
     return retry;
   }
 
-  /** Add cached credentials to a new request for the realms this profile has answered (pre-emptive). */
-  addCachedCredentials(request: SipRequest, profile: Profile): void {
+  /**
+   * Add cached credentials to a new request for each realm this profile has answered
+   * through the same next hop (pre-emptive authorization), except for realms the request
+   * already has credentials for. Not for ACK and CANCEL, which are never challenged
+   * (RFC 3261 §22.1). Returns how many were added.
+   */
+  addCachedCredentials(request: SipRequest, profile: Profile): number {
     const states = this.realms.get(profile);
-    if (!states) return;
+    if (!states || request.method === 'ACK' || request.method === 'CANCEL') return 0;
+    const hop = nextHop(request);
+    let added = 0;
     for (const st of states.values()) {
+      if (st.scope !== hop || alreadyAnswered(request, st.realm, st.proxy)) continue;
       const creds = profile.credentialsFor(st.realm);
       if (!creds) continue;
       request.addHeader(
         st.proxy ? 'Proxy-Authorization' : 'Authorization',
         this.credentials(request, st, creds),
       );
+      added++;
     }
+    return added;
+  }
+
+  /** Forget the cached state of a profile (after its credentials change, say). */
+  clear(profile: Profile): void {
+    this.realms.delete(profile);
   }
 
   private credentials(
@@ -177,4 +204,21 @@ function alreadyAnswered(request: SipRequest, realm: string, proxy: boolean): bo
   return request
     .getAll<AuthHeader>(proxy ? 'Proxy-Authorization' : 'Authorization')
     .some((a) => a.realm === realm);
+}
+
+/**
+ * Where a request goes first: the first Route's URI, or the Request-URI (host and port,
+ * lower case). Credentials cached for one next hop are never offered to another.
+ */
+function nextHop(request: SipRequest): string {
+  let uri = request.uri;
+  if (request.has('Route')) {
+    try {
+      const first = request.getAll<NameAddr>('Route')[0];
+      if (first) uri = first.uri;
+    } catch {
+      /* an unreadable Route: the Request-URI */
+    }
+  }
+  return `${uri.host.toLowerCase()}:${uri.port ?? ''}`;
 }

@@ -1,6 +1,7 @@
 import {
   createRequest,
   createResponse,
+  type MediaType,
   NameAddr,
   parseHeader,
   parseUri,
@@ -664,6 +665,8 @@ export class DialogUsageManager implements TransactionUser {
         },
       });
     };
+    if (profile.get('preemptiveAuth'))
+      this.clientAuthManager.addCachedCredentials(request, profile);
     go(request);
   }
 
@@ -868,6 +871,12 @@ export class DialogUsageManager implements TransactionUser {
         this.reply(request, tx, 400, undefined, 'Bad Request (an INVITE needs a Contact)');
         return;
       }
+      // §8.2.3 / §21.4.7: our answer would carry SDP; an Accept without it gets 406
+      // (RFC 4475 §3.3.15).
+      if (!acceptsSdp(request)) {
+        this.reply(request, tx, 406, [['Accept', 'application/sdp']]);
+        return;
+      }
       const session = new ServerInviteSession(
         this,
         request,
@@ -1002,4 +1011,19 @@ function asNameAddr(t: NameAddr | Uri | string): NameAddr {
   return t.includes('<')
     ? (parseHeader<NameAddr>('To', t)[0] as NameAddr)
     : new NameAddr(parseUri(t));
+}
+
+/**
+ * Whether a request's Accept header fields (all of them; none means application/sdp,
+ * RFC 3261 §20.1) admit an SDP body in the answer. An unreadable Accept admits it: the
+ * request is not refused for a header we cannot read.
+ */
+function acceptsSdp(request: SipRequest): boolean {
+  if (!request.has('Accept')) return true;
+  try {
+    const types = request.getAll<MediaType>('Accept');
+    return types.length === 0 || types.some((t) => t.matches('application/sdp'));
+  } catch {
+    return true;
+  }
 }

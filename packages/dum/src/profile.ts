@@ -46,6 +46,11 @@ export interface ProfileSettings {
   aor: NameAddr | undefined;
   /** Digest credentials, by realm ('' matches any realm). */
   credentials: Credentials[];
+  /**
+   * After a challenge was answered, send credentials for that realm with later requests
+   * to the same next hop without waiting for a new challenge (default true).
+   */
+  preemptiveAuth: boolean;
   /** Send every out-of-dialog request through this proxy (a Route with ;lr). */
   outboundProxy: Uri | undefined;
   /** RFC 5626 instance id (`urn:uuid:...`). */
@@ -94,6 +99,7 @@ const DEFAULTS: ProfileSettings = {
   staleCallTime: 180,
   aor: undefined,
   credentials: [],
+  preemptiveAuth: true,
   outboundProxy: undefined,
   instanceId: undefined,
   overrideContact: undefined,

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createResponse, type SipResponse } from '@sipworks/message';
 import { SipStack } from '@sipworks/stack';
 import { MemoryNetwork, MemoryTransport, VirtualClock } from '@sipworks/stack/testing';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   type ClientOutOfDialogReq,
   computeHa1,
@@ -149,6 +149,65 @@ describe('DialogUsageManager: digest authentication (RFC 3261 §22, RFC 7616, RF
     expect(seen).toBe(0);
   });
 
+  for (const preemptive of [true, false]) {
+    it(`credentials cached per realm ${preemptive ? 'go with the next request to the same hop' : 'wait for a challenge when preemptiveAuth is off'} (RFC 7616 §3.4.5 nonce count)`, async () => {
+      const { a, b, clock } = await pair();
+      const server = new ServerAuthManager(async () => ({ password: 'pw' }), {
+        realm: 'cache.test',
+      });
+      b.dum.setServerAuthManager(server);
+      const challenge = vi.spyOn(server, 'challenge');
+      const authorizations: string[] = [];
+      b.dum.setServerPagerMessageHandler({
+        onMessageArrived: (h, m) => {
+          authorizations.push(m.header('Authorization') ?? '');
+          h.get().accept();
+        },
+      });
+      a.profile.addCredentials({ realm: 'cache.test', username: 'alice', password: 'pw' });
+      a.profile.set('preemptiveAuth', preemptive);
+      const done: number[] = [];
+      a.dum.setClientPagerMessageHandler({
+        onSuccess: (_h, r) => done.push(r.status),
+        onFailure: (_h, r) => done.push(r.status),
+      });
+      const pager = a.dum.makePagerMessage(`sip:bob@127.0.0.1:${b.port}`, a.profile);
+      pager.get().page('one');
+      await until(clock, () => done.length === 1);
+      expect(challenge).toHaveBeenCalledTimes(1);
+      pager.get().page('two');
+      await until(clock, () => done.length === 2);
+      expect(done).toEqual([200, 200]);
+      expect(challenge).toHaveBeenCalledTimes(preemptive ? 1 : 2);
+      // The nonce count goes up with each use of the cached nonce (qop=auth).
+      expect(authorizations[0]).toMatch(/nc=00000001/);
+      expect(authorizations[1]).toMatch(preemptive ? /nc=00000002/ : /nc=00000001/);
+    });
+  }
+
+  it('cached credentials are not offered to another next hop', async () => {
+    const { a, b, clock, network } = await pair();
+    const c = await node(network, clock, 5063, 'carol');
+    const server = new ServerAuthManager(async () => ({ password: 'pw' }), { realm: 'hop.test' });
+    b.dum.setServerAuthManager(server);
+    const seenByCarol: (string | undefined)[] = [];
+    for (const n of [b, c])
+      n.dum.setServerPagerMessageHandler({
+        onMessageArrived: (h, m) => {
+          if (n === c) seenByCarol.push(m.header('Authorization'));
+          h.get().accept();
+        },
+      });
+    a.profile.addCredentials({ realm: 'hop.test', username: 'alice', password: 'pw' });
+    const done: number[] = [];
+    a.dum.setClientPagerMessageHandler({ onSuccess: (_h, r) => done.push(r.status) });
+    a.dum.makePagerMessage(`sip:bob@127.0.0.1:${b.port}`, a.profile).get().page('to bob');
+    await until(clock, () => done.length === 1);
+    a.dum.makePagerMessage(`sip:carol@127.0.0.1:${c.port}`, a.profile).get().page('to carol');
+    await until(clock, () => done.length === 2);
+    expect(seenByCarol).toEqual([undefined]);
+  });
+
   it('pages are sent one at a time, in order', async () => {
     const { a, b, clock } = await pair();
     const got: string[] = [];
@@ -246,6 +305,39 @@ describe('DialogUsageManager: request validation (RFC 3261 §8.2, RFC 4475 §3.3
     const res = await raw(file, b.port, clock, network);
     expect(res[0]?.status).toBe(status);
     if (header) expect(res[0]?.has(header)).toBe(true);
+  });
+
+  it('RFC 4475 §3.3.4 unksm2: a registrar answers an isbn: To (not a SIP AOR) with 400', async () => {
+    const { b, clock, network } = await pair();
+    const added: string[] = [];
+    b.dum.setServerRegistrationHandler({ onAdd: (_h, r) => added.push(r.callId) });
+    const res = await raw('unksm2', b.port, clock, network);
+    expect(res[0]?.status).toBe(400);
+    expect(res[0]?.reason).toMatch(/SIP or SIPS/);
+    expect(added).toEqual([]);
+  });
+
+  it('RFC 4475 §3.3.7 regaut01: an unknown Authorization scheme gets a Digest challenge (401)', async () => {
+    const { b, clock, network } = await pair();
+    const added: string[] = [];
+    b.dum.setServerRegistrationHandler({ onAdd: (_h, r) => added.push(r.callId) });
+    b.dum.setServerAuthManager(
+      new ServerAuthManager(async () => undefined, { realm: 'example.com' }),
+    );
+    const res = await raw('regaut01', b.port, clock, network);
+    expect(res[0]?.status).toBe(401);
+    expect(res[0]?.header('WWW-Authenticate')).toMatch(/^Digest .*realm="example.com"/);
+    expect(added).toEqual([]);
+  });
+
+  it('RFC 4475 §3.3.15 sdp01: an INVITE whose Accept excludes SDP gets 406, and no session', async () => {
+    const { b, clock, network } = await pair();
+    const sessions: string[] = [];
+    b.dum.setInviteSessionHandler({ onNewSession: (_h, invite) => sessions.push(invite.callId) });
+    const res = await raw('sdp01', b.port, clock, network);
+    expect(res[0]?.status).toBe(406);
+    expect(res[0]?.header('Accept')).toBe('application/sdp');
+    expect(sessions).toEqual([]);
   });
 
   it('a method nobody supports gets 405 with Allow', async () => {

@@ -207,6 +207,13 @@ export class ServerRegistration extends BaseUsage {
     let contacts: Contact[];
     let requestExpires: number | undefined;
     try {
+      // §10.2: the address of record is a SIP or SIPS URI (RFC 4475 §3.3.4: a registrar
+      // answers an `isbn:` To with 400).
+      const scheme = req.to.uri.scheme.toLowerCase();
+      if (scheme !== 'sip' && scheme !== 'sips') {
+        this.reject(400, 'Bad Request (the To header field must hold a SIP or SIPS URI)');
+        return false;
+      }
       this.aor = canonicalAor(req.to.uri);
       contacts = req.contacts;
       requestExpires = req.expires;
