@@ -130,6 +130,8 @@ export class DialogUsageManager implements TransactionUser {
     SipRequest,
     { method: string; profile: Profile; start: () => Handle<never> }
   >();
+  /** AppDialogSets given to `send` for the requests they go with. */
+  private readonly givenAppDialogSets = new WeakMap<SipRequest, AppDialogSet>();
   /** Dialog sets by `DialogSetId` key. */
   private readonly dialogSets = new Map<string, DialogSet>();
   /** Dialogs by `DialogId` key. */
@@ -404,7 +406,7 @@ export class DialogUsageManager implements TransactionUser {
           DialogSetId.of(req, 'from'),
           'uac',
           req,
-          this.appDialogSetFactory(req),
+          this.makeAppDialogSet(req),
         );
         this.addDialogSet(set);
         const usage = new ClientInviteSession(this, set, profile, handler);
@@ -587,9 +589,17 @@ export class DialogUsageManager implements TransactionUser {
     return this.dialogs.size;
   }
 
-  /** Send a request made by a `makeX` method; returns the handle of its usage. */
-  send<T extends Handled = never>(request: SipRequest): Handle<T> {
+  /**
+   * Send a request made by a `makeX` method; returns the handle of its usage. A dialog-
+   * creating request (INVITE, SUBSCRIBE, REFER) may bring the application's own object for
+   * its dialog set (reSIProcate's AppDialogSet); otherwise the factory makes one.
+   */
+  send<T extends Handled = never>(
+    request: SipRequest,
+    options?: { appDialogSet?: AppDialogSet },
+  ): Handle<T> {
     this.assertUp();
+    if (options?.appDialogSet) this.givenAppDialogSets.set(request, options.appDialogSet);
     const m = this.made.get(request);
     if (!m)
       throw new DumError(
@@ -977,8 +987,13 @@ export class DialogUsageManager implements TransactionUser {
     if (this.shuttingDown) throw new DumError('SIP_ERR_DUM_SHUTDOWN', 'the DUM is shutting down');
   }
 
-  /** The application's object for a new incoming dialog set. */
-  makeAppDialogSet(request: SipRequest): ReturnType<AppDialogSetFactory> {
+  /** @internal The application's object for a new dialog set: the one given to `send` with its request, else the factory's. */
+  makeAppDialogSet(request: SipRequest): AppDialogSet {
+    const given = this.givenAppDialogSets.get(request);
+    if (given) {
+      this.givenAppDialogSets.delete(request);
+      return given;
+    }
     return this.appDialogSetFactory(request);
   }
 

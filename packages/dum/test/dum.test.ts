@@ -5,12 +5,15 @@ import { SipStack } from '@sipworks/stack';
 import { MemoryNetwork, MemoryTransport, VirtualClock } from '@sipworks/stack/testing';
 import { describe, expect, it, vi } from 'vitest';
 import {
+  type ClientInviteSession,
   type ClientOutOfDialogReq,
   computeHa1,
+  DialogUsageManager,
   type DigestAlgorithm,
   type Handle,
   nodeHasher,
   ServerAuthManager,
+  type ServerInviteSession,
 } from '../src/index.ts';
 import { type Node, node, until } from './support.ts';
 
@@ -348,6 +351,47 @@ describe('DialogUsageManager: request validation (RFC 3261 §8.2, RFC 4475 §3.3
     await until(clock, () => results.length > 0);
     expect(results[0]?.status).toBe(405);
     expect(results[0]?.headers('Allow')).toContain('OPTIONS');
+  });
+});
+
+describe('DialogUsageManager: AppDialogSet (the application object of a dialog set)', () => {
+  it("the object given to send() is the caller's; the factory makes the callee's; both hear the end", async () => {
+    const clock = new VirtualClock();
+    const network = new MemoryNetwork({ clock, seed: 4 });
+    const destroyed: string[] = [];
+    const made: string[] = [];
+    const a = await node(network, clock, 5061, 'alice');
+    const stack = new SipStack({ clock });
+    await stack.addTransport(new MemoryTransport({ network, port: 5062 }));
+    await stack.start();
+    const b = new DialogUsageManager({
+      stack,
+      appDialogSetFactory: (req) => {
+        made.push(req.method);
+        return { onDestroyed: () => destroyed.push('callee') };
+      },
+    });
+    let callee: Handle<ServerInviteSession> | undefined;
+    b.setInviteSessionHandler({
+      onNewSession: (h) => {
+        callee = h;
+        h.get().accept({ body: 'v=0\r\n' });
+      },
+    });
+    const ended: string[] = [];
+    a.dum.setInviteSessionHandler({ onTerminated: (_h, reason) => ended.push(reason) });
+    const mine = { call: 'my call', onDestroyed: () => destroyed.push('caller') };
+    const invite = a.dum.makeInviteSession(`sip:bob@127.0.0.1:5062`, a.profile, {
+      body: 'v=0\r\n',
+    });
+    const caller = a.dum.send<ClientInviteSession>(invite, { appDialogSet: mine });
+    expect(caller.get().dialogSet.appDialogSet).toBe(mine);
+    await until(clock, () => callee?.get().isConnected === true);
+    expect(made).toEqual(['INVITE']);
+    caller.get().end();
+    await until(clock, () => destroyed.length === 2);
+    expect(destroyed.sort()).toEqual(['callee', 'caller']);
+    expect(ended).toEqual(['local-bye']);
   });
 });
 

@@ -40,7 +40,12 @@ export class ClientSubscriptionCreator {
     this.dum = dum;
     this.request = request;
     this.first = first;
-    this.set = new DialogSet(DialogSetId.of(request, 'from'), 'uac', request, {});
+    this.set = new DialogSet(
+      DialogSetId.of(request, 'from'),
+      'uac',
+      request,
+      dum.makeAppDialogSet(request),
+    );
     this.set.subscriptionUsage = this;
     dum.addDialogSet(this.set);
   }
