@@ -1,5 +1,7 @@
+import diagnosticsChannel from 'node:diagnostics_channel';
 import { DialogUsageManager, type UserProfile } from '@sipworks/dum';
-import { SipStack, type Transport } from '@sipworks/stack';
+import type { SipRequest, SipResponse } from '@sipworks/message';
+import { CHANNELS, SipStack, type Transport, type TransportMessageEvent } from '@sipworks/stack';
 import { TcpTransport } from '@sipworks/transport-tcp';
 import { UdpTransport } from '@sipworks/transport-udp';
 
@@ -98,4 +100,70 @@ export function pidf(entity: string, basic: 'open' | 'closed', note: string): st
     '</presence>',
     '',
   ].join('\r\n');
+}
+
+/** One message a DUM's transport sent or received. */
+export interface WireEntry {
+  direction: 'send' | 'receive';
+  /** The local port of the transport (which DUM). */
+  localPort: number;
+  remotePort: number;
+  message: SipRequest | SipResponse;
+}
+
+/**
+ * Every message sent and received by the stacks of a test, from the stack's diagnostics
+ * channels: what a DUM put on the wire and to whom, for assertions on routing.
+ */
+export class WireLog {
+  readonly entries: WireEntry[] = [];
+  private readonly listener = (event: unknown): void => {
+    const e = event as TransportMessageEvent;
+    this.entries.push({
+      direction: e.direction,
+      localPort: e.local.port,
+      remotePort: e.remote.port,
+      message: e.message,
+    });
+  };
+
+  start(): this {
+    diagnosticsChannel.subscribe(CHANNELS.send, this.listener);
+    diagnosticsChannel.subscribe(CHANNELS.receive, this.listener);
+    return this;
+  }
+
+  stop(): void {
+    diagnosticsChannel.unsubscribe(CHANNELS.send, this.listener);
+    diagnosticsChannel.unsubscribe(CHANNELS.receive, this.listener);
+    this.entries.length = 0;
+  }
+
+  /** Requests of `method` that the DUM on `port` sent or received. */
+  requests(
+    port: number,
+    direction: 'send' | 'receive',
+    method: string,
+  ): Array<WireEntry & { message: SipRequest }> {
+    return this.entries.filter(
+      (e): e is WireEntry & { message: SipRequest } =>
+        e.localPort === port &&
+        e.direction === direction &&
+        e.message.isRequest &&
+        (e.message as SipRequest).method === method,
+    );
+  }
+
+  /** Statuses of the responses to `method` that the DUM on `port` received, in order. */
+  statuses(port: number, method: string): number[] {
+    return this.entries
+      .filter(
+        (e) =>
+          e.localPort === port &&
+          e.direction === 'receive' &&
+          !e.message.isRequest &&
+          e.message.cseq.method === method,
+      )
+      .map((e) => (e.message as SipResponse).status);
+  }
 }
