@@ -250,6 +250,7 @@ describe.skipIf(presenceGate.skip)(
   { timeout: 20_000 },
   () => {
     const pool = new DumPool();
+    const wire = new WireLog();
     let server: KamailioProcess | undefined;
     let dbDir: string | undefined;
 
@@ -257,6 +258,7 @@ describe.skipIf(presenceGate.skip)(
     afterEach(async (ctx) => {
       if (ctx.task.result?.state === 'fail' && server)
         console.error(`[interop] Kamailio\n${server.report()}`);
+      wire.stop();
       await pool.stopAll();
       await server?.stop();
       server = undefined;
@@ -280,6 +282,7 @@ describe.skipIf(presenceGate.skip)(
         defines: { DBURL: dbUrl, SERVER: `sip:127.0.0.1:${port}` },
       });
       await server.ready(8000);
+      wire.start();
       const presentity = `sip:alice@${REALM}`;
       const outboundProxy = `sip:127.0.0.1:${port}`;
 
@@ -338,6 +341,12 @@ describe.skipIf(presenceGate.skip)(
         /<basic>closed<\/basic>/,
       );
       expect(published.map((p) => p.status)).toEqual([200, 200]);
+
+      // The NOTIFYs came from Kamailio, not from A: the server holds the state.
+      const notifySources = wire.requests(c.port, 'receive', 'NOTIFY').map((e) => e.remotePort);
+      expect(notifySources.length).toBeGreaterThanOrEqual(2);
+      expect(new Set(notifySources)).toEqual(new Set([port]));
+      expect(wire.requests(a.port, 'receive', 'NOTIFY')).toEqual([]);
 
       subscription.get().end();
       await waitUntil(() => terminated, 'the subscription to end');

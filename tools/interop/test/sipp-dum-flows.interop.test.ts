@@ -208,7 +208,7 @@ describe.skipIf(gate.skip)(
           h.get().accept();
         },
       });
-      const proc = await runClient('publish-uac.xml', server, 'alice', ['-trace_msg']);
+      const proc = await runClient('publish-uac.xml', server, 'alice');
       expect(log.map((e) => e.op)).toEqual(['initial', 'refresh']);
       expect(log[0]?.body).toContain('<basic>open</basic>');
       // The refresh named the entity tag the initial PUBLISH was answered with.
