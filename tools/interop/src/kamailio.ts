@@ -17,8 +17,14 @@ export interface KamailioInfo {
   reason?: string;
 }
 
-/** Whether Kamailio is installed, its version, and where its modules are. */
-export function kamailioInfo(binary = KAMAILIO_BINARY): KamailioInfo {
+/**
+ * Whether Kamailio is installed, its version, where its modules are, and whether every
+ * module in `required` (default: those of message-auth.cfg) is there.
+ */
+export function kamailioInfo(
+  binary = KAMAILIO_BINARY,
+  required: readonly string[] = REQUIRED_MODULES,
+): KamailioInfo {
   if (!fs.existsSync(binary))
     return { available: false, version: '', modules: '', reason: `${binary} not found` };
   let version = '';
@@ -43,7 +49,7 @@ export function kamailioInfo(binary = KAMAILIO_BINARY): KamailioInfo {
       fs.existsSync(d),
     ) ??
     '';
-  for (const m of REQUIRED_MODULES) {
+  for (const m of required) {
     if (!fs.existsSync(path.join(modules, `${m}.so`)))
       return {
         available: false,
@@ -55,7 +61,7 @@ export function kamailioInfo(binary = KAMAILIO_BINARY): KamailioInfo {
   return { available: true, version: line, modules };
 }
 
-/** The modules the configurations in `kamailio/` load. */
+/** The modules kamailio/message-auth.cfg loads. */
 export const REQUIRED_MODULES = [
   'tm',
   'sl',
@@ -68,6 +74,38 @@ export const REQUIRED_MODULES = [
   'sanity',
   'auth',
 ] as const;
+
+/** The modules kamailio/proxy-registrar.cfg loads (the registrar: `registrar`, `usrloc`). */
+export const REGISTRAR_MODULES = [...REQUIRED_MODULES, 'usrloc', 'registrar'] as const;
+
+/**
+ * The modules kamailio/presence.cfg loads: `presence` and `presence_xml` (Debian package
+ * kamailio-presence-modules) and `db_text` (in the kamailio package) for its tables.
+ */
+export const PRESENCE_MODULES = [
+  ...REQUIRED_MODULES.filter((m) => m !== 'auth'),
+  'db_text',
+  'presence',
+  'presence_xml',
+] as const;
+
+/** Where the kamailio package keeps the db_text table files (`version`, `presentity`...). */
+export const DBTEXT_SCHEMA_DIRS = [
+  '/usr/share/kamailio/dbtext/kamailio',
+  '/usr/local/share/kamailio/dbtext/kamailio',
+];
+
+/**
+ * A fresh db_text database in `dir` holding `tables` (and `version`), copied from the
+ * package's empty table files; returns the `text://` URL for `db_url`.
+ */
+export function makeDbtextDatabase(dir: string, tables: readonly string[]): string {
+  const schema = DBTEXT_SCHEMA_DIRS.find((d) => fs.existsSync(path.join(d, 'version')));
+  if (!schema) throw new Error(`no db_text schema found in ${DBTEXT_SCHEMA_DIRS.join(' or ')}`);
+  fs.mkdirSync(dir, { recursive: true });
+  for (const t of ['version', ...tables]) fs.copyFileSync(path.join(schema, t), path.join(dir, t));
+  return `text://${dir}`;
+}
 
 export interface KamailioOptions {
   /** The configuration file (`-f`). */

@@ -12,6 +12,7 @@ import { TcpTransport } from '@sipworks/transport-tcp';
 import { UdpTransport } from '@sipworks/transport-udp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type KamailioProcess, kamailioInfo, startKamailio } from '../src/kamailio.ts';
+import { peerGate } from '../src/peer.ts';
 import {
   freePort,
   type SippProcess,
@@ -24,15 +25,10 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const scenario = (name: string): string => path.join(here, '..', 'scenarios', name);
 const KAMAILIO_CONFIG = path.join(here, '..', 'kamailio', 'message-auth.cfg');
 
-const inCi = process.env.CI === 'true';
 const sipp = sippInfo();
 const kamailio = kamailioInfo();
-if (!sipp.available && !inCi)
-  console.warn(`[interop] DUM/SIPp tests skipped: ${sipp.reason} (apt-get install sip-tester)`);
-if (!kamailio.available && !inCi)
-  console.warn(
-    `[interop] DUM/Kamailio tests skipped: ${kamailio.reason} (apt-get install kamailio)`,
-  );
+const sippGate = peerGate('DUM/SIPp', sipp, 'sip-tester');
+const kamailioGate = peerGate('DUM/Kamailio', kamailio, 'kamailio');
 
 type Proto = 'UDP' | 'TCP';
 
@@ -72,17 +68,12 @@ async function stopStacks(): Promise<void> {
   await Promise.all(stacks.splice(0).map((s) => s.stop()));
 }
 
-describe.skipIf(!sipp.available && !inCi)(
+describe.skipIf(sippGate.skip)(
   `SIPp to a DUM (${sipp.version || 'SIPp'})`,
   { timeout: 30_000 },
   () => {
     const running: SippProcess[] = [];
-    beforeAll(() => {
-      if (!sipp.available)
-        throw new Error(
-          `SIPp is required when CI=true, but ${sipp.reason} (apt-get install sip-tester)`,
-        );
-    });
+    beforeAll(() => sippGate.require());
     afterEach(async (ctx) => {
       if (ctx.task.result?.state === 'fail')
         for (const s of running) console.error(`[interop] SIPp traces\n${s.traces()}`);
@@ -159,7 +150,7 @@ interface Seen {
   proxyAuthenticate: string[];
 }
 
-describe.skipIf(!kamailio.available && !inCi)(
+describe.skipIf(kamailioGate.skip)(
   `Kamailio between two DUMs (${kamailio.version || 'Kamailio'})`,
   { timeout: 20_000 },
   () => {
@@ -182,10 +173,7 @@ describe.skipIf(!kamailio.available && !inCi)(
     };
 
     beforeAll(async () => {
-      if (!kamailio.available)
-        throw new Error(
-          `Kamailio is required when CI=true, but ${kamailio.reason} (apt-get install kamailio)`,
-        );
+      kamailioGate.require();
       b = await startDum('UDP');
       a = await startDum('UDP');
       const pager: ClientPagerMessageHandler = {
