@@ -38,8 +38,7 @@ import type {
   ServerRegistrationHandler,
   ServerSubscriptionHandler,
 } from './handlers.ts';
-import type { Handle, Handled } from './handles.ts';
-import { HandleManager } from './handles.ts';
+import { Handle, type Handled, HandleManager } from './handles.ts';
 import { DialogId, DialogSetId } from './ids.ts';
 import { MasterProfile, type Profile, UserProfile } from './profile.ts';
 import { RedirectManager } from './redirect.ts';
@@ -59,6 +58,8 @@ import {
   inviteFromRefer,
   notifyingHandler,
   type ReferOptions,
+  type ReferRequestInfo,
+  readRefer,
   receiveOutOfDialogRefer,
   replacesValue,
   type ServerReferSubscription,
@@ -416,25 +417,37 @@ export class DialogUsageManager implements TransactionUser {
   }
 
   /**
-   * An INVITE for the REFER of `refer` (RFC 3515 §2.4.2): to the Refer-To URI, with
-   * the Replaces embedded in it (RFC 3891) and the REFER's Referred-By (RFC 3892) as
-   * headers, and `offer` as its body. Once sent, the call's provisional and final
-   * responses are reported to the referrer as sipfrag NOTIFYs (the final one ends the
-   * subscription); accept the REFER (`acceptRefer`) first.
+   * An INVITE for a REFER (RFC 3515 §2.4.2): to the Refer-To URI, with the Replaces
+   * embedded in it (RFC 3891) and the REFER's Referred-By (RFC 3892) as headers, and
+   * `offer` as its body. Given the REFER's subscription, once sent the call's
+   * provisional and final responses are reported to the referrer as sipfrag NOTIFYs
+   * (the final one ends the subscription): accept the REFER (`acceptRefer`) first.
+   * Given the REFER request itself (as for `Refer-Sub: false`, whose usage ends when it
+   * is accepted), nothing is reported.
    */
   makeInviteSessionFromRefer(
-    refer: Handle<ServerReferSubscription>,
+    refer: Handle<ServerReferSubscription> | SipRequest,
     profile: Profile = this.masterProfile,
     offer?: { body: string | Uint8Array; contentType?: string },
   ): SipRequest {
-    const sub = refer.get();
-    const { target, headers } = inviteFromRefer(sub);
+    let info: ReferRequestInfo;
+    let report: Handle<ServerReferSubscription> | undefined;
+    if (refer instanceof Handle) {
+      const sub = refer.get();
+      info = sub;
+      report = sub.referSub ? refer : undefined;
+    } else {
+      const read = readRefer(refer);
+      if (typeof read === 'string') throw new DumError('SIP_ERR_DUM_STATE', read);
+      info = read;
+    }
+    const { target, headers } = inviteFromRefer(info);
     const app = this.inviteHandler;
     const req = this.inviteRequest(
       target,
       profile,
       offer,
-      app && notifyingHandler(this, app, refer),
+      app && report ? notifyingHandler(this, app, report) : app,
     );
     for (const [name, value] of headers) req.setHeader(name, value);
     return req;

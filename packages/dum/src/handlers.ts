@@ -238,7 +238,11 @@ export interface InviteSessionHandler {
     sub: Handle<ServerReferSubscription>,
     refer: SipRequest,
   ): void;
-  /** A REFER with `Refer-Sub: false` (RFC 4488); without this callback it goes to `onRefer`. */
+  /**
+   * A REFER with `Refer-Sub: false` (RFC 4488); without this callback it goes to
+   * `onRefer`. `acceptRefer()` answers with `Refer-Sub: false` and ends the usage (no
+   * NOTIFY): make the call with `dum.makeInviteSessionFromRefer(refer)`.
+   */
   onReferNoSub?(
     handle: Handle<InviteSession>,
     sub: Handle<ServerReferSubscription>,

@@ -562,7 +562,7 @@ export function receiveOutOfDialogRefer(
  * the Refer-To URI without its headers and `method` parameter; the embedded Replaces
  * and the REFER's Referred-By go into the INVITE as headers.
  */
-export function inviteFromRefer(sub: ServerReferSubscription): {
+export function inviteFromRefer(sub: ReferRequestInfo): {
   target: Uri;
   headers: [string, string][];
 } {
