@@ -85,8 +85,8 @@ export abstract class InviteSession extends BaseUsage {
 
   /**
    * @internal A request within one of the session's dialogs (§12.2.2): the CSeq is
-   * checked (500 when out of order), then BYE, INFO and MESSAGE are taken; other
-   * methods (re-INVITE, UPDATE, PRACK, REFER...) are answered 501 for now.
+   * checked (500 when out of order), then BYE, INFO, MESSAGE and REFER are taken; other
+   * methods (re-INVITE, UPDATE, PRACK...) are answered 501 for now.
    */
   receiveRequest(request: SipRequest, tx: ServerTransactionLike, dialog: Dialog): void {
     const refused = dialog.receiveRequest(request, false);
