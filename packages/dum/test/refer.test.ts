@@ -200,6 +200,84 @@ describe('REFER between three DUMs (RFC 3515, RFC 5589)', () => {
   });
 });
 
+describe('the implicit subscription shares the dialog (RFC 3515 §2.4.6)', () => {
+  it('§2.4.6: the transferor hangs up right after the 202; the NOTIFYs still arrive in the kept dialog, then it goes', async () => {
+    const { clock, a, b, c } = await three(15);
+    const wait = (cond: () => boolean) => until(clock, cond);
+    const { caller: ab, callee: ba } = await call(a, b, wait);
+    c.party.autoAnswer = false;
+    a.party.onReferDo = ({ sub }) => {
+      sub.get().acceptRefer();
+      a.dum.send(a.dum.makeInviteSessionFromRefer(sub, a.profile, { body: OFFER }));
+    };
+    ba.get().refer(c.uri);
+    await wait(() => b.party.accepted.length === 1);
+    ba.get().end();
+    await wait(() => a.party.ended.get(ab.id) === 'remote-bye' && b.party.ended.has(ba.id));
+    // The session is gone, its dialog stays for the subscription.
+    expect(ba.isValid()).toBe(false);
+    expect(b.dum.dialogCount).toBe(1);
+    await wait(() => c.party.incoming.length === 1);
+    c.party.incoming[0]?.h.get().accept({ body: OFFER });
+    await wait(() => b.party.progress.some((s) => s?.final === true));
+    expect(b.party.progress.map((s) => s?.status)).toEqual([100, 200]);
+    await wait(() => b.dum.dialogCount === 0 && a.dum.dialogCount === 1);
+  });
+
+  it('§2.4.4, RFC 6665 §4.1.2.3: the referrer ends the subscription (SUBSCRIBE Expires: 0, routed by Event id) and the notifier usage ends', async () => {
+    const { clock, a, b, c } = await three(16);
+    const wait = (cond: () => boolean) => until(clock, cond);
+    const { callee: ba } = await call(a, b, wait);
+    a.party.onReferDo = ({ sub }) => sub.get().acceptRefer();
+    const serverEvents: string[] = [];
+    a.dum.addServerSubscriptionHandler('refer', {
+      onTerminated: () => serverEvents.push('terminated'),
+    });
+    const terminated: (SipRequest | undefined)[] = [];
+    b.dum.addClientSubscriptionHandler('refer', {
+      onTerminated: (_h, n) => terminated.push(n),
+    });
+    ba.get().refer(c.uri);
+    await wait(() => b.party.accepted.length === 1 && b.party.progress.length === 1);
+    const sub = b.party.accepted[0]?.sub as Handle<ClientSubscription>;
+    sub.get().end();
+    await wait(() => terminated.length === 1);
+    expect(state(terminated[0])?.state).toBe('terminated');
+    expect(serverEvents).toEqual(['terminated']);
+    const referSub = a.party.refers[0]?.sub;
+    await wait(() => referSub?.isValid() === false);
+    // Both sessions are still up, on the same dialog.
+    expect(ba.get().isConnected).toBe(true);
+    expect(b.dum.dialogCount).toBe(1);
+    // The final NOTIFY repeats the current state (RFC 6665 §4.2.1.4): still 100 Trying.
+    expect(b.party.progress.map((s) => s?.status)).toEqual([100, 100]);
+    expect(state(b.party.notifies[1])?.state).toBe('terminated');
+  });
+
+  it('§2.4.6: two REFERs in one dialog get two subscriptions, told apart by id', async () => {
+    const { clock, a, b } = await three(17);
+    const wait = (cond: () => boolean) => until(clock, cond);
+    const { callee: ba } = await call(a, b, wait);
+    a.party.onReferDo = ({ sub }) => sub.get().acceptRefer();
+    const r1 = ba.get().refer('sip:carol@127.0.0.1:5063');
+    const r2 = ba.get().refer('sip:dave@127.0.0.1:5064');
+    await wait(() => a.party.refers.length === 2 && b.party.progress.length === 2);
+    const [s1, s2] = a.party.refers.map((r) => r.sub.get());
+    expect(s1?.eventId).toBe(String(r1.cseq.seq));
+    expect(s2?.eventId).toBe(String(r2.cseq.seq));
+    s2?.notifyProgress(503);
+    s1?.notifyProgress(180);
+    s1?.notifyProgress(200);
+    await wait(() => b.party.progress.length === 5);
+    const byId = (id: number) =>
+      b.party.notifies
+        .filter((n) => n.header('Event') === `refer;id=${id}`)
+        .map((n) => parseSipfrag(n.body)?.status);
+    expect(byId(r1.cseq.seq)).toEqual([100, 180, 200]);
+    expect(byId(r2.cseq.seq)).toEqual([100, 503]);
+  });
+});
+
 describe('REFER outside a dialog (RFC 3515 §2.4.1, §2.4.2)', () => {
   it('§2.4.2: the ServerSubscriptionHandler for refer takes it (onNewSubscriptionFromRefer); the referrer hears 202, 100, 200', async () => {
     const { clock, a, b, c } = await three(12);
