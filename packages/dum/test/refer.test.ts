@@ -1,4 +1,10 @@
-import type { NameAddr, SipRequest, SipResponse, SubscriptionState } from '@sipworks/message';
+import {
+  type NameAddr,
+  parseMessage,
+  type SipRequest,
+  type SipResponse,
+  type SubscriptionState,
+} from '@sipworks/message';
 import { MemoryNetwork, ScriptedPeer, VirtualClock } from '@sipworks/stack/testing';
 import { describe, expect, it } from 'vitest';
 import {
@@ -6,6 +12,7 @@ import {
   type Handle,
   type InviteSession,
   parseSipfrag,
+  readRefer,
   type ServerReferSubscription,
   type SipfragStatus,
   sipfrag,
@@ -49,6 +56,45 @@ describe('sipfrag (RFC 3420, RFC 3515 §2.4.5)', () => {
     ];
     for (const b of bad) expect(parseSipfrag(b)).toBeUndefined();
     expect(() => sipfrag(99, 'x')).toThrow(RangeError);
+  });
+});
+
+describe('reading a REFER (RFC 3515 §2.1, §2.4.2)', () => {
+  const refer = (headers: string) =>
+    parseMessage(
+      new TextEncoder().encode(
+        'REFER sip:alice@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bKr1\r\n' +
+          'From: <sip:bob@example.test>;tag=b\r\nTo: <sip:alice@example.test>;tag=a\r\n' +
+          `Call-ID: r1\r\nCSeq: 5 REFER\r\nContact: <sip:bob@127.0.0.1:5090>\r\n${headers}` +
+          'Content-Length: 0\r\n\r\n',
+      ),
+    ) as SipRequest;
+
+  it('§2.1, RFC 3892, RFC 4488: compact r and b forms, Refer-Sub, and a Replaces embedded in the Refer-To', () => {
+    const info = readRefer(
+      refer(
+        'r: <sip:carol@example.test?Replaces=abc%40h%3Bto-tag%3D1%3Bfrom-tag%3D2>\r\n' +
+          'b: <sip:bob@example.test>\r\nRefer-Sub: false\r\n',
+      ),
+    );
+    expect(typeof info).toBe('object');
+    if (typeof info === 'string') return;
+    expect(info.referTo.uri.user).toBe('carol');
+    expect(info.referredBy?.uri.user).toBe('bob');
+    expect(info.referSub).toBe(false);
+    expect(info.replaces?.callId).toBe('abc@h');
+    expect(info.replaces?.toTag).toBe('1');
+    expect(info.replaces?.fromTag).toBe('2');
+  });
+
+  it('§2.4.2: no Refer-To, two, a malformed one or a malformed embedded Replaces are refused', () => {
+    expect(typeof readRefer(refer(''))).toBe('string');
+    expect(typeof readRefer(refer('Refer-To: <sip:a@x>\r\nRefer-To: <sip:b@x>\r\n'))).toBe(
+      'string',
+    );
+    expect(typeof readRefer(refer('Refer-To: <<<\r\n'))).toBe('string');
+    expect(typeof readRefer(refer('Refer-To: <sip:a@x?Replaces=%3B%3B>\r\n'))).toBe('string');
+    expect(typeof readRefer(refer('Refer-To: <sip:a@x>\r\nReferred-By: <<\r\n'))).toBe('string');
   });
 });
 

@@ -291,7 +291,7 @@ export function sendInDialogRefer(
   sub.attach(dialog, mux);
   mux.addClient(sub);
   const wantsNoSub = options.referSub === false;
-  dum.sendClient(req, profile, (res) => {
+  const onFinal = (res: SipResponse): void => {
     if (res.status >= 200 && res.status < 300) {
       const noSub = wantsNoSub && saysNoSub(res);
       if (noSub) sub.drop();
@@ -302,7 +302,13 @@ export function sendInDialogRefer(
     }
     sub.drop();
     guarded(dum, 'onReferRejected', () => handler.onReferRejected?.(sessionHandle, res));
-  });
+  };
+  try {
+    dum.sendClient(req, profile, onFinal);
+  } catch (e) {
+    sub.drop();
+    throw e;
+  }
   return req;
 }
 
