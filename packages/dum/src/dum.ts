@@ -39,12 +39,12 @@ import type {
   ServerRegistrationHandler,
   ServerSubscriptionHandler,
 } from './handlers.ts';
-import type { Handle, Handled } from './handles.ts';
-import { HandleManager } from './handles.ts';
+import { Handle, type Handled, HandleManager } from './handles.ts';
 import { DialogId, DialogSetId } from './ids.ts';
 import { MasterProfile, type Profile, UserProfile } from './profile.ts';
 import { RedirectManager } from './redirect.ts';
 import { InMemoryRegistrationPersistence } from './registration-persistence.ts';
+import { checkReplaces, replacingHandler } from './replaces.ts';
 import type { ServerAuthManager } from './server-auth.ts';
 import { ClientInviteSession } from './usages/client-invite-session.ts';
 import { ClientPublication } from './usages/client-publication.ts';
@@ -53,6 +53,19 @@ import { ClientSubscription, reply as replyIn } from './usages/client-subscripti
 import type { InviteSession } from './usages/invite-session.ts';
 import { ClientOutOfDialogReq, ServerOutOfDialogReq } from './usages/out-of-dialog.ts';
 import { ClientPagerMessage, ServerPagerMessage } from './usages/pager.ts';
+import {
+  decorateOutOfDialogRefer,
+  dialogIdOf,
+  inviteFromRefer,
+  notifyingHandler,
+  type ReferOptions,
+  type ReferRequestInfo,
+  readRefer,
+  receiveOutOfDialogRefer,
+  replacesValue,
+  type ServerReferSubscription,
+  startOutOfDialogRefer,
+} from './usages/refer.ts';
 import { ServerInviteSession } from './usages/server-invite-session.ts';
 import {
   InMemoryPublicationStore,
@@ -196,6 +209,14 @@ export class DialogUsageManager implements TransactionUser {
     this.serverSubscriptions.set(e, h);
     const events = this.masterProfile.get('supportedEvents');
     if (!events.includes(e)) this.masterProfile.set('supportedEvents', [...events, e]);
+  }
+  /** @internal The ClientSubscriptionHandler added for `event`. */
+  clientSubscriptionHandler(event: string): ClientSubscriptionHandler | undefined {
+    return this.clientSubscriptions.get(event.toLowerCase());
+  }
+  /** @internal The ServerSubscriptionHandler added for `event`. */
+  serverSubscriptionHandler(event: string): ServerSubscriptionHandler | undefined {
+    return this.serverSubscriptions.get(event.toLowerCase());
   }
   addClientPublicationHandler(event: string, h: ClientPublicationHandler): void {
     this.clientPublications.set(event.toLowerCase(), h);
@@ -379,15 +400,100 @@ export class DialogUsageManager implements TransactionUser {
   /**
    * An INVITE to `target` (RFC 3261 §13.2.1) built from `profile`, with Contact, Allow
    * and Supported, and the offer as its body; without `offer` the INVITE carries none
-   * and the offer is expected in the 2xx (late offer). `send` it to start a
-   * `ClientInviteSession`.
+   * and the offer is expected in the 2xx (late offer). `replaces` puts a Replaces header
+   * (RFC 3891 §4) naming that dialog, as this UA sees it when the target is its remote
+   * party (a `DialogId` or a session's handle), or given as the header's text. `send` it
+   * to start a `ClientInviteSession`.
    */
   makeInviteSession(
     target: NameAddr | Uri | string,
     profile: Profile = this.masterProfile,
+    options?: {
+      body?: string | Uint8Array;
+      contentType?: string;
+      replaces?: DialogId | Handle<InviteSession> | string;
+      /** With `replaces`: only an early dialog may be replaced (RFC 3891 §6.1). */
+      earlyOnly?: boolean;
+    },
+  ): SipRequest {
+    return this.inviteRequest(target, profile, options, this.inviteHandler);
+  }
+
+  /**
+   * An INVITE for a REFER (RFC 3515 §2.4.2): to the Refer-To URI, with the Replaces
+   * embedded in it (RFC 3891) and the REFER's Referred-By (RFC 3892) as headers, and
+   * `offer` as its body. Given the REFER's subscription, once sent the call's
+   * provisional and final responses are reported to the referrer as sipfrag NOTIFYs
+   * (the final one ends the subscription): accept the REFER (`acceptRefer`) first.
+   * Given the REFER request itself (as for `Refer-Sub: false`, whose usage ends when it
+   * is accepted), nothing is reported.
+   */
+  makeInviteSessionFromRefer(
+    refer: Handle<ServerReferSubscription> | SipRequest,
+    profile: Profile = this.masterProfile,
     offer?: { body: string | Uint8Array; contentType?: string },
   ): SipRequest {
-    const handler = this.inviteHandler;
+    let info: ReferRequestInfo;
+    let report: Handle<ServerReferSubscription> | undefined;
+    if (refer instanceof Handle) {
+      const sub = refer.get();
+      info = sub;
+      report = sub.referSub ? refer : undefined;
+    } else {
+      const read = readRefer(refer);
+      if (typeof read === 'string') throw new DumError('SIP_ERR_DUM_STATE', read);
+      info = read;
+    }
+    const { target, headers } = inviteFromRefer(info);
+    const app = this.inviteHandler;
+    const req = this.inviteRequest(
+      target,
+      profile,
+      offer,
+      app && report ? notifyingHandler(this, app, report) : app,
+    );
+    for (const [name, value] of headers) req.setHeader(name, value);
+    return req;
+  }
+
+  /**
+   * A REFER outside any dialog to `target` (RFC 3515 §2.4.1), asking it to contact
+   * `referTo`, built from `profile`: Refer-To, Referred-By (the profile's address of
+   * record unless `referredBy` says otherwise), Contact, and `Refer-Sub: false` for
+   * `referSub: false` (RFC 4488). `send` it to start a `ClientSubscription` for
+   * `refer`, reported to the ClientSubscriptionHandler added for `refer`
+   * (`onReferAccepted`, `onReferRejected`, `onReferProgress`, `onTerminated`).
+   */
+  makeRefer(
+    target: NameAddr | Uri | string,
+    referTo: NameAddr | Uri | string,
+    profile: Profile = this.masterProfile,
+    options: ReferOptions = {},
+  ): SipRequest {
+    const req = this.buildRequest('REFER', asNameAddr(target), profile);
+    decorateOutOfDialogRefer(req, referTo, profile, options);
+    req.setHeader('Allow', profile.get('supportedMethods').join(', '));
+    this.made.set(req, {
+      method: 'REFER',
+      profile,
+      start: () => startOutOfDialogRefer(this, req, profile, options) as unknown as Handle<never>,
+    });
+    return req;
+  }
+
+  private inviteRequest(
+    target: NameAddr | Uri | string,
+    profile: Profile,
+    options:
+      | {
+          body?: string | Uint8Array;
+          contentType?: string;
+          replaces?: DialogId | Handle<InviteSession> | string;
+          earlyOnly?: boolean;
+        }
+      | undefined,
+    handler: InviteSessionHandler | undefined,
+  ): SipRequest {
     if (!handler)
       throw new DumError(
         'SIP_ERR_DUM_NO_HANDLER',
@@ -397,7 +503,17 @@ export class DialogUsageManager implements TransactionUser {
     req.setHeader('Allow', profile.get('supportedMethods').join(', '));
     const tags = profile.get('supportedOptionTags');
     if (tags.length > 0) req.setHeader('Supported', tags.join(', '));
-    if (offer) req.setBody(offer.body, offer.contentType ?? 'application/sdp');
+    if (options?.body !== undefined)
+      req.setBody(options.body, options.contentType ?? 'application/sdp');
+    const replaces = options?.replaces;
+    if (replaces !== undefined) {
+      const value =
+        typeof replaces === 'string'
+          ? replaces
+          : replacesValue(dialogIdOf(replaces), options?.earlyOnly ?? false);
+      parseHeader('Replaces', value);
+      req.setHeader('Replaces', value);
+    }
     this.made.set(req, {
       method: 'INVITE',
       profile,
@@ -887,14 +1003,22 @@ export class DialogUsageManager implements TransactionUser {
         this.reply(request, tx, 406, [['Accept', 'application/sdp']]);
         return;
       }
+      // RFC 3891 §3: an INVITE that replaces one of our dialogs.
+      const replaces = checkReplaces(this, request);
+      if (replaces.action === 'refuse') {
+        this.reply(request, tx, replaces.status, undefined, replaces.reason);
+        return;
+      }
+      const old = replaces.action === 'replace' ? replaces.session.handle() : undefined;
       const session = new ServerInviteSession(
         this,
         request,
         tx,
         received,
         this.masterProfile,
-        this.inviteHandler,
+        old ? replacingHandler(this.inviteHandler, old) : this.inviteHandler,
       );
+      session.replaces = old;
       this.invitesByTx.set(tx, session);
       session.start();
       return;
@@ -925,6 +1049,12 @@ export class DialogUsageManager implements TransactionUser {
       );
       return;
     }
+    // RFC 3515 §2.4.2: a REFER outside any dialog, to the ServerSubscriptionHandler for `refer`.
+    if (
+      method === 'REFER' &&
+      receiveOutOfDialogRefer(this, request, tx, this.serverSubscriptions.get('refer'))
+    )
+      return;
     if (method === 'MESSAGE' && this.serverPager) {
       const usage = new ServerPagerMessage(this, request, tx);
       this.serverPager.onMessageArrived(usage.handle(), request);

@@ -1,5 +1,6 @@
 import type { Contact, SipRequest, SipResponse } from '@sipworks/message';
 import type { Handle } from './handles.ts';
+import type { SipfragStatus } from './sipfrag.ts';
 import type { ClientInviteSession } from './usages/client-invite-session.ts';
 import type { ClientPublication } from './usages/client-publication.ts';
 import type { ClientRegistration } from './usages/client-registration.ts';
@@ -7,6 +8,7 @@ import type { ClientSubscription } from './usages/client-subscription.ts';
 import type { InviteSession } from './usages/invite-session.ts';
 import type { ClientOutOfDialogReq, ServerOutOfDialogReq } from './usages/out-of-dialog.ts';
 import type { ClientPagerMessage, ServerPagerMessage } from './usages/pager.ts';
+import type { ServerReferSubscription } from './usages/refer.ts';
 import type { ServerInviteSession } from './usages/server-invite-session.ts';
 import type { ServerPublication } from './usages/server-publication.ts';
 import type { ServerRegistration } from './usages/server-registration.ts';
@@ -127,6 +129,19 @@ export interface ClientSubscriptionHandler {
     retrySeconds: number,
     notify: SipRequest,
   ): number;
+  /** For `refer` (a REFER sent by `dum.makeRefer`, RFC 3515): the 2xx to the REFER. */
+  onReferAccepted?(handle: Handle<ClientSubscription>, response: SipResponse): void;
+  /** For `refer`: the REFER failed; `onTerminated` follows. */
+  onReferRejected?(handle: Handle<ClientSubscription>, response: SipResponse): void;
+  /**
+   * For `refer` (in or out of dialog): a NOTIFY's sipfrag status line (RFC 3515
+   * §2.4.5), `undefined` when the body has none that can be read.
+   */
+  onReferProgress?(
+    handle: Handle<ClientSubscription>,
+    status: SipfragStatus | undefined,
+    notify: SipRequest,
+  ): void;
 }
 
 /**
@@ -142,6 +157,13 @@ export interface ServerSubscriptionHandler {
   onTerminated?(handle: Handle<ServerSubscription>): void;
   /** The subscription expired: a terminated NOTIFY with reason=timeout was sent. */
   onExpired?(handle: Handle<ServerSubscription>): void;
+  /**
+   * For `refer`: a REFER outside any dialog (RFC 3515 §2.4.2) made a subscription:
+   * `acceptRefer()` or `rejectRefer(status)` it through the handle, then report with
+   * `notifyProgress` (or `dum.makeInviteSessionFromRefer`). Without it such REFERs are
+   * declined (603).
+   */
+  onNewSubscriptionFromRefer?(handle: Handle<ServerReferSubscription>, refer: SipRequest): void;
 }
 
 /** Publications (RFC 3903), client side, per event package. */
@@ -206,7 +228,41 @@ export interface InviteSessionHandler {
   onInfo?(handle: Handle<InviteSession>, info: SipRequest): void;
   /** A MESSAGE in the dialog: answer with `acceptNit` / `rejectNit`. */
   onMessage?(handle: Handle<InviteSession>, message: SipRequest): void;
-  onRefer?(handle: Handle<InviteSession>, refer: SipRequest): void;
+  /**
+   * A REFER in the session's dialog (RFC 3515 §2.4.2): `acceptRefer()` or
+   * `rejectRefer(status)` it through `sub`, then report with `notifyProgress` (or
+   * `dum.makeInviteSessionFromRefer`, which does).
+   */
+  onRefer?(
+    handle: Handle<InviteSession>,
+    sub: Handle<ServerReferSubscription>,
+    refer: SipRequest,
+  ): void;
+  /**
+   * A REFER with `Refer-Sub: false` (RFC 4488); without this callback it goes to
+   * `onRefer`. `acceptRefer()` answers with `Refer-Sub: false` and ends the usage (no
+   * NOTIFY): make the call with `dum.makeInviteSessionFromRefer(refer)`.
+   */
+  onReferNoSub?(
+    handle: Handle<InviteSession>,
+    sub: Handle<ServerReferSubscription>,
+    refer: SipRequest,
+  ): void;
+  /** The 2xx to our REFER; `sub` is its subscription (none when the 2xx said `Refer-Sub: false`). */
+  onReferAccepted?(
+    handle: Handle<InviteSession>,
+    sub: Handle<ClientSubscription> | undefined,
+    response: SipResponse,
+  ): void;
+  /** Our REFER failed (or timed out, as a locally made 408). */
+  onReferRejected?(handle: Handle<InviteSession>, response: SipResponse): void;
+  /** A NOTIFY for our REFER: its sipfrag status line, `undefined` when unreadable (RFC 3515 §2.4.5). */
+  onReferProgress?(
+    handle: Handle<InviteSession>,
+    sub: Handle<ClientSubscription>,
+    status: SipfragStatus | undefined,
+    notify: SipRequest,
+  ): void;
   onAckReceived?(handle: Handle<ServerInviteSession>, ack: SipRequest): void;
   /** No ACK for our 2xx within 64*T1: a BYE was sent (§13.3.1.4). */
   onAckNotReceived?(handle: Handle<ServerInviteSession>): void;

@@ -56,6 +56,7 @@ export {
   InMemoryRegistrationPersistence,
   type InMemoryRegistrationPersistenceOptions,
 } from './registration-persistence.ts';
+export { checkReplaces, type ReplacesDecision } from './replaces.ts';
 export {
   type AuthResult,
   type CredentialLookup,
@@ -63,6 +64,12 @@ export {
   type ServerAuthOptions,
   type StoredCredentials,
 } from './server-auth.ts';
+export {
+  parseSipfrag,
+  SIPFRAG_CONTENT_TYPE,
+  type SipfragStatus,
+  sipfrag,
+} from './sipfrag.ts';
 export {
   type SqliteDatabase,
   SqliteRegistrationPersistence,
@@ -90,6 +97,14 @@ export {
 export { InviteSession } from './usages/invite-session.ts';
 export { ClientOutOfDialogReq, ServerOutOfDialogReq } from './usages/out-of-dialog.ts';
 export { ClientPagerMessage, ServerPagerMessage } from './usages/pager.ts';
+export {
+  type ReferOptions,
+  type ReferRequestInfo,
+  readRefer,
+  referToAddress,
+  replacesValue,
+  ServerReferSubscription,
+} from './usages/refer.ts';
 export {
   ServerInviteSession,
   type ServerInviteSessionState,

@@ -75,7 +75,8 @@ const DEFAULTS: ProfileSettings = {
     'SUBSCRIBE',
   ],
   supportedSchemes: ['sip', 'sips', 'tel'],
-  supportedOptionTags: [],
+  // RFC 3891 §6.2, RFC 4488 §4: Replaces and Refer-Sub are understood.
+  supportedOptionTags: ['replaces', 'norefersub'],
   supportedMimeTypes: [
     'application/sdp',
     'text/plain',

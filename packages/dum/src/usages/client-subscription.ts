@@ -21,6 +21,25 @@ export type ClientSubscriptionState = 'subscribing' | 'pending' | 'active' | 'en
 /** 64*T1 with the default T1 of 500 ms: how long to wait for the first NOTIFY after the 2xx (RFC 6665 §4.1.2.4); the stack's own T1 is used. */
 export const NOTIFY_WAIT_MS = 64 * 500;
 
+/** What holds a subscription's dialog and is told when the subscription ends. */
+export interface SubscriptionOwner {
+  forget(sub: ClientSubscription): void;
+}
+
+/**
+ * @internal How a subscription that a REFER made (RFC 3515) differs: the event comes
+ * from here (the REFER has no Event header), and the REFER's final response is
+ * reported through these callbacks.
+ */
+export interface ImplicitSubscriptionInit {
+  event: string;
+  eventId?: string | undefined;
+  /** The 2xx to the request; return false to end the subscription at once (no NOTIFY will come). */
+  accepted?: (res: SipResponse) => boolean;
+  /** A final failure of the request; the subscription ends (onTerminated follows). */
+  rejected?: (res: SipResponse) => void;
+}
+
 /** Reasons after which a new subscription may be tried (RFC 6665 §4.1.3). */
 const RETRYABLE = new Set(['deactivated', 'probation', 'timeout', 'giveup']);
 
@@ -149,7 +168,11 @@ export class ClientSubscription extends BaseUsage {
   dialog: Dialog | undefined;
   private readonly profile: Profile;
   private readonly handler: ClientSubscriptionHandler;
-  private creator: ClientSubscriptionCreator | undefined;
+  private creator: SubscriptionOwner | undefined;
+  /** Set for a subscription made by a REFER (RFC 3515). */
+  private readonly implicit: ImplicitSubscriptionInit | undefined;
+  /** Shares the dialog of another usage (an in-dialog REFER): never re-subscribes out of dialog. */
+  private inDialog = false;
   /** The out-of-dialog SUBSCRIBE as first sent (a template for retries). */
   private readonly initial: SipRequest;
   private st: ClientSubscriptionState = 'subscribing';
@@ -173,14 +196,21 @@ export class ClientSubscription extends BaseUsage {
     request: SipRequest,
     profile: Profile,
     handler: ClientSubscriptionHandler,
+    implicit?: ImplicitSubscriptionInit,
   ) {
     super(dum);
     this.initial = request;
     this.profile = profile;
     this.handler = handler;
-    const ev = request.get<EventHeader>('Event');
-    this.event = ev?.package.toLowerCase() ?? '';
-    this.eventId = ev?.id;
+    this.implicit = implicit;
+    if (implicit) {
+      this.event = implicit.event.toLowerCase();
+      this.eventId = implicit.eventId;
+    } else {
+      const ev = request.get<EventHeader>('Event');
+      this.event = ev?.package.toLowerCase() ?? '';
+      this.eventId = ev?.id;
+    }
     this.requested = request.expires ?? profile.get('defaultSubscriptionExpires');
   }
 
@@ -195,9 +225,34 @@ export class ClientSubscription extends BaseUsage {
     this.dum.sendClient(request, this.profile, (res) => creator.receiveResponse(res));
   }
 
+  /**
+   * @internal Bind to the dialog of another usage (an in-dialog REFER, RFC 3515 §2.4.6):
+   * NOTIFYs reach the subscription through `owner`, which is told when it ends.
+   */
+  attach(dialog: Dialog, owner: SubscriptionOwner): void {
+    this.dialog = dialog;
+    this.creator = owner;
+    this.inDialog = true;
+  }
+
+  /** @internal End without telling the handler (the request that made it failed, or needs no subscription). */
+  drop(): void {
+    if (this.isEnded) return;
+    this.stopTimers();
+    this.st = 'ended';
+    this.creator?.forget(this);
+    this.destroy();
+  }
+
   /** @internal A new subscription for another dialog of the same SUBSCRIBE. */
   fork(): ClientSubscription {
-    const sub = new ClientSubscription(this.dum, this.initial, this.profile, this.handler);
+    const sub = new ClientSubscription(
+      this.dum,
+      this.initial,
+      this.profile,
+      this.handler,
+      this.implicit,
+    );
     sub.creator = this.creator;
     return sub;
   }
@@ -247,13 +302,27 @@ export class ClientSubscription extends BaseUsage {
   /** @internal */
   initialFailed(res: SipResponse): void {
     if (this.isEnded) return;
-    this.dum.logger.debug?.({ status: res.status }, 'SUBSCRIBE failed');
+    this.dum.logger.debug?.({ status: res.status }, `${this.initial.method} failed`);
+    const rejected = this.implicit?.rejected;
+    if (rejected) this.call(() => rejected(res));
     this.terminate(undefined);
   }
 
   /** @internal The 2xx to the SUBSCRIBE (or to a retry of it). */
   initialAccepted(res: SipResponse): void {
     if (this.isEnded) return;
+    const accepted = this.implicit?.accepted;
+    if (accepted) {
+      let keep = true;
+      this.call(() => {
+        keep = accepted(res);
+      });
+      if (!keep) {
+        this.terminate(undefined);
+        return;
+      }
+      if (this.isEnded) return;
+    }
     if (this.st === 'ending') {
       this.sendInDialog(0);
       return;
@@ -294,7 +363,9 @@ export class ClientSubscription extends BaseUsage {
       reply(this.dum, req, tx, 400, 'Bad Request (no Subscription-State)');
       return;
     }
-    if (!ev || ev.package.toLowerCase() !== this.event || ev.id !== this.eventId) {
+    // RFC 3515 §2.4.6: a notifier may leave the id out for the only REFER of a dialog.
+    const idOk = ev?.id === this.eventId || (this.implicit !== undefined && ev?.id === undefined);
+    if (!ev || ev.package.toLowerCase() !== this.event || !idOk) {
       reply(this.dum, req, tx, 489);
       return;
     }
@@ -330,7 +401,7 @@ export class ClientSubscription extends BaseUsage {
     const reason = ss.reason?.toLowerCase();
     const retryAfter = ss.retryAfter;
     const h = this.handler.onRequestRetry;
-    if (h && (reason === undefined || RETRYABLE.has(reason))) {
+    if (h && !this.inDialog && (reason === undefined || RETRYABLE.has(reason))) {
       let wait = -1;
       this.call(() => {
         wait = h.call(this.handler, this.handle(), retryAfter ?? -1, req);
@@ -382,6 +453,9 @@ export class ClientSubscription extends BaseUsage {
       const v = this.initial.header(name);
       if (v !== undefined) req.setHeader(name, v);
     }
+    // A REFER has no Event: the refresh names the implicit subscription (RFC 3515 §2.4.6).
+    if (this.implicit)
+      req.setHeader('Event', this.eventId ? `${this.event};id=${this.eventId}` : this.event);
     req.setHeader('Expires', String(expires));
     this.dum.sendClient(req, this.profile, (res) => {
       if (this.isEnded) return;

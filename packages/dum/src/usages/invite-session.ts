@@ -1,18 +1,26 @@
-import { createResponse, type SipRequest, type SipResponse } from '@sipworks/message';
+import {
+  createResponse,
+  type NameAddr,
+  type SipRequest,
+  type SipResponse,
+  type Uri,
+} from '@sipworks/message';
 import type { ServerTransactionLike, TimerHandle } from '@sipworks/stack';
 import type { Dialog } from '../dialog.ts';
 import type { DialogSet } from '../dialog-set.ts';
 import type { DialogUsageManager } from '../dum.ts';
 import { DumError } from '../errors.ts';
 import type { EndReason, InviteSessionHandler } from '../handlers.ts';
+import type { Handle } from '../handles.ts';
 import { OfferAnswer, type SessionDescription } from '../offer-answer.ts';
 import type { Profile } from '../profile.ts';
 import { BaseUsage } from './base.ts';
+import { type ReferOptions, receiveInDialogRefer, sendInDialogRefer } from './refer.ts';
 
 /**
  * What the client and server invite sessions share (RFC 3261 §13-15): the dialog set
  * and the session's dialog, the offer/answer state (kept apart from the dialog's),
- * requests within the dialog (BYE, INFO, MESSAGE; the rest is answered 501 for now),
+ * requests within the dialog (BYE, INFO, MESSAGE, REFER; the rest is answered 501 for now),
  * the BYE that ends the session, and timers on the stack's clock.
  *
  * A session stays in the DUM (its handles valid) until it has ended: after a BYE we
@@ -28,6 +36,8 @@ export abstract class InviteSession extends BaseUsage {
   dialog: Dialog | undefined;
   private reported = false;
   private readonly timers = new Map<string, TimerHandle>();
+  /** The session this one replaces (RFC 3891): set when the INVITE carried a Replaces that matched. */
+  replaces: Handle<InviteSession> | undefined;
   /** An INFO or MESSAGE within the dialog waiting for `acceptNit` / `rejectNit`. */
   private pendingNit: { request: SipRequest; tx: ServerTransactionLike } | undefined;
 
@@ -43,6 +53,7 @@ export abstract class InviteSession extends BaseUsage {
     this.handler = handler;
     this.dialog = undefined;
     this.pendingNit = undefined;
+    this.replaces = undefined;
     dialogSet.inviteSession = this;
   }
 
@@ -74,8 +85,8 @@ export abstract class InviteSession extends BaseUsage {
 
   /**
    * @internal A request within one of the session's dialogs (§12.2.2): the CSeq is
-   * checked (500 when out of order), then BYE, INFO and MESSAGE are taken; other
-   * methods (re-INVITE, UPDATE, PRACK, REFER...) are answered 501 for now.
+   * checked (500 when out of order), then BYE, INFO, MESSAGE and REFER are taken; other
+   * methods (re-INVITE, UPDATE, PRACK...) are answered 501 for now.
    */
   receiveRequest(request: SipRequest, tx: ServerTransactionLike, dialog: Dialog): void {
     const refused = dialog.receiveRequest(request, false);
@@ -100,6 +111,9 @@ export abstract class InviteSession extends BaseUsage {
       case 'MESSAGE':
         this.receiveNit(request, tx);
         return;
+      case 'REFER':
+        receiveInDialogRefer(this.dum, this, this.handler, request, tx, dialog);
+        return;
       default:
         this.reply(
           request,
@@ -109,6 +123,24 @@ export abstract class InviteSession extends BaseUsage {
           `Not Implemented (${request.method} within an invite session)`,
         );
     }
+  }
+
+  /**
+   * Send a REFER in the session's dialog (RFC 3515): `referTo` is where the peer should
+   * call; `replaces` embeds a Replaces for another session (attended transfer). The
+   * answer goes to `onReferAccepted` / `onReferRejected`, the NOTIFYs of the implicit
+   * subscription (`Event: refer;id=<CSeq>`) to `onReferProgress`. Returns the REFER sent.
+   */
+  refer(referTo: NameAddr | Uri | string, options?: ReferOptions): SipRequest {
+    this.assertLive();
+    return sendInDialogRefer(this.dum, this, this.profile, this.handler, referTo, options);
+  }
+
+  /** @internal Another session replaced this one (RFC 3891 §3): end it, with reason `replaced`. */
+  endReplaced(): void {
+    if (this.isEnded) return;
+    this.reportEnd('replaced');
+    this.end();
   }
 
   /** Accept the INFO or MESSAGE passed to `onInfo` / `onMessage`. */
@@ -230,7 +262,8 @@ export abstract class InviteSession extends BaseUsage {
     this.stopTimers();
     this.onFinish();
     if (this.dialogSet.inviteSession === this) this.dialogSet.inviteSession = undefined;
-    this.dum.removeDialogSet(this.dialogSet);
+    // Subscriptions that share the dialog (REFER) keep the dialog set until they end.
+    if (!this.dialogSet.subscriptionUsage) this.dum.removeDialogSet(this.dialogSet);
     this.destroy();
   }
 

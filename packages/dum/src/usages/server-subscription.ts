@@ -11,6 +11,21 @@ import { reply } from './client-subscription.ts';
 
 export type ServerSubscriptionState = 'new' | 'pending' | 'active' | 'terminated';
 
+/** What holds a notifier's dialog when it shares one with another usage, told when the subscription ends. */
+export interface ServerSubscriptionOwner {
+  forget(sub: ServerSubscription): void;
+}
+
+/**
+ * @internal A subscription made by another request than SUBSCRIBE (a REFER, RFC 3515):
+ * its event, and, within an existing dialog, that dialog and its owner.
+ */
+export interface ImplicitServerSubscriptionInit {
+  event: string;
+  eventId?: string | undefined;
+  shared?: { dialog: Dialog; set: DialogSet; owner: ServerSubscriptionOwner };
+}
+
 /**
  * The notifier's side of a subscription (RFC 6665 §4.2), one per SUBSCRIBE that
  * created a dialog. `onNewSubscription` gets the handle: `accept(202|200)` or
@@ -30,14 +45,16 @@ export class ServerSubscription extends BaseUsage {
   readonly subscribe: SipRequest;
   readonly dialog: Dialog;
   private readonly set: DialogSet;
-  private readonly handler: ServerSubscriptionHandler;
-  private tx: ServerTransactionLike | undefined;
-  private st: ServerSubscriptionState = 'new';
+  protected readonly handler: ServerSubscriptionHandler;
+  protected tx: ServerTransactionLike | undefined;
+  protected st: ServerSubscriptionState = 'new';
   /** State put in the next NOTIFYs. */
-  private notifyState: 'pending' | 'active' = 'active';
+  protected notifyState: 'pending' | 'active' = 'active';
   private expiresAt = 0;
   private timer: TimerHandle | undefined;
-  private lastBody: { body: Uint8Array | string; contentType: string } | undefined;
+  protected lastBody: { body: Uint8Array | string; contentType: string } | undefined;
+  /** Set when the dialog belongs to another usage too (an in-dialog REFER). */
+  private readonly owner: ServerSubscriptionOwner | undefined;
   /** The expiry granted (s). */
   expires: number;
 
@@ -46,15 +63,28 @@ export class ServerSubscription extends BaseUsage {
     subscribe: SipRequest,
     tx: ServerTransactionLike,
     handler: ServerSubscriptionHandler,
+    implicit?: ImplicitServerSubscriptionInit,
   ) {
     super(dum);
     this.subscribe = subscribe;
     this.tx = tx;
     this.handler = handler;
-    const ev = subscribe.get<EventHeader>('Event');
-    this.event = ev?.package.toLowerCase() ?? '';
-    this.eventId = ev?.id;
+    if (implicit) {
+      this.event = implicit.event.toLowerCase();
+      this.eventId = implicit.eventId;
+    } else {
+      const ev = subscribe.get<EventHeader>('Event');
+      this.event = ev?.package.toLowerCase() ?? '';
+      this.eventId = ev?.id;
+    }
     this.expires = subscribe.expires ?? dum.masterProfile.get('defaultSubscriptionExpires');
+    const shared = implicit?.shared;
+    this.owner = shared?.owner;
+    if (shared) {
+      this.dialog = shared.dialog;
+      this.set = shared.set;
+      return;
+    }
     const contact = dum.contactFor(dum.masterProfile, subscribe.uri);
     this.dialog = Dialog.asUas(subscribe, dum.newTag(), contact);
     this.set = new DialogSet(
@@ -70,10 +100,16 @@ export class ServerSubscription extends BaseUsage {
     return this.st;
   }
 
-  /** @internal */
-  start(): void {
+  /** @internal Put the subscription's own dialog set and dialog in the DUM. */
+  register(): void {
+    if (this.owner) return;
     this.dum.addDialogSet(this.set);
     this.dum.addDialog(this.set, this.dialog);
+  }
+
+  /** @internal */
+  start(): void {
+    this.register();
     const cb = this.handler.onNewSubscription;
     if (!cb) {
       this.accept(202);
@@ -198,7 +234,7 @@ export class ServerSubscription extends BaseUsage {
     ]);
   }
 
-  private makeNotify(
+  protected makeNotify(
     state: string,
     body?: Uint8Array | string,
     contentType?: string,
@@ -216,7 +252,7 @@ export class ServerSubscription extends BaseUsage {
     return req;
   }
 
-  private terminateWith(
+  protected terminateWith(
     reason: string | undefined,
     retryAfter: number | undefined,
     expired = false,
@@ -238,7 +274,7 @@ export class ServerSubscription extends BaseUsage {
     );
   }
 
-  private transmit(notify: SipRequest, last: boolean): void {
+  protected transmit(notify: SipRequest, last: boolean): void {
     this.dum.sendClient(notify, this.dum.masterProfile, (res) => {
       if (last) {
         this.finish();
@@ -255,7 +291,7 @@ export class ServerSubscription extends BaseUsage {
     });
   }
 
-  private startExpiry(expires: number): void {
+  protected startExpiry(expires: number): void {
     this.stopTimer();
     const clock = this.dum.stack.clock;
     this.expiresAt = clock.now() + expires * 1000;
@@ -265,21 +301,24 @@ export class ServerSubscription extends BaseUsage {
     }, expires * 1000);
   }
 
-  private stopTimer(): void {
+  protected stopTimer(): void {
     if (this.timer !== undefined) this.dum.stack.clock.clearTimeout(this.timer);
     this.timer = undefined;
   }
 
-  private finish(): void {
+  protected finish(): void {
     if (this.isEnded) return;
     this.stopTimer();
     this.st = 'terminated';
-    this.set.subscriptionUsage = undefined;
-    this.dum.removeDialogSet(this.set);
+    if (this.owner) this.owner.forget(this);
+    else {
+      this.set.subscriptionUsage = undefined;
+      this.dum.removeDialogSet(this.set);
+    }
     this.destroy();
   }
 
-  private call(fn: () => void): void {
+  protected call(fn: () => void): void {
     try {
       fn();
     } catch (e) {
