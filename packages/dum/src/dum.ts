@@ -58,7 +58,7 @@ import {
   receivePublish,
   type ServerPublication,
 } from './usages/server-publication.ts';
-import { ServerRegistration } from './usages/server-registration.ts';
+import { type RegistrarOptions, ServerRegistration } from './usages/server-registration.ts';
 import { ServerSubscription } from './usages/server-subscription.ts';
 
 /** The application's object for one dialog set (reSIProcate's AppDialogSet). */
@@ -220,6 +220,15 @@ export class DialogUsageManager implements TransactionUser {
   setServerPagerMessageHandler(h: ServerPagerMessageHandler | undefined): void {
     this.serverPager = h;
   }
+  /** What the registrar adds to its 2xx answers (Service-Route, RFC 3608 §5). */
+  setRegistrarOptions(options: RegistrarOptions): void {
+    this.registrarOpts = { ...options };
+  }
+  /** The registrar's options, as last set. */
+  get registrarOptions(): Readonly<RegistrarOptions> {
+    return this.registrarOpts;
+  }
+  private registrarOpts: RegistrarOptions = {};
   /** Where the registrar keeps its bindings (an `InMemoryRegistrationPersistence` when none is set). */
   setRegistrationPersistenceManager(m: RegistrationPersistenceManager | undefined): void {
     this.persistence = m;
@@ -324,6 +333,9 @@ export class DialogUsageManager implements TransactionUser {
       if (!p.params.has('lr')) p.params.set('lr');
       headers.push(['Route', `<${p}>`]);
     }
+    // RFC 3608 §6.1: the Service-Route of the registration is the preloaded route set.
+    if (method !== 'REGISTER')
+      for (const r of profile.get('serviceRoute')) headers.push(['Route', r.toString()]);
     const ua = profile.get('userAgent');
     if (ua) headers.push(['User-Agent', ua]);
     const req = createRequest({

@@ -102,6 +102,7 @@ export {
 } from './usages/server-publication.ts';
 export {
   canonicalAor,
+  type RegistrarOptions,
   type RegistrationChange,
   ServerRegistration,
   type ServerRegistrationOperation,

@@ -50,6 +50,27 @@ export interface ProfileSettings {
   outboundProxy: Uri | undefined;
   /** RFC 5626 instance id (`urn:uuid:...`). */
   instanceId: string | undefined;
+  /**
+   * SIP Outbound (RFC 5626) for registrations of this profile: `reg-id` and `;ob` on the
+   * Contact, `Supported: outbound, path, gruu`, keep-alives on the flow and a new REGISTER
+   * when the flow fails. Needs an `instanceId`.
+   */
+  outbound: boolean;
+  /** The `reg-id` of this profile's flow (RFC 5626 §4.2.1; default 1). */
+  regId: number;
+  /**
+   * Seconds between keep-alives on an outbound flow when the registrar sends no
+   * Flow-Timer (RFC 5626 §4.4.1); undefined picks 95-120 s at random, as §4.4.1 suggests.
+   */
+  outboundKeepAliveSeconds: number | undefined;
+  /** How long a keep-alive may wait for its pong before the flow counts as failed (s; default 10, RFC 5626 §4.4.1). */
+  outboundPongTimeoutSeconds: number;
+  /**
+   * The Service-Route learned from the last 2xx to a REGISTER of this profile (RFC 3608
+   * §6.1): the preloaded route set of its later out-of-dialog and dialog-creating requests
+   * (after the outbound proxy, when there is one). Set by `ClientRegistration`.
+   */
+  serviceRoute: NameAddr[];
   /** Contact to use instead of one built from the transport. */
   overrideContact: NameAddr | undefined;
 }
@@ -96,6 +117,11 @@ const DEFAULTS: ProfileSettings = {
   credentials: [],
   outboundProxy: undefined,
   instanceId: undefined,
+  outbound: false,
+  regId: 1,
+  outboundKeepAliveSeconds: undefined,
+  outboundPongTimeoutSeconds: 10,
+  serviceRoute: [],
   overrideContact: undefined,
 };
 

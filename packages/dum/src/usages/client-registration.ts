@@ -60,6 +60,8 @@ export class ClientRegistration extends BaseUsage {
   serviceRoute: NameAddr[] = [];
   /** The expiry (s) the registrar granted, from the last 2xx. */
   expires = 0;
+  /** Whether the profile's serviceRoute was set by this registration (cleared when it ends). */
+  private ownsServiceRoute = false;
 
   constructor(
     dum: DialogUsageManager,
@@ -252,7 +254,12 @@ export class ClientRegistration extends BaseUsage {
     let all: Contact[] = [];
     try {
       all = res.contacts.filter((c) => !c.star);
-      this.serviceRoute = res.getAll<NameAddr>('Service-Route');
+      if (this.st !== 'removing') {
+        // RFC 3608 §6.1: each 2xx replaces the stored Service-Route (an absent one clears it).
+        this.serviceRoute = res.getAll<NameAddr>('Service-Route');
+        this.profile.set('serviceRoute', this.serviceRoute);
+        this.ownsServiceRoute = true;
+      }
     } catch (e) {
       this.dum.logger.warn({ err: e }, 'a REGISTER 2xx has malformed Contact or Service-Route');
     }
@@ -300,6 +307,12 @@ export class ClientRegistration extends BaseUsage {
   private finish(): void {
     this.stopTimer();
     this.st = 'ended';
+    if (this.ownsServiceRoute && this.profile.get('serviceRoute') === this.serviceRoute) {
+      // RFC 3608 §6.1: the Service-Route lasts as long as the registration.
+      this.profile.unset('serviceRoute');
+    }
+    this.ownsServiceRoute = false;
+    this.serviceRoute = [];
     this.destroy();
   }
 }

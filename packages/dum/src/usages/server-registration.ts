@@ -1,6 +1,7 @@
 import {
   type Contact,
   createResponse,
+  type NameAddr,
   type SipRequest,
   type SipResponse,
   type Uri,
@@ -29,6 +30,16 @@ export interface RegistrationChange {
   expires: number;
   /** Whether a binding with this URI existed. */
   existed: boolean;
+}
+
+/** What the DUM's registrar adds to its 2xx answers; set with `dum.setRegistrarOptions`. */
+export interface RegistrarOptions {
+  /**
+   * The Service-Route returned in each 2xx to a REGISTER (RFC 3608 §5): the proxies the
+   * UA's later requests should pass through. `accept({ serviceRoute })` overrides it for
+   * one REGISTER.
+   */
+  serviceRoute?: (NameAddr | string)[];
 }
 
 /**
@@ -113,10 +124,14 @@ export class ServerRegistration extends BaseUsage {
 
   /**
    * Apply the changes and answer 200 with every binding of the address of record, each
-   * Contact with its remaining `expires` (§10.3 step 8), a Date, and the REGISTER's
-   * Path when the UA supports path (RFC 3327 §5.3).
+   * Contact with its remaining `expires` (§10.3 step 8), a Date, the REGISTER's Path
+   * when the UA supports path (RFC 3327 §5.3), and a Service-Route (RFC 3608 §5): the
+   * one given here, else the registrar's (`dum.setRegistrarOptions`).
    */
-  async accept(options?: { headers?: [string, string][] }): Promise<SipResponse> {
+  async accept(options?: {
+    headers?: [string, string][];
+    serviceRoute?: (NameAddr | string)[];
+  }): Promise<SipResponse> {
     this.claim();
     try {
       const now = this.dum.now();
@@ -157,6 +172,12 @@ export class ServerRegistration extends BaseUsage {
       res.setHeader('Date', new Date(now).toUTCString());
       const supported = this.request.getAll<string>('Supported').map((t) => t.toLowerCase());
       if (path.length > 0 && supported.includes('path')) res.setHeader('Path', path);
+      const serviceRoute = options?.serviceRoute ?? this.dum.registrarOptions.serviceRoute ?? [];
+      if (serviceRoute.length > 0 && this.operation !== 'removeAll')
+        res.setHeader(
+          'Service-Route',
+          serviceRoute.map((r) => r.toString()),
+        );
       this.respond(res);
       return res;
     } catch (e) {
