@@ -24,6 +24,7 @@ import type { Dialog } from './dialog.ts';
 import { DialogSet } from './dialog-set.ts';
 import { randomHex } from './digest.ts';
 import { DumError } from './errors.ts';
+import { type EventState, latestPublication, type PublicationComposer } from './event-state.ts';
 import type {
   ClientPagerMessageHandler,
   ClientPublicationHandler,
@@ -204,6 +205,62 @@ export class DialogUsageManager implements TransactionUser {
     if (!methods.includes('PUBLISH'))
       this.masterProfile.set('supportedMethods', [...methods, 'PUBLISH']);
   }
+  /**
+   * How the state of `event` is composed from its publications for the resource's
+   * subscribers (RFC 3903 §2); `false` turns the automatic NOTIFYs off for the event.
+   * Default: `latestPublication`.
+   */
+  setPublicationComposer(event: string, composer: PublicationComposer | false | undefined): void {
+    const e = event.toLowerCase();
+    if (composer === undefined) this.composers.delete(e);
+    else this.composers.set(e, composer);
+  }
+  private readonly composers = new Map<string, PublicationComposer | false>();
+  /** Live notifier subscriptions by event and resource, for the publication fan-out. */
+  private readonly subscribers = new Map<string, Set<ServerSubscription>>();
+
+  /** @internal A server subscription starts (`live`) or ends. */
+  trackServerSubscription(sub: ServerSubscription, live: boolean): void {
+    const key = `${sub.event} ${sub.resource}`;
+    let set = this.subscribers.get(key);
+    if (live) {
+      if (!set) this.subscribers.set(key, (set = new Set()));
+      set.add(sub);
+    } else if (set) {
+      set.delete(sub);
+      if (set.size === 0) this.subscribers.delete(key);
+    }
+  }
+
+  /** @internal The composed state of a resource and event (undefined: none). */
+  composeState(resource: string, event: string): EventState | undefined {
+    const c = this.composers.get(event);
+    const compose = c === false || c === undefined ? latestPublication : c;
+    try {
+      return compose(resource, event, this.publicationStore.findResource(resource, event));
+    } catch (e) {
+      this.logger.error({ err: e }, `the ${event} compositor threw`);
+      return undefined;
+    }
+  }
+
+  /**
+   * @internal A publication of `resource` was created, modified, removed or expired: each
+   * active subscription to the same resource and event gets a NOTIFY with the composed state.
+   */
+  publicationChanged(resource: string, event: string): void {
+    if (this.composers.get(event) === false) return;
+    const subs = this.subscribers.get(`${event} ${resource}`);
+    if (!subs) return;
+    for (const sub of [...subs]) {
+      try {
+        sub.statePublished();
+      } catch (e) {
+        this.logger.error({ err: e }, 'a NOTIFY of published state could not be sent');
+      }
+    }
+  }
+
   /** The state agent's publications (in memory). */
   readonly publicationStore = new InMemoryPublicationStore();
   private readonly publicationsByEtag = new Map<string, ServerPublication>();

@@ -19,6 +19,20 @@ export {
   type DialogUsageManagerOptions,
 } from './dum.ts';
 export { DumError, type DumErrorCode, StaleHandleError } from './errors.ts';
+export {
+  type EventState,
+  latestPublication,
+  type PublicationComposer,
+  presentity,
+} from './event-state.ts';
+export {
+  buildPidf,
+  isOpen,
+  PIDF_CONTENT_TYPE,
+  type Presence,
+  type PresenceTuple,
+  parsePidf,
+} from './events/presence.ts';
 export type {
   ClientPagerMessageHandler,
   ClientPublicationHandler,

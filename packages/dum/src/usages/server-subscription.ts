@@ -8,6 +8,7 @@ import type { ServerSubscriptionHandler } from '../handlers.ts';
 import { DialogSetId } from '../ids.ts';
 import { BaseUsage } from './base.ts';
 import { reply } from './client-subscription.ts';
+import { canonicalAor } from './server-registration.ts';
 
 export type ServerSubscriptionState = 'new' | 'pending' | 'active' | 'terminated';
 
@@ -26,6 +27,8 @@ export class ServerSubscription extends BaseUsage {
   readonly kind = 'ServerSubscription';
   readonly event: string;
   readonly eventId: string | undefined;
+  /** The resource subscribed to: the canonical form of the SUBSCRIBE's Request-URI (`canonicalAor`). */
+  readonly resource: string;
   /** The SUBSCRIBE that created the subscription. */
   readonly subscribe: SipRequest;
   readonly dialog: Dialog;
@@ -55,6 +58,13 @@ export class ServerSubscription extends BaseUsage {
     this.event = ev?.package.toLowerCase() ?? '';
     this.eventId = ev?.id;
     this.expires = subscribe.expires ?? dum.masterProfile.get('defaultSubscriptionExpires');
+    let resource: string;
+    try {
+      resource = canonicalAor(subscribe.uri);
+    } catch {
+      resource = '';
+    }
+    this.resource = resource;
     const contact = dum.contactFor(dum.masterProfile, subscribe.uri);
     this.dialog = Dialog.asUas(subscribe, dum.newTag(), contact);
     this.set = new DialogSet(
@@ -74,6 +84,7 @@ export class ServerSubscription extends BaseUsage {
   start(): void {
     this.dum.addDialogSet(this.set);
     this.dum.addDialog(this.set, this.dialog);
+    this.dum.trackServerSubscription(this, true);
     const cb = this.handler.onNewSubscription;
     if (!cb) {
       this.accept(202);
@@ -121,6 +132,25 @@ export class ServerSubscription extends BaseUsage {
     this.assertLive();
     this.lastBody = { body, contentType };
     return this.makeNotify(this.notifyState, body, contentType);
+  }
+
+  /**
+   * A NOTIFY with the state the DUM's state agent holds for this resource and event: the
+   * publications (RFC 3903) composed by the event's compositor (`dum.setPublicationComposer`;
+   * by default the latest publication, or a closed PIDF for `presence`), or no body when
+   * there is no state. Send it with `send`. While the subscription is active, the DUM
+   * sends one by itself whenever a publication of the resource changes.
+   */
+  publishedState(): SipRequest {
+    this.assertLive();
+    const state = this.dum.composeState(this.resource, this.event);
+    return state ? this.update(state.body, state.contentType) : this.neutralNotify();
+  }
+
+  /** @internal A publication of the resource changed: an active subscription is told (RFC 3903 §2). */
+  statePublished(): void {
+    if (this.isEnded || this.st !== 'active') return;
+    this.send(this.publishedState());
   }
 
   /** A NOTIFY without a body (RFC 6665 §4.2.2: e.g. while pending); send it with `send`. */
@@ -274,6 +304,7 @@ export class ServerSubscription extends BaseUsage {
     if (this.isEnded) return;
     this.stopTimer();
     this.st = 'terminated';
+    this.dum.trackServerSubscription(this, false);
     this.set.subscriptionUsage = undefined;
     this.dum.removeDialogSet(this.set);
     this.destroy();
