@@ -82,6 +82,13 @@ export interface DialogUsageManagerOptions {
   logger?: Logger;
 }
 
+/** The NOTIFY body type of the event packages sipworks knows (RFC 3856, RFC 3842, RFC 4235). */
+const EVENT_BODY_TYPES: Record<string, string> = {
+  presence: 'application/pidf+xml',
+  'message-summary': 'application/simple-message-summary',
+  dialog: 'application/dialog-info+xml',
+};
+
 /** Methods whose requests the DUM answers itself when nobody registered for them. */
 const LOCAL_TARGET_METHODS = new Set(['OPTIONS']);
 
@@ -185,8 +192,18 @@ export class DialogUsageManager implements TransactionUser {
     if (!methods.includes('REGISTER'))
       this.masterProfile.set('supportedMethods', [...methods, 'REGISTER']);
   }
+  /**
+   * Be a subscriber for `event` (RFC 6665 §4.1). For the packages sipworks knows
+   * (`presence`, `message-summary`, `dialog`), the body type of their NOTIFYs is added
+   * to the master profile's supportedMimeTypes, so that they are not refused with 415.
+   */
   addClientSubscriptionHandler(event: string, h: ClientSubscriptionHandler): void {
-    this.clientSubscriptions.set(event.toLowerCase(), h);
+    const e = event.toLowerCase();
+    this.clientSubscriptions.set(e, h);
+    const type = EVENT_BODY_TYPES[e];
+    const types = this.masterProfile.get('supportedMimeTypes');
+    if (type && !types.some((t) => t.toLowerCase() === type))
+      this.masterProfile.set('supportedMimeTypes', [...types, type]);
   }
   /** Be a notifier for `event` (RFC 6665 §4.2): the event is added to the master profile's supportedEvents. */
   addServerSubscriptionHandler(event: string, h: ServerSubscriptionHandler): void {
@@ -194,6 +211,13 @@ export class DialogUsageManager implements TransactionUser {
     this.serverSubscriptions.set(e, h);
     const events = this.masterProfile.get('supportedEvents');
     if (!events.includes(e)) this.masterProfile.set('supportedEvents', [...events, e]);
+  }
+  /** @internal The notifier handler of an event package. */
+  serverSubscriptionHandler(event: string): ServerSubscriptionHandler | undefined {
+    const e = event.toLowerCase();
+    return this.masterProfile.get('supportedEvents').includes(e)
+      ? this.serverSubscriptions.get(e)
+      : undefined;
   }
   addClientPublicationHandler(event: string, h: ClientPublicationHandler): void {
     this.clientPublications.set(event.toLowerCase(), h);
@@ -577,6 +601,48 @@ export class DialogUsageManager implements TransactionUser {
       start: () => {
         const usage = new ClientSubscription(this, req, profile, handler);
         usage.start();
+        return usage.handle() as unknown as Handle<never>;
+      },
+    });
+    return req;
+  }
+
+  /**
+   * A SUBSCRIBE for `event` (another package, or the same package with another `id`
+   * parameter) in the dialog of an existing subscription (RFC 6665 §4.5.2): the dialog's
+   * Call-ID, tags, route set and next CSeq, with Event, Expires, Accept and Allow.
+   * `send` it to start a `ClientSubscription` that shares the dialog; NOTIFYs of the
+   * dialog reach each subscription by their Event package and id.
+   */
+  makeSubscriptionInDialog(
+    existing: Handle<ClientSubscription>,
+    event: string,
+    options?: { expires?: number; body?: string | Uint8Array; contentType?: string },
+  ): SipRequest {
+    const sub = existing.get();
+    const dialog = sub.dialog;
+    if (!dialog || sub.isEnded || sub.state === 'ending')
+      throw new DumError('SIP_ERR_DUM_STATE', 'the subscription has no dialog to share yet');
+    const pkg = event.split(';')[0]?.trim().toLowerCase() ?? '';
+    const handler = this.clientSubscriptions.get(pkg);
+    if (!handler)
+      throw new DumError(
+        'SIP_ERR_DUM_NO_HANDLER',
+        `add a ClientSubscriptionHandler for '${pkg}' before subscribing`,
+      );
+    const profile = sub.userProfile;
+    const req = dialog.makeRequest('SUBSCRIBE');
+    req.setHeader('Event', event);
+    req.setHeader('Expires', String(options?.expires ?? profile.get('defaultSubscriptionExpires')));
+    req.setHeader('Accept', profile.get('supportedMimeTypes').join(', '));
+    req.setHeader('Allow', profile.get('supportedMethods').join(', '));
+    if (options?.body !== undefined) req.setBody(options.body, options.contentType ?? 'text/plain');
+    this.made.set(req, {
+      method: 'SUBSCRIBE',
+      profile,
+      start: () => {
+        const usage = new ClientSubscription(this, req, profile, handler);
+        usage.startInDialog(sub, req);
         return usage.handle() as unknown as Handle<never>;
       },
     });

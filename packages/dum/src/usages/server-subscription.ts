@@ -13,6 +13,86 @@ import { canonicalAor } from './server-registration.ts';
 export type ServerSubscriptionState = 'new' | 'pending' | 'active' | 'terminated';
 
 /**
+ * @internal The notifier's side of one subscription dialog: every `ServerSubscription`
+ * sharing it, told apart by their Event package and id (RFC 6665 §4.5.2). A SUBSCRIBE
+ * in the dialog goes to the subscription of its Event/id pair (a refresh or an
+ * unsubscribe); one with a new pair for an event the DUM serves makes another
+ * subscription in the same dialog; anything else is answered 489 (or 481 for other
+ * methods). The dialog set ends with its last subscription.
+ */
+export class ServerSubscriptionDialog {
+  readonly dialog: Dialog;
+  readonly set: DialogSet;
+  private readonly dum: DialogUsageManager;
+  private readonly subs: ServerSubscription[] = [];
+
+  constructor(dum: DialogUsageManager, dialog: Dialog, set: DialogSet) {
+    this.dum = dum;
+    this.dialog = dialog;
+    this.set = set;
+    set.subscriptionUsage = this;
+  }
+
+  /** The subscriptions of the dialog, oldest first. */
+  get subscriptions(): readonly ServerSubscription[] {
+    return this.subs;
+  }
+
+  add(sub: ServerSubscription): void {
+    if (this.subs.length === 0) {
+      this.dum.addDialogSet(this.set);
+      this.dum.addDialog(this.set, this.dialog);
+    }
+    this.subs.push(sub);
+  }
+
+  remove(sub: ServerSubscription): void {
+    const i = this.subs.indexOf(sub);
+    if (i >= 0) this.subs.splice(i, 1);
+    if (this.subs.length > 0) return;
+    this.set.subscriptionUsage = undefined;
+    this.dum.removeDialogSet(this.set);
+  }
+
+  receiveRequest(req: SipRequest, tx: ServerTransactionLike, dialog: Dialog | undefined): void {
+    if (req.method !== 'SUBSCRIBE' || dialog !== this.dialog || this.subs.length === 0) {
+      reply(this.dum, req, tx, 481);
+      return;
+    }
+    const refused = this.dialog.receiveRequest(req, true);
+    if (refused !== undefined) {
+      reply(this.dum, req, tx, refused);
+      return;
+    }
+    let ev: EventHeader | undefined;
+    try {
+      ev = req.get<EventHeader>('Event');
+    } catch {
+      ev = undefined;
+    }
+    const pkg = ev?.package.toLowerCase();
+    const sub = this.subs.find((x) => !x.isEnded && x.event === pkg && x.eventId === ev?.id);
+    if (sub) {
+      sub.receiveSubscribe(req, tx);
+      return;
+    }
+    const handler = pkg === undefined ? undefined : this.dum.serverSubscriptionHandler(pkg);
+    const expires = req.expires;
+    if (!handler || expires === 0) {
+      // An unsubscribe of a subscription that is not there: 481; an event we do not serve: 489.
+      if (handler) reply(this.dum, req, tx, 481, undefined, this.dialog.id.localTag);
+      else
+        reply(this.dum, req, tx, 489, undefined, this.dialog.id.localTag, [
+          ['Allow-Events', this.dum.masterProfile.get('supportedEvents').join(', ')],
+        ]);
+      return;
+    }
+    // §4.5.2: a new Event/id pair in the dialog: another subscription sharing it.
+    new ServerSubscription(this.dum, req, tx, handler, this).start();
+  }
+}
+
+/**
  * The notifier's side of a subscription (RFC 6665 §4.2), one per SUBSCRIBE that
  * created a dialog. `onNewSubscription` gets the handle: `accept(202|200)` or
  * `reject(status)` the SUBSCRIBE, then send NOTIFYs with `send(update(body, type))` or
@@ -32,7 +112,7 @@ export class ServerSubscription extends BaseUsage {
   /** The SUBSCRIBE that created the subscription. */
   readonly subscribe: SipRequest;
   readonly dialog: Dialog;
-  private readonly set: DialogSet;
+  private readonly owner: ServerSubscriptionDialog;
   private readonly handler: ServerSubscriptionHandler;
   private tx: ServerTransactionLike | undefined;
   private st: ServerSubscriptionState = 'new';
@@ -49,6 +129,7 @@ export class ServerSubscription extends BaseUsage {
     subscribe: SipRequest,
     tx: ServerTransactionLike,
     handler: ServerSubscriptionHandler,
+    shared?: ServerSubscriptionDialog,
   ) {
     super(dum);
     this.subscribe = subscribe;
@@ -58,22 +139,33 @@ export class ServerSubscription extends BaseUsage {
     this.event = ev?.package.toLowerCase() ?? '';
     this.eventId = ev?.id;
     this.expires = subscribe.expires ?? dum.masterProfile.get('defaultSubscriptionExpires');
-    let resource: string;
-    try {
-      resource = canonicalAor(subscribe.uri);
-    } catch {
-      resource = '';
-    }
+    // In a shared dialog the Request-URI is our Contact: the resource is the dialog's.
+    let resource = shared?.subscriptions[0]?.resource;
+    if (resource === undefined)
+      try {
+        resource = canonicalAor(subscribe.uri);
+      } catch {
+        resource = '';
+      }
     this.resource = resource;
-    const contact = dum.contactFor(dum.masterProfile, subscribe.uri);
-    this.dialog = Dialog.asUas(subscribe, dum.newTag(), contact);
-    this.set = new DialogSet(
-      new DialogSetId(subscribe.callId, this.dialog.id.localTag),
-      'uas',
-      subscribe,
-      dum.makeAppDialogSet(subscribe),
-    );
-    this.set.subscriptionUsage = this;
+    if (shared) this.owner = shared;
+    else {
+      const contact = dum.contactFor(dum.masterProfile, subscribe.uri);
+      const dialog = Dialog.asUas(subscribe, dum.newTag(), contact);
+      const set = new DialogSet(
+        new DialogSetId(subscribe.callId, dialog.id.localTag),
+        'uas',
+        subscribe,
+        dum.makeAppDialogSet(subscribe),
+      );
+      this.owner = new ServerSubscriptionDialog(dum, dialog, set);
+    }
+    this.dialog = this.owner.dialog;
+  }
+
+  /** Every subscription sharing this one's dialog (RFC 6665 §4.5.2), this one included. */
+  get dialogSubscriptions(): readonly ServerSubscription[] {
+    return this.owner.subscriptions;
   }
 
   get state(): ServerSubscriptionState {
@@ -82,8 +174,7 @@ export class ServerSubscription extends BaseUsage {
 
   /** @internal */
   start(): void {
-    this.dum.addDialogSet(this.set);
-    this.dum.addDialog(this.set, this.dialog);
+    this.owner.add(this);
     this.dum.trackServerSubscription(this, true);
     const cb = this.handler.onNewSubscription;
     if (!cb) {
@@ -175,27 +266,11 @@ export class ServerSubscription extends BaseUsage {
     this.terminateWith(reason, retryAfter);
   }
 
-  /** @internal A SUBSCRIBE (refresh or unsubscribe) or other request in the dialog. */
-  receiveRequest(req: SipRequest, tx: ServerTransactionLike, dialog: Dialog | undefined): void {
-    if (req.method !== 'SUBSCRIBE' || dialog !== this.dialog || this.isEnded) {
-      reply(this.dum, req, tx, 481);
-      return;
-    }
-    const refused = this.dialog.receiveRequest(req, true);
-    if (refused !== undefined) {
-      reply(this.dum, req, tx, refused);
-      return;
-    }
-    let ev: EventHeader | undefined;
-    try {
-      ev = req.get<EventHeader>('Event');
-    } catch {
-      ev = undefined;
-    }
-    if (!ev || ev.package.toLowerCase() !== this.event || ev.id !== this.eventId) {
-      reply(this.dum, req, tx, 489, undefined, undefined, [
-        ['Allow-Events', this.dum.masterProfile.get('supportedEvents').join(', ')],
-      ]);
+  /** @internal A SUBSCRIBE of this Event/id pair in the dialog (a refresh or an unsubscribe), already checked by the dialog. */
+  receiveSubscribe(req: SipRequest, tx: ServerTransactionLike): void {
+    if (this.st === 'new') {
+      // Still deciding on the SUBSCRIBE that made it: try again later.
+      reply(this.dum, req, tx, 500, undefined, this.dialog.id.localTag, [['Retry-After', '1']]);
       return;
     }
     const expires = req.expires ?? this.dum.masterProfile.get('defaultSubscriptionExpires');
@@ -305,9 +380,8 @@ export class ServerSubscription extends BaseUsage {
     this.stopTimer();
     this.st = 'terminated';
     this.dum.trackServerSubscription(this, false);
-    this.set.subscriptionUsage = undefined;
-    this.dum.removeDialogSet(this.set);
     this.destroy();
+    this.owner.remove(this);
   }
 
   private call(fn: () => void): void {
