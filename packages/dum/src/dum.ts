@@ -42,6 +42,11 @@ import type {
 import type { Handle, Handled } from './handles.ts';
 import { HandleManager } from './handles.ts';
 import { DialogId, DialogSetId } from './ids.ts';
+import {
+  type InviteSessionEvent,
+  type InviteSessionObserver,
+  InviteSessionObservers,
+} from './invite-observer.ts';
 import { MasterProfile, type Profile, UserProfile } from './profile.ts';
 import { RedirectManager } from './redirect.ts';
 import { InMemoryRegistrationPersistence } from './registration-persistence.ts';
@@ -181,6 +186,20 @@ export class DialogUsageManager implements TransactionUser {
   setInviteSessionHandler(h: InviteSessionHandler | undefined): void {
     this.inviteHandler = h;
   }
+  /** Watch every invite session (created, provisional, confirmed, terminated) besides the handler. */
+  addInviteSessionObserver(o: InviteSessionObserver): void {
+    this.inviteObservers.add(o);
+  }
+  removeInviteSessionObserver(o: InviteSessionObserver): void {
+    this.inviteObservers.remove(o);
+  }
+  /** @internal Tell the observers of an invite session event. */
+  observeInvite(event: InviteSessionEvent): void {
+    this.inviteObservers.emit(event);
+  }
+  private readonly inviteObservers = new InviteSessionObservers((e) =>
+    this.logger.error({ err: e }, 'an InviteSessionObserver threw'),
+  );
   setClientRegistrationHandler(h: ClientRegistrationHandler | undefined): void {
     this.clientRegistration = h;
   }
@@ -500,6 +519,12 @@ export class DialogUsageManager implements TransactionUser {
         );
         this.addDialogSet(set);
         const usage = new ClientInviteSession(this, set, profile, handler);
+        this.observeInvite({
+          type: 'created',
+          session: usage,
+          direction: 'initiator',
+          request: req,
+        });
         usage.start();
         return usage.handle() as unknown as Handle<never>;
       },
@@ -1012,6 +1037,7 @@ export class DialogUsageManager implements TransactionUser {
         this.inviteHandler,
       );
       this.invitesByTx.set(tx, session);
+      this.observeInvite({ type: 'created', session, direction: 'recipient', request });
       session.start();
       return;
     }

@@ -1,5 +1,10 @@
 export { ClientAuthManager } from './client-auth.ts';
 export { Dialog } from './dialog.ts';
+export {
+  type DialogEventListener,
+  DialogEventStateManager,
+  type DialogEventStateManagerOptions,
+} from './dialog-event-state.ts';
 export { DialogSet } from './dialog-set.ts';
 export {
   baseAlgorithm,
@@ -26,6 +31,23 @@ export {
   presentity,
 } from './event-state.ts';
 export {
+  buildDialogInfo,
+  DIALOG_INFO_CONTENT_TYPE,
+  type DialogInfo,
+  type DialogInfoDialog,
+  type DialogInfoState,
+  type DialogParticipant,
+  parseDialogInfo,
+} from './events/dialog-info.ts';
+export {
+  buildMessageSummary,
+  MESSAGE_SUMMARY_CONTENT_TYPE,
+  type MessageClass,
+  type MessageCounts,
+  type MessageSummary,
+  parseMessageSummary,
+} from './events/message-summary.ts';
+export {
   buildPidf,
   isOpen,
   PIDF_CONTENT_TYPE,
@@ -51,6 +73,7 @@ export type {
 } from './handlers.ts';
 export { Handle, type Handled, HandleManager } from './handles.ts';
 export { DialogId, DialogSetId } from './ids.ts';
+export type { InviteSessionEvent, InviteSessionObserver } from './invite-observer.ts';
 export {
   descriptionOf,
   OfferAnswer,
