@@ -10,6 +10,7 @@ import {
 } from '@sipworks/message';
 import {
   type ClientTransactionLike,
+  type Flow,
   type Logger,
   type ReceivedInfo,
   type ServerTransactionLike,
@@ -18,6 +19,7 @@ import {
   sentByHost,
   silentLogger,
   type TransactionUser,
+  type Transport,
 } from '@sipworks/stack';
 import { ClientAuthManager } from './client-auth.ts';
 import type { Dialog } from './dialog.ts';
@@ -377,10 +379,25 @@ export class DialogUsageManager implements TransactionUser {
     return `${randomHex(12)}@sipworks`;
   }
 
-  /** Our Contact: the profile's override, else the address of the stack's first transport. */
-  contactFor(profile: Profile, target?: Uri): NameAddr {
+  /**
+   * Our Contact: the profile's override, else its GRUU (RFC 5627 §4.3, not for a
+   * REGISTER), else the address of the stack's first transport (matching the target's
+   * transport), with `+sip.instance` when the profile has an instance id and `;ob` when
+   * it uses outbound (RFC 5626 §4.2.1, §5.4).
+   */
+  contactFor(profile: Profile, target?: Uri, options?: { register?: boolean }): NameAddr {
     const override = profile.get('overrideContact');
     if (override) return override.clone();
+    if (!options?.register) {
+      const which = profile.get('gruuContact');
+      const gruu =
+        which === 'public'
+          ? (profile.get('publicGruu') ?? profile.get('tempGruu'))
+          : which === 'temporary'
+            ? profile.get('tempGruu')
+            : undefined;
+      if (gruu) return new NameAddr(gruu.clone());
+    }
     const user = profile.get('aor')?.uri.user;
     const secure = target?.isSecure ?? false;
     const wanted = target?.params.get('transport')?.toUpperCase();
@@ -407,8 +424,9 @@ export class DialogUsageManager implements TransactionUser {
       port: sentBy.port,
       params,
     });
-    const c = new NameAddr(uri);
     const instance = profile.get('instanceId');
+    if (instance && profile.get('outbound')) uri.params.set('ob');
+    const c = new NameAddr(uri);
     if (instance) c.params.set('+sip.instance', `<${instance}>`, { quoted: true });
     return c;
   }
@@ -535,9 +553,11 @@ export class DialogUsageManager implements TransactionUser {
   /**
    * A REGISTER for `aor` (default: the profile's) (RFC 3261 §10.2): Request-URI the
    * registrar (the profile's outbound proxy, else the domain of the address of record),
-   * To and From the address of record, Contact ours (`+sip.instance` and `reg-id` when
-   * the profile has an instance id) unless `contact` is given, and Expires (default: the
-   * profile's defaultRegistrationExpires). `send` it to start a `ClientRegistration`.
+   * To and From the address of record, Contact ours unless `contact` is given, Expires
+   * (default: the profile's defaultRegistrationExpires) and Supported. With an instance id
+   * the Contact has `+sip.instance` and Supported has `gruu` (RFC 5627 §4.1); with
+   * `outbound` too, the Contact has `reg-id` and `;ob` and Supported has `outbound, path`
+   * (RFC 5626 §4.2.1). `send` it to start a `ClientRegistration`.
    */
   makeRegistration(
     aor: NameAddr | Uri | string | undefined,
@@ -575,13 +595,25 @@ export class DialogUsageManager implements TransactionUser {
           ? (parseHeader<NameAddr>('Contact', options.contact)[0] as NameAddr)
           : options.contact.clone();
     else {
-      contact = this.contactFor(profile, registrar);
-      if (profile.get('instanceId') && !contact.params.has('reg-id'))
-        contact.params.set('reg-id', '1');
+      contact = this.contactFor(profile, registrar, { register: true });
+      // RFC 5626 §4.2.1: reg-id names the flow; only with outbound.
+      if (profile.get('instanceId') && profile.get('outbound') && !contact.params.has('reg-id'))
+        contact.params.set('reg-id', String(profile.get('regId')));
     }
     req.setHeader('Contact', contact);
     req.setHeader('Expires', String(options?.expires ?? profile.get('defaultRegistrationExpires')));
-    const tags = profile.get('supportedOptionTags');
+    const tags = [...profile.get('supportedOptionTags')];
+    const add = (t: string): void => {
+      if (!tags.includes(t)) tags.push(t);
+    };
+    if (profile.get('instanceId')) {
+      // RFC 5627 §4.1: ask for GRUUs; RFC 5626 §4.2.1: outbound needs path too.
+      if (profile.get('outbound')) {
+        add('outbound');
+        add('path');
+      }
+      add('gruu');
+    }
     if (tags.length > 0) req.setHeader('Supported', tags.join(', '));
     this.made.set(req, {
       method: 'REGISTER',
@@ -864,6 +896,42 @@ export class DialogUsageManager implements TransactionUser {
         toTag: this.newTag(),
       }),
     );
+  }
+
+  /**
+   * @internal Call `onClosed` when the connection of `flow` closes (RFC 5626 §4.4: a
+   * failed flow). Returns the function that stops watching.
+   */
+  watchFlow(flow: Flow, onClosed: () => void): () => void {
+    const id = flow.destination.connectionId;
+    if (id === undefined) return () => {};
+    let byId = this.flowWatchers.get(flow.transport);
+    if (!byId) this.flowWatchers.set(flow.transport, (byId = new Map()));
+    let set = byId.get(id);
+    if (!set) byId.set(id, (set = new Set()));
+    set.add(onClosed);
+    return () => {
+      const m = this.flowWatchers.get(flow.transport);
+      const s = m?.get(id);
+      s?.delete(onClosed);
+      if (s?.size === 0) m?.delete(id);
+    };
+  }
+  private readonly flowWatchers = new WeakMap<Transport, Map<string, Set<() => void>>>();
+
+  /** A connection closed: the usages keeping a flow on it hear of it. */
+  onConnectionClosed(transport: Transport, connectionId: string): void {
+    const byId = this.flowWatchers.get(transport);
+    const set = byId?.get(connectionId);
+    if (!set) return;
+    byId?.delete(connectionId);
+    for (const cb of [...set]) {
+      try {
+        cb();
+      } catch (e) {
+        this.logger.error({ err: e }, 'a flow watcher threw');
+      }
+    }
   }
 
   /** A response that matched no transaction: a 2xx to an INVITE whose transaction ended goes to its session. */

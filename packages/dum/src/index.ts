@@ -117,6 +117,7 @@ export {
 export {
   ClientRegistration,
   type ClientRegistrationState,
+  outboundBackoffSeconds,
   refreshDelaySeconds,
 } from './usages/client-registration.ts';
 export {

@@ -65,6 +65,17 @@ export interface ProfileSettings {
   outboundKeepAliveSeconds: number | undefined;
   /** How long a keep-alive may wait for its pong before the flow counts as failed (s; default 10, RFC 5626 §4.4.1). */
   outboundPongTimeoutSeconds: number;
+  /** base-time and max-time of the flow recovery backoff (s; default 30 and 1800, RFC 5626 §4.5). */
+  outboundBackoffBaseSeconds: number;
+  outboundBackoffMaxSeconds: number;
+  /**
+   * The GRUUs (RFC 5627) learned from the last 2xx to a REGISTER of this profile: set by
+   * `ClientRegistration`, used as the Contact of later requests as `gruuContact` says.
+   */
+  publicGruu: Uri | undefined;
+  tempGruu: Uri | undefined;
+  /** Which GRUU to put in the Contact of requests other than REGISTER (RFC 5627 §4.3; default `public`). */
+  gruuContact: 'public' | 'temporary' | 'none';
   /**
    * The Service-Route learned from the last 2xx to a REGISTER of this profile (RFC 3608
    * §6.1): the preloaded route set of its later out-of-dialog and dialog-creating requests
@@ -121,6 +132,11 @@ const DEFAULTS: ProfileSettings = {
   regId: 1,
   outboundKeepAliveSeconds: undefined,
   outboundPongTimeoutSeconds: 10,
+  outboundBackoffBaseSeconds: 30,
+  outboundBackoffMaxSeconds: 1800,
+  publicGruu: undefined,
+  tempGruu: undefined,
+  gruuContact: 'public',
   serviceRoute: [],
   overrideContact: undefined,
 };

@@ -4,9 +4,10 @@ import {
   type NameAddr,
   type SipRequest,
   type SipResponse,
-  type Uri,
+  Uri,
 } from '@sipworks/message';
 import type { ServerTransactionLike } from '@sipworks/stack';
+import { randomHex } from '../digest.ts';
 import type { DialogUsageManager } from '../dum.ts';
 import { DumError } from '../errors.ts';
 import type {
@@ -40,6 +41,14 @@ export interface RegistrarOptions {
    * one REGISTER.
    */
   serviceRoute?: (NameAddr | string)[];
+  /**
+   * Assign GRUUs (RFC 5627 §5): to each binding with a `+sip.instance`, when the REGISTER
+   * has `Supported: gruu`, the 2xx Contact carries `pub-gruu` (the address of record with
+   * `gr=` the instance) and a fresh `temp-gruu`.
+   */
+  gruu?: boolean;
+  /** The Flow-Timer (s) sent in 2xx answers that use outbound (RFC 5626 §4.4.1, §6). */
+  flowTimer?: number;
 }
 
 /**
@@ -172,7 +181,14 @@ export class ServerRegistration extends BaseUsage {
       res.setHeader('Date', new Date(now).toUTCString());
       const supported = this.request.getAll<string>('Supported').map((t) => t.toLowerCase());
       if (path.length > 0 && supported.includes('path')) res.setHeader('Path', path);
-      const serviceRoute = options?.serviceRoute ?? this.dum.registrarOptions.serviceRoute ?? [];
+      const opts = this.dum.registrarOptions;
+      // RFC 5626 §6: a REGISTER that asks for outbound (reg-id and Supported: outbound) gets Require: outbound.
+      if (this.usesOutbound(supported)) {
+        res.setHeader('Require', 'outbound');
+        if (opts.flowTimer !== undefined) res.setHeader('Flow-Timer', String(opts.flowTimer));
+      }
+      if (opts.gruu && supported.includes('gruu')) this.addGruus(contacts);
+      const serviceRoute = options?.serviceRoute ?? opts.serviceRoute ?? [];
       if (serviceRoute.length > 0 && this.operation !== 'removeAll')
         res.setHeader(
           'Service-Route',
@@ -185,6 +201,40 @@ export class ServerRegistration extends BaseUsage {
       const res = this.response(500);
       this.respond(res);
       return res;
+    }
+  }
+
+  /** Whether the REGISTER uses outbound: Supported: outbound and a Contact with +sip.instance and reg-id (RFC 5626 §6). */
+  private usesOutbound(supported: string[]): boolean {
+    return (
+      supported.includes('outbound') &&
+      this.changes.some(
+        (c) => c.contact.params.has('reg-id') && c.contact.params.has('+sip.instance'),
+      )
+    );
+  }
+
+  /**
+   * RFC 5627 §5.2: `pub-gruu` (the address of record with `gr` = the instance id) and a
+   * new `temp-gruu` on each Contact with an instance id.
+   */
+  private addGruus(contacts: Contact[]): void {
+    const to = this.request.to.uri;
+    for (const c of contacts) {
+      const instance = c.params.get('+sip.instance');
+      if (!instance) continue;
+      const urn = instance.replace(/^<|>$/g, '');
+      const pub = new Uri({ scheme: to.scheme, user: to.user, host: to.host, port: to.port });
+      pub.params.set('gr', urn);
+      const temp = new Uri({
+        scheme: to.scheme,
+        user: `tgruu.${randomHex(10)}`,
+        host: to.host,
+        port: to.port,
+      });
+      temp.params.set('gr');
+      c.params.set('pub-gruu', pub.toString(), { quoted: true });
+      c.params.set('temp-gruu', temp.toString(), { quoted: true });
     }
   }
 
@@ -288,6 +338,31 @@ export class ServerRegistration extends BaseUsage {
       const change = { contact: stored, key, expires, existed: old !== undefined };
       if (at >= 0) this.changes[at] = change;
       else this.changes.push(change);
+    }
+    // RFC 5626 §6, RFC 5627 §5.3: a Contact with the instance (and reg-id) of another
+    // binding replaces it: the same UA, on a new flow or at a new address.
+    for (const c of [...this.changes]) {
+      const instance = c.contact.params.get('+sip.instance');
+      if (!instance || c.expires === 0) continue;
+      const regId = c.contact.params.get('reg-id');
+      for (const b of existing) {
+        const key = bindingKey(b);
+        if (key === c.key || this.changes.some((x) => x.key === key)) continue;
+        const sameRegId = (b.regId === undefined ? undefined : String(b.regId)) === regId;
+        if (b.instanceId === instance && sameRegId)
+          this.changes.push({ contact: b.contact, key, expires: 0, existed: true });
+      }
+    }
+    // RFC 5626 §6: outbound through a first hop (Path) that does not do outbound: 439.
+    const supported = req.getAll<string>('Supported').map((t) => t.toLowerCase());
+    if (this.usesOutbound(supported)) {
+      const path = req.getAll<NameAddr>('Path');
+      const first = path[0];
+      if (first && !first.uri.params.has('ob')) {
+        this.changes.length = 0;
+        this.reject(439, 'First Hop Lacks Outbound Support');
+        return false;
+      }
     }
     for (const c of this.changes) {
       if (c.expires === 0) continue;
