@@ -205,13 +205,19 @@ export class DialogUsageManager implements TransactionUser {
   setClientRegistrationHandler(h: ClientRegistrationHandler | undefined): void {
     this.clientRegistration = h;
   }
-  /** Be a registrar (RFC 3261 §10.3): REGISTER is added to the supported methods. */
+  /**
+   * Be a registrar (RFC 3261 §10.3): REGISTER is added to the supported methods, and
+   * `path` to the option tags (a registrar stores Path, RFC 3327 §5.3, so a REGISTER
+   * with `Require: path` is taken).
+   */
   setServerRegistrationHandler(h: ServerRegistrationHandler | undefined): void {
     this.serverRegistration = h;
     if (!h) return;
     const methods = this.masterProfile.get('supportedMethods');
     if (!methods.includes('REGISTER'))
       this.masterProfile.set('supportedMethods', [...methods, 'REGISTER']);
+    const tags = this.masterProfile.get('supportedOptionTags');
+    if (!tags.includes('path')) this.masterProfile.set('supportedOptionTags', [...tags, 'path']);
   }
   /**
    * Be a subscriber for `event` (RFC 6665 §4.1). For the packages sipworks knows

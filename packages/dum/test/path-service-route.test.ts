@@ -88,6 +88,8 @@ describe('Path and Service-Route between DUMs (RFC 3327, RFC 3608)', () => {
     // What an edge proxy on the way would add (RFC 3327 §5.2).
     req.setHeader('Path', '<sip:edge@127.0.0.1:5066;lr>');
     req.setHeader('Supported', 'path');
+    // §5.2: a proxy that adds Path for a UA that did not ask may require path of the registrar.
+    req.setHeader('Require', 'path');
     const h: Handle<ClientRegistration> = alice.dum.send(req);
     await until(clock, () => ok.length === 1);
     expect(ok[0]?.headers('Path')).toEqual(['<sip:edge@127.0.0.1:5066;lr>']);
