@@ -1,4 +1,5 @@
-import type { SipResponse } from '@sipworks/message';
+import net from 'node:net';
+import { createResponse, parseMessage, type SipRequest, type SipResponse } from '@sipworks/message';
 import { SipStack } from '@sipworks/stack';
 import { waitFor } from '@sipworks/stack/testing';
 import { TcpTransport } from '@sipworks/transport-tcp';
@@ -6,7 +7,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type ClientRegistration, DialogUsageManager } from '../src/index.ts';
 
 const nodes: { dum: DialogUsageManager; stack: SipStack }[] = [];
+const servers: net.Server[] = [];
+const sockets: net.Socket[] = [];
 afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  for (const srv of servers.splice(0)) await new Promise<void>((r) => srv.close(() => r()));
   // The last made first: clients remove their bindings while the registrar still listens.
   for (const n of nodes.splice(0).reverse()) {
     await n.dum.shutdown({ timeoutMs: 2000 });
@@ -77,5 +82,70 @@ describe('SIP Outbound over TCP on loopback (RFC 5626)', () => {
     expect(bindings).toHaveLength(1);
     expect(bindings[0]?.regId).toBe(1);
     await waitFor(() => h.get().pongs >= 1);
+  });
+
+  it('§4.4.1: a registrar that never answers the keep-alive: the flow fails, its connection is closed, and the client registers again on a new connection', async () => {
+    // A raw TCP registrar: answers each REGISTER 200 with Require: outbound, never a ping.
+    const registers: { req: SipRequest; remotePort: number }[] = [];
+    const server = net.createServer((socket) => {
+      sockets.push(socket);
+      socket.on('error', () => {});
+      let buf = Buffer.alloc(0);
+      socket.on('data', (d) => {
+        buf = Buffer.concat([buf, d]);
+        for (let i = 0; i < 20; i++) {
+          while (buf.length >= 2 && buf[0] === 13 && buf[1] === 10) buf = buf.subarray(2);
+          const end = buf.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          const req = parseMessage(new Uint8Array(buf.subarray(0, end + 4))) as SipRequest;
+          buf = buf.subarray(end + 4);
+          registers.push({ req, remotePort: socket.remotePort ?? 0 });
+          const res = createResponse(req, 200, undefined, { toTag: `raw${registers.length}` });
+          const c = req.contacts[0]?.clone();
+          if (c) {
+            c.params.set('expires', '600');
+            res.setHeader('Contact', c);
+          }
+          res.setHeader('Require', 'outbound');
+          socket.write(res.serialize());
+        }
+      });
+    });
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as net.AddressInfo).port;
+
+    const alice = await tcpDum();
+    const profile = alice.dum.makeUserProfile({
+      aor: `<sip:alice@127.0.0.1:${port}>`,
+      outboundProxy: `sip:127.0.0.1:${port};transport=tcp`,
+    });
+    profile.set('instanceId', 'urn:uuid:7d3c0f46-8f1e-4a0e-9d7b-3b1e6f0c2a55');
+    profile.set('outbound', true);
+    profile.set('outboundKeepAliveSeconds', 0.05);
+    profile.set('outboundPongTimeoutSeconds', 0.2);
+    const ok: SipResponse[] = [];
+    let flowsLost = 0;
+    alice.dum.setClientRegistrationHandler({
+      onSuccess: (_h, r) => ok.push(r),
+      onFlowTerminated: () => flowsLost++,
+    });
+    const h = alice.dum.send<ClientRegistration>(
+      alice.dum.makeRegistration(undefined, profile, { expires: 600 }),
+    );
+    await waitFor(() => ok.length === 1);
+    expect(h.get().outboundActive).toBe(true);
+    const first = h.get().flow?.destination.connectionId;
+    // (The new flow fails the same way a quarter of a second later: counts only grow.)
+    await waitFor(() => flowsLost >= 1 && ok.length >= 2, 5000);
+    expect(h.get().pongs).toBe(0);
+    // The second REGISTER came on a new connection (another source port), same Call-ID, CSeq + 1.
+    expect(registers.length).toBeGreaterThanOrEqual(2);
+    expect(registers[1]?.remotePort).not.toBe(registers[0]?.remotePort);
+    expect(registers[1]?.req.callId).toBe(registers[0]?.req.callId);
+    expect(registers[1]?.req.cseq.seq).toBe((registers[0]?.req.cseq.seq ?? 0) + 1);
+    expect(h.get().flow?.destination.connectionId).not.toBe(first);
+    // Stop before the next keep-alive fails again.
+    h.get().end();
   });
 });

@@ -444,6 +444,20 @@ export class SipStack {
     });
   }
 
+  /**
+   * Close the connection of a flow that is known to have failed (RFC 5626 §4.4.1, §4.5),
+   * when its transport can (`Transport.closeConnection`): the transactions on it fail,
+   * the TU hears of it, and the next request to that destination opens a new connection.
+   * Returns whether a connection was closed.
+   */
+  closeFlow(flow: Flow): boolean {
+    const id = flow.destination.connectionId;
+    const t = flow.transport;
+    if (id === undefined || !t.closeConnection || !this.list.includes(t)) return false;
+    t.closeConnection(id);
+    return true;
+  }
+
   /** Send a response without a server transaction, routed as §18.2.2 says. */
   respondStateless(response: SipResponse, received: ReceivedInfo): void {
     const flow = this.responseFlow(response, received);

@@ -283,6 +283,14 @@ export class StreamConnections {
     return c.id;
   }
 
+  /** Close the connection with this id, reporting it as lost; false when there is none. */
+  close(connectionId: string, error?: Error): boolean {
+    const c = this.byId.get(connectionId);
+    if (!c) return false;
+    this.drop(c, error);
+    return true;
+  }
+
   /** Close one connection, reporting it as lost. */
   drop(conn: StreamConnection, error?: Error): void {
     if (!this.byId.has(conn.id)) return;

@@ -78,4 +78,11 @@ export interface Transport {
    * the id of the connection used, if any.
    */
   send(data: Uint8Array, destination: Destination): Promise<string | undefined>;
+  /**
+   * Optional, for connection-oriented transports: close one connection now and report it
+   * through `sink.connectionClosed`. The stack calls it (`SipStack.closeFlow`) when a flow
+   * is known to be dead (no pong to a keep-alive, RFC 5626 §4.4.1), so that the next
+   * request opens a new connection instead of writing into the dead one.
+   */
+  closeConnection?(connectionId: string): void;
 }

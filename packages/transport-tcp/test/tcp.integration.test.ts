@@ -204,7 +204,7 @@ describe('keep-alives on a flow (RFC 5626 §4.4.1)', () => {
     expect(await a.stack.sendKeepAlive(flow as Flow, 2000)).toBe(true);
   });
 
-  it('§4.4.1: no pong from a peer that stays silent: false after the timeout; a closed flow: false and the TU is told', async () => {
+  it('§4.4.1, §4.5: no pong from a silent peer: false after the timeout; closeFlow closes the dead connection; the TU hears of closed connections', async () => {
     const a = await tcpStack();
     const closed: string[] = [];
     a.stack.setTransactionUser({
@@ -243,11 +243,29 @@ describe('keep-alives on a flow (RFC 5626 §4.4.1)', () => {
         }),
       );
       const f = flow as Flow;
+      const id = f.destination.connectionId as string;
       expect(await a.stack.sendKeepAlive(f, 300)).toBe(false);
+      // The flow is dead: closeFlow closes its connection; a ping waiting on it gives up.
       const pending = a.stack.sendKeepAlive(f, 5000);
-      for (const s of sockets) s.destroy();
+      expect(a.stack.closeFlow(f)).toBe(true);
       expect(await pending).toBe(false);
-      await waitFor(() => closed.includes(f.destination.connectionId as string));
+      expect(closed).toEqual([id]);
+      expect(a.transport.connectionCount).toBe(0);
+      // A peer that closes the connection itself: the TU is told too.
+      let again: Flow | undefined;
+      await new Promise<void>((resolve, reject) =>
+        a.stack.sendRequest(request('OPTIONS', `sip:raw@127.0.0.1:${port};transport=tcp`), {
+          onResponse: (_res, tx) => {
+            again = tx.flow;
+            resolve();
+          },
+          onError: reject,
+        }),
+      );
+      const id2 = again?.destination.connectionId as string;
+      expect(id2).not.toBe(id);
+      for (const s of sockets) s.destroy();
+      await waitFor(() => closed.includes(id2));
     } finally {
       await new Promise<void>((r) => server.close(() => r()));
     }

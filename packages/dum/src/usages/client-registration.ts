@@ -416,8 +416,11 @@ export class ClientRegistration extends BaseUsage {
 
   /** RFC 5626 §4.4.1, §4.5: the flow failed: `onFlowTerminated`, then register again at once to form a new one. */
   private flowFailed(why: string): void {
-    if (!this.flow) return;
+    const flow = this.flow;
+    if (!flow) return;
     this.stopFlow();
+    // A connection that answers no pong is dead: close it, so the REGISTER opens a new one.
+    this.dum.stack.closeFlow(flow);
     this.dum.logger.info({ why, registration: this.handleId }, 'outbound flow failed');
     this.notify(() => this.handler?.onFlowTerminated?.(this.handle()));
     if (this.isEnded || this.st !== 'registered' || this.inFlight) return;
