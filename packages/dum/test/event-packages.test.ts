@@ -1,4 +1,4 @@
-import type { SipRequest } from '@sipworks/message';
+import { createResponse, type SipRequest } from '@sipworks/message';
 import { MemoryNetwork, VirtualClock } from '@sipworks/stack/testing';
 import { describe, expect, it } from 'vitest';
 import {
@@ -260,5 +260,43 @@ describe('dialog event package (RFC 4235)', () => {
       event: 'rejected',
       code: 486,
     });
+  });
+
+  it('§3.7.1: a provisional without a To tag moves the caller to proceeding (100 Trying does not); 2xx to confirmed', async () => {
+    const clock = new VirtualClock();
+    const network = new MemoryNetwork({ clock, seed: 73 });
+    const carol = await node(network, clock, 5063, 'carol');
+    carol.dum.setInviteSessionHandler({});
+    const states = new DialogEventStateManager(carol.dum);
+    const seen: string[] = [];
+    states.onDialogEvent((_e, d) => seen.push(`${d.state}${d.code ? `:${d.code}` : ''}`));
+    // Nobody answers at 5099: the observer is fed by hand with what the session would get.
+    const call = carol.dum.send<ClientInviteSession>(
+      carol.dum.makeInviteSession('sip:bob@127.0.0.1:5099', carol.profile, { body: OFFER }),
+    );
+    const session = call.get();
+    const req = session.request;
+    states.onInviteSessionEvent({
+      type: 'provisional',
+      session,
+      response: createResponse(req, 100),
+    });
+    states.onInviteSessionEvent({
+      type: 'provisional',
+      session,
+      response: createResponse(req, 180),
+    });
+    states.onInviteSessionEvent({
+      type: 'confirmed',
+      session,
+      response: createResponse(req, 200, undefined, { toTag: 'b1' }),
+    });
+    expect(seen).toEqual(['trying', 'proceeding:180', 'confirmed:200']);
+    expect(states.dialogs('sip:carol@127.0.0.1:5063')[0]).toMatchObject({
+      direction: 'initiator',
+      remoteTag: 'b1',
+      localTag: req.from.tag,
+    });
+    call.get().end();
   });
 });

@@ -423,6 +423,8 @@ export class ClientRegistration extends BaseUsage {
     this.dum.stack.closeFlow(flow);
     this.dum.logger.info({ why, registration: this.handleId }, 'outbound flow failed');
     this.notify(() => this.handler?.onFlowTerminated?.(this.handle()));
+    // The stack is going away (its transports closing): nothing to register again on.
+    if (!this.dum.stack.running) return;
     if (this.isEnded || this.st !== 'registered' || this.inFlight) return;
     this.st = 'registering';
     this.send(this.requested, this.mine);
