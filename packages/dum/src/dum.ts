@@ -11,6 +11,7 @@ import {
 } from '@sipworks/message';
 import {
   type ClientTransactionLike,
+  type Flow,
   type Logger,
   type ReceivedInfo,
   type ServerTransactionLike,
@@ -19,12 +20,14 @@ import {
   sentByHost,
   silentLogger,
   type TransactionUser,
+  type Transport,
 } from '@sipworks/stack';
 import { ClientAuthManager } from './client-auth.ts';
 import type { Dialog } from './dialog.ts';
 import { DialogSet } from './dialog-set.ts';
 import { randomHex } from './digest.ts';
 import { DumError } from './errors.ts';
+import { type EventState, latestPublication, type PublicationComposer } from './event-state.ts';
 import type {
   ClientPagerMessageHandler,
   ClientPublicationHandler,
@@ -41,6 +44,11 @@ import type {
 } from './handlers.ts';
 import { Handle, type Handled, HandleManager } from './handles.ts';
 import { DialogId, DialogSetId } from './ids.ts';
+import {
+  type InviteSessionEvent,
+  type InviteSessionObserver,
+  InviteSessionObservers,
+} from './invite-observer.ts';
 import { MasterProfile, type Profile, UserProfile } from './profile.ts';
 import { RedirectManager } from './redirect.ts';
 import { InMemoryRegistrationPersistence } from './registration-persistence.ts';
@@ -72,7 +80,7 @@ import {
   receivePublish,
   type ServerPublication,
 } from './usages/server-publication.ts';
-import { ServerRegistration } from './usages/server-registration.ts';
+import { type RegistrarOptions, ServerRegistration } from './usages/server-registration.ts';
 import { ServerSubscription } from './usages/server-subscription.ts';
 
 /** The application's object for one dialog set (reSIProcate's AppDialogSet). */
@@ -94,6 +102,13 @@ export interface DialogUsageManagerOptions {
   appDialogSetFactory?: AppDialogSetFactory;
   logger?: Logger;
 }
+
+/** The NOTIFY body type of the event packages sipworks knows (RFC 3856, RFC 3842, RFC 4235). */
+const EVENT_BODY_TYPES: Record<string, string> = {
+  presence: 'application/pidf+xml',
+  'message-summary': 'application/simple-message-summary',
+  dialog: 'application/dialog-info+xml',
+};
 
 /** Methods whose requests the DUM answers itself when nobody registered for them. */
 const LOCAL_TARGET_METHODS = new Set(['OPTIONS']);
@@ -189,19 +204,49 @@ export class DialogUsageManager implements TransactionUser {
   setInviteSessionHandler(h: InviteSessionHandler | undefined): void {
     this.inviteHandler = h;
   }
+  /** Watch every invite session (created, provisional, confirmed, terminated) besides the handler. */
+  addInviteSessionObserver(o: InviteSessionObserver): void {
+    this.inviteObservers.add(o);
+  }
+  removeInviteSessionObserver(o: InviteSessionObserver): void {
+    this.inviteObservers.remove(o);
+  }
+  /** @internal Tell the observers of an invite session event. */
+  observeInvite(event: InviteSessionEvent): void {
+    this.inviteObservers.emit(event);
+  }
+  private readonly inviteObservers = new InviteSessionObservers((e) =>
+    this.logger.error({ err: e }, 'an InviteSessionObserver threw'),
+  );
   setClientRegistrationHandler(h: ClientRegistrationHandler | undefined): void {
     this.clientRegistration = h;
   }
-  /** Be a registrar (RFC 3261 §10.3): REGISTER is added to the supported methods. */
+  /**
+   * Be a registrar (RFC 3261 §10.3): REGISTER is added to the supported methods, and
+   * `path` to the option tags (a registrar stores Path, RFC 3327 §5.3, so a REGISTER
+   * with `Require: path` is taken).
+   */
   setServerRegistrationHandler(h: ServerRegistrationHandler | undefined): void {
     this.serverRegistration = h;
     if (!h) return;
     const methods = this.masterProfile.get('supportedMethods');
     if (!methods.includes('REGISTER'))
       this.masterProfile.set('supportedMethods', [...methods, 'REGISTER']);
+    const tags = this.masterProfile.get('supportedOptionTags');
+    if (!tags.includes('path')) this.masterProfile.set('supportedOptionTags', [...tags, 'path']);
   }
+  /**
+   * Be a subscriber for `event` (RFC 6665 §4.1). For the packages sipworks knows
+   * (`presence`, `message-summary`, `dialog`), the body type of their NOTIFYs is added
+   * to the master profile's supportedMimeTypes, so that they are not refused with 415.
+   */
   addClientSubscriptionHandler(event: string, h: ClientSubscriptionHandler): void {
-    this.clientSubscriptions.set(event.toLowerCase(), h);
+    const e = event.toLowerCase();
+    this.clientSubscriptions.set(e, h);
+    const type = EVENT_BODY_TYPES[e];
+    const types = this.masterProfile.get('supportedMimeTypes');
+    if (type && !types.some((t) => t.toLowerCase() === type))
+      this.masterProfile.set('supportedMimeTypes', [...types, type]);
   }
   /** Be a notifier for `event` (RFC 6665 §4.2): the event is added to the master profile's supportedEvents. */
   addServerSubscriptionHandler(event: string, h: ServerSubscriptionHandler): void {
@@ -214,9 +259,12 @@ export class DialogUsageManager implements TransactionUser {
   clientSubscriptionHandler(event: string): ClientSubscriptionHandler | undefined {
     return this.clientSubscriptions.get(event.toLowerCase());
   }
-  /** @internal The ServerSubscriptionHandler added for `event`. */
+  /** @internal The notifier handler of an event package. */
   serverSubscriptionHandler(event: string): ServerSubscriptionHandler | undefined {
-    return this.serverSubscriptions.get(event.toLowerCase());
+    const e = event.toLowerCase();
+    return this.masterProfile.get('supportedEvents').includes(e)
+      ? this.serverSubscriptions.get(e)
+      : undefined;
   }
   addClientPublicationHandler(event: string, h: ClientPublicationHandler): void {
     this.clientPublications.set(event.toLowerCase(), h);
@@ -228,6 +276,62 @@ export class DialogUsageManager implements TransactionUser {
     if (!methods.includes('PUBLISH'))
       this.masterProfile.set('supportedMethods', [...methods, 'PUBLISH']);
   }
+  /**
+   * How the state of `event` is composed from its publications for the resource's
+   * subscribers (RFC 3903 §2); `false` turns the automatic NOTIFYs off for the event.
+   * Default: `latestPublication`.
+   */
+  setPublicationComposer(event: string, composer: PublicationComposer | false | undefined): void {
+    const e = event.toLowerCase();
+    if (composer === undefined) this.composers.delete(e);
+    else this.composers.set(e, composer);
+  }
+  private readonly composers = new Map<string, PublicationComposer | false>();
+  /** Live notifier subscriptions by event and resource, for the publication fan-out. */
+  private readonly subscribers = new Map<string, Set<ServerSubscription>>();
+
+  /** @internal A server subscription starts (`live`) or ends. */
+  trackServerSubscription(sub: ServerSubscription, live: boolean): void {
+    const key = `${sub.event} ${sub.resource}`;
+    let set = this.subscribers.get(key);
+    if (live) {
+      if (!set) this.subscribers.set(key, (set = new Set()));
+      set.add(sub);
+    } else if (set) {
+      set.delete(sub);
+      if (set.size === 0) this.subscribers.delete(key);
+    }
+  }
+
+  /** @internal The composed state of a resource and event (undefined: none). */
+  composeState(resource: string, event: string): EventState | undefined {
+    const c = this.composers.get(event);
+    const compose = c === false || c === undefined ? latestPublication : c;
+    try {
+      return compose(resource, event, this.publicationStore.findResource(resource, event));
+    } catch (e) {
+      this.logger.error({ err: e }, `the ${event} compositor threw`);
+      return undefined;
+    }
+  }
+
+  /**
+   * @internal A publication of `resource` was created, modified, removed or expired: each
+   * active subscription to the same resource and event gets a NOTIFY with the composed state.
+   */
+  publicationChanged(resource: string, event: string): void {
+    if (this.composers.get(event) === false) return;
+    const subs = this.subscribers.get(`${event} ${resource}`);
+    if (!subs) return;
+    for (const sub of [...subs]) {
+      try {
+        sub.statePublished();
+      } catch (e) {
+        this.logger.error({ err: e }, 'a NOTIFY of published state could not be sent');
+      }
+    }
+  }
+
   /** The state agent's publications (in memory). */
   readonly publicationStore = new InMemoryPublicationStore();
   private readonly publicationsByEtag = new Map<string, ServerPublication>();
@@ -244,6 +348,15 @@ export class DialogUsageManager implements TransactionUser {
   setServerPagerMessageHandler(h: ServerPagerMessageHandler | undefined): void {
     this.serverPager = h;
   }
+  /** What the registrar adds to its 2xx answers (Service-Route, RFC 3608 §5). */
+  setRegistrarOptions(options: RegistrarOptions): void {
+    this.registrarOpts = { ...options };
+  }
+  /** The registrar's options, as last set. */
+  get registrarOptions(): Readonly<RegistrarOptions> {
+    return this.registrarOpts;
+  }
+  private registrarOpts: RegistrarOptions = {};
   /** Where the registrar keeps its bindings (an `InMemoryRegistrationPersistence` when none is set). */
   setRegistrationPersistenceManager(m: RegistrationPersistenceManager | undefined): void {
     this.persistence = m;
@@ -292,10 +405,25 @@ export class DialogUsageManager implements TransactionUser {
     return `${randomHex(12)}@sipworks`;
   }
 
-  /** Our Contact: the profile's override, else the address of the stack's first transport. */
-  contactFor(profile: Profile, target?: Uri): NameAddr {
+  /**
+   * Our Contact: the profile's override, else its GRUU (RFC 5627 §4.3, not for a
+   * REGISTER), else the address of the stack's first transport (matching the target's
+   * transport), with `+sip.instance` when the profile has an instance id and `;ob` when
+   * it uses outbound (RFC 5626 §4.2.1, §5.4).
+   */
+  contactFor(profile: Profile, target?: Uri, options?: { register?: boolean }): NameAddr {
     const override = profile.get('overrideContact');
     if (override) return override.clone();
+    if (!options?.register) {
+      const which = profile.get('gruuContact');
+      const gruu =
+        which === 'public'
+          ? (profile.get('publicGruu') ?? profile.get('tempGruu'))
+          : which === 'temporary'
+            ? profile.get('tempGruu')
+            : undefined;
+      if (gruu) return new NameAddr(gruu.clone());
+    }
     const user = profile.get('aor')?.uri.user;
     const secure = target?.isSecure ?? false;
     const wanted = target?.params.get('transport')?.toUpperCase();
@@ -322,8 +450,9 @@ export class DialogUsageManager implements TransactionUser {
       port: sentBy.port,
       params,
     });
-    const c = new NameAddr(uri);
     const instance = profile.get('instanceId');
+    if (instance && profile.get('outbound')) uri.params.set('ob');
+    const c = new NameAddr(uri);
     if (instance) c.params.set('+sip.instance', `<${instance}>`, { quoted: true });
     return c;
   }
@@ -348,6 +477,9 @@ export class DialogUsageManager implements TransactionUser {
       if (!p.params.has('lr')) p.params.set('lr');
       headers.push(['Route', `<${p}>`]);
     }
+    // RFC 3608 §6.1: the Service-Route of the registration is the preloaded route set.
+    if (method !== 'REGISTER')
+      for (const r of profile.get('serviceRoute')) headers.push(['Route', r.toString()]);
     const ua = profile.get('userAgent');
     if (ua) headers.push(['User-Agent', ua]);
     const req = createRequest({
@@ -526,6 +658,12 @@ export class DialogUsageManager implements TransactionUser {
         );
         this.addDialogSet(set);
         const usage = new ClientInviteSession(this, set, profile, handler);
+        this.observeInvite({
+          type: 'created',
+          session: usage,
+          direction: 'initiator',
+          request: req,
+        });
         usage.start();
         return usage.handle() as unknown as Handle<never>;
       },
@@ -536,9 +674,11 @@ export class DialogUsageManager implements TransactionUser {
   /**
    * A REGISTER for `aor` (default: the profile's) (RFC 3261 §10.2): Request-URI the
    * registrar (the profile's outbound proxy, else the domain of the address of record),
-   * To and From the address of record, Contact ours (`+sip.instance` and `reg-id` when
-   * the profile has an instance id) unless `contact` is given, and Expires (default: the
-   * profile's defaultRegistrationExpires). `send` it to start a `ClientRegistration`.
+   * To and From the address of record, Contact ours unless `contact` is given, Expires
+   * (default: the profile's defaultRegistrationExpires) and Supported. With an instance id
+   * the Contact has `+sip.instance` and Supported has `gruu` (RFC 5627 §4.1); with
+   * `outbound` too, the Contact has `reg-id` and `;ob` and Supported has `outbound, path`
+   * (RFC 5626 §4.2.1). `send` it to start a `ClientRegistration`.
    */
   makeRegistration(
     aor: NameAddr | Uri | string | undefined,
@@ -576,13 +716,25 @@ export class DialogUsageManager implements TransactionUser {
           ? (parseHeader<NameAddr>('Contact', options.contact)[0] as NameAddr)
           : options.contact.clone();
     else {
-      contact = this.contactFor(profile, registrar);
-      if (profile.get('instanceId') && !contact.params.has('reg-id'))
-        contact.params.set('reg-id', '1');
+      contact = this.contactFor(profile, registrar, { register: true });
+      // RFC 5626 §4.2.1: reg-id names the flow; only with outbound.
+      if (profile.get('instanceId') && profile.get('outbound') && !contact.params.has('reg-id'))
+        contact.params.set('reg-id', String(profile.get('regId')));
     }
     req.setHeader('Contact', contact);
     req.setHeader('Expires', String(options?.expires ?? profile.get('defaultRegistrationExpires')));
-    const tags = profile.get('supportedOptionTags');
+    const tags = [...profile.get('supportedOptionTags')];
+    const add = (t: string): void => {
+      if (!tags.includes(t)) tags.push(t);
+    };
+    if (profile.get('instanceId')) {
+      // RFC 5627 §4.1: ask for GRUUs; RFC 5626 §4.2.1: outbound needs path too.
+      if (profile.get('outbound')) {
+        add('outbound');
+        add('path');
+      }
+      add('gruu');
+    }
     if (tags.length > 0) req.setHeader('Supported', tags.join(', '));
     this.made.set(req, {
       method: 'REGISTER',
@@ -627,6 +779,48 @@ export class DialogUsageManager implements TransactionUser {
       start: () => {
         const usage = new ClientSubscription(this, req, profile, handler);
         usage.start();
+        return usage.handle() as unknown as Handle<never>;
+      },
+    });
+    return req;
+  }
+
+  /**
+   * A SUBSCRIBE for `event` (another package, or the same package with another `id`
+   * parameter) in the dialog of an existing subscription (RFC 6665 §4.5.2): the dialog's
+   * Call-ID, tags, route set and next CSeq, with Event, Expires, Accept and Allow.
+   * `send` it to start a `ClientSubscription` that shares the dialog; NOTIFYs of the
+   * dialog reach each subscription by their Event package and id.
+   */
+  makeSubscriptionInDialog(
+    existing: Handle<ClientSubscription>,
+    event: string,
+    options?: { expires?: number; body?: string | Uint8Array; contentType?: string },
+  ): SipRequest {
+    const sub = existing.get();
+    const dialog = sub.dialog;
+    if (!dialog || sub.isEnded || sub.state === 'ending')
+      throw new DumError('SIP_ERR_DUM_STATE', 'the subscription has no dialog to share yet');
+    const pkg = event.split(';')[0]?.trim().toLowerCase() ?? '';
+    const handler = this.clientSubscriptions.get(pkg);
+    if (!handler)
+      throw new DumError(
+        'SIP_ERR_DUM_NO_HANDLER',
+        `add a ClientSubscriptionHandler for '${pkg}' before subscribing`,
+      );
+    const profile = sub.userProfile;
+    const req = dialog.makeRequest('SUBSCRIBE');
+    req.setHeader('Event', event);
+    req.setHeader('Expires', String(options?.expires ?? profile.get('defaultSubscriptionExpires')));
+    req.setHeader('Accept', profile.get('supportedMimeTypes').join(', '));
+    req.setHeader('Allow', profile.get('supportedMethods').join(', '));
+    if (options?.body !== undefined) req.setBody(options.body, options.contentType ?? 'text/plain');
+    this.made.set(req, {
+      method: 'SUBSCRIBE',
+      profile,
+      start: () => {
+        const usage = new ClientSubscription(this, req, profile, handler);
+        usage.startInDialog(sub, req);
         return usage.handle() as unknown as Handle<never>;
       },
     });
@@ -835,6 +1029,42 @@ export class DialogUsageManager implements TransactionUser {
     );
   }
 
+  /**
+   * @internal Call `onClosed` when the connection of `flow` closes (RFC 5626 §4.4: a
+   * failed flow). Returns the function that stops watching.
+   */
+  watchFlow(flow: Flow, onClosed: () => void): () => void {
+    const id = flow.destination.connectionId;
+    if (id === undefined) return () => {};
+    let byId = this.flowWatchers.get(flow.transport);
+    if (!byId) this.flowWatchers.set(flow.transport, (byId = new Map()));
+    let set = byId.get(id);
+    if (!set) byId.set(id, (set = new Set()));
+    set.add(onClosed);
+    return () => {
+      const m = this.flowWatchers.get(flow.transport);
+      const s = m?.get(id);
+      s?.delete(onClosed);
+      if (s?.size === 0) m?.delete(id);
+    };
+  }
+  private readonly flowWatchers = new WeakMap<Transport, Map<string, Set<() => void>>>();
+
+  /** A connection closed: the usages keeping a flow on it hear of it. */
+  onConnectionClosed(transport: Transport, connectionId: string): void {
+    const byId = this.flowWatchers.get(transport);
+    const set = byId?.get(connectionId);
+    if (!set) return;
+    byId?.delete(connectionId);
+    for (const cb of [...set]) {
+      try {
+        cb();
+      } catch (e) {
+        this.logger.error({ err: e }, 'a flow watcher threw');
+      }
+    }
+  }
+
   /** A response that matched no transaction: a 2xx to an INVITE whose transaction ended goes to its session. */
   onStrayResponse(response: SipResponse): void {
     try {
@@ -1020,6 +1250,7 @@ export class DialogUsageManager implements TransactionUser {
       );
       session.replaces = old;
       this.invitesByTx.set(tx, session);
+      this.observeInvite({ type: 'created', session, direction: 'recipient', request });
       session.start();
       return;
     }

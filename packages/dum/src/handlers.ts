@@ -71,6 +71,11 @@ export interface ClientRegistrationHandler {
   /** A final failure (after auth retries and 423 retries), or a timeout as a locally made 408/503. */
   onFailure?(handle: Handle<ClientRegistration>, response: SipResponse): void;
   /**
+   * The outbound flow of the registration failed (its connection closed, or a keep-alive
+   * got no pong; RFC 5626 §4.4.1): a new REGISTER is on its way to form a new flow.
+   */
+  onFlowTerminated?(handle: Handle<ClientRegistration>): void;
+  /**
    * After a failure: seconds to wait before registering again, or -1 not to retry (the
    * usage ends). `retrySeconds` is the response's Retry-After, or -1 when it has none.
    * Without this callback, Retry-After is honoured and there is no retry without it.

@@ -1,5 +1,10 @@
 export { ClientAuthManager } from './client-auth.ts';
 export { Dialog } from './dialog.ts';
+export {
+  type DialogEventListener,
+  DialogEventStateManager,
+  type DialogEventStateManagerOptions,
+} from './dialog-event-state.ts';
 export { DialogSet } from './dialog-set.ts';
 export {
   baseAlgorithm,
@@ -19,6 +24,37 @@ export {
   type DialogUsageManagerOptions,
 } from './dum.ts';
 export { DumError, type DumErrorCode, StaleHandleError } from './errors.ts';
+export {
+  type EventState,
+  latestPublication,
+  type PublicationComposer,
+  presentity,
+} from './event-state.ts';
+export {
+  buildDialogInfo,
+  DIALOG_INFO_CONTENT_TYPE,
+  type DialogInfo,
+  type DialogInfoDialog,
+  type DialogInfoState,
+  type DialogParticipant,
+  parseDialogInfo,
+} from './events/dialog-info.ts';
+export {
+  buildMessageSummary,
+  MESSAGE_SUMMARY_CONTENT_TYPE,
+  type MessageClass,
+  type MessageCounts,
+  type MessageSummary,
+  parseMessageSummary,
+} from './events/message-summary.ts';
+export {
+  buildPidf,
+  isOpen,
+  PIDF_CONTENT_TYPE,
+  type Presence,
+  type PresenceTuple,
+  parsePidf,
+} from './events/presence.ts';
 export type {
   ClientPagerMessageHandler,
   ClientPublicationHandler,
@@ -37,6 +73,7 @@ export type {
 } from './handlers.ts';
 export { Handle, type Handled, HandleManager } from './handles.ts';
 export { DialogId, DialogSetId } from './ids.ts';
+export type { InviteSessionEvent, InviteSessionObserver } from './invite-observer.ts';
 export {
   descriptionOf,
   OfferAnswer,
@@ -87,6 +124,7 @@ export {
 export {
   ClientRegistration,
   type ClientRegistrationState,
+  outboundBackoffSeconds,
   refreshDelaySeconds,
 } from './usages/client-registration.ts';
 export {
@@ -117,6 +155,7 @@ export {
 } from './usages/server-publication.ts';
 export {
   canonicalAor,
+  type RegistrarOptions,
   type RegistrationChange,
   ServerRegistration,
   type ServerRegistrationOperation,

@@ -55,6 +55,38 @@ export interface ProfileSettings {
   outboundProxy: Uri | undefined;
   /** RFC 5626 instance id (`urn:uuid:...`). */
   instanceId: string | undefined;
+  /**
+   * SIP Outbound (RFC 5626) for registrations of this profile: `reg-id` and `;ob` on the
+   * Contact, `Supported: outbound, path, gruu`, keep-alives on the flow and a new REGISTER
+   * when the flow fails. Needs an `instanceId`.
+   */
+  outbound: boolean;
+  /** The `reg-id` of this profile's flow (RFC 5626 §4.2.1; default 1). */
+  regId: number;
+  /**
+   * Seconds between keep-alives on an outbound flow when the registrar sends no
+   * Flow-Timer (RFC 5626 §4.4.1); undefined picks 95-120 s at random, as §4.4.1 suggests.
+   */
+  outboundKeepAliveSeconds: number | undefined;
+  /** How long a keep-alive may wait for its pong before the flow counts as failed (s; default 10, RFC 5626 §4.4.1). */
+  outboundPongTimeoutSeconds: number;
+  /** base-time and max-time of the flow recovery backoff (s; default 30 and 1800, RFC 5626 §4.5). */
+  outboundBackoffBaseSeconds: number;
+  outboundBackoffMaxSeconds: number;
+  /**
+   * The GRUUs (RFC 5627) learned from the last 2xx to a REGISTER of this profile: set by
+   * `ClientRegistration`, used as the Contact of later requests as `gruuContact` says.
+   */
+  publicGruu: Uri | undefined;
+  tempGruu: Uri | undefined;
+  /** Which GRUU to put in the Contact of requests other than REGISTER (RFC 5627 §4.3; default `public`). */
+  gruuContact: 'public' | 'temporary' | 'none';
+  /**
+   * The Service-Route learned from the last 2xx to a REGISTER of this profile (RFC 3608
+   * §6.1): the preloaded route set of its later out-of-dialog and dialog-creating requests
+   * (after the outbound proxy, when there is one). Set by `ClientRegistration`.
+   */
+  serviceRoute: NameAddr[];
   /** Contact to use instead of one built from the transport. */
   overrideContact: NameAddr | undefined;
 }
@@ -103,6 +135,16 @@ const DEFAULTS: ProfileSettings = {
   preemptiveAuth: true,
   outboundProxy: undefined,
   instanceId: undefined,
+  outbound: false,
+  regId: 1,
+  outboundKeepAliveSeconds: undefined,
+  outboundPongTimeoutSeconds: 10,
+  outboundBackoffBaseSeconds: 30,
+  outboundBackoffMaxSeconds: 1800,
+  publicGruu: undefined,
+  tempGruu: undefined,
+  gruuContact: 'public',
+  serviceRoute: [],
   overrideContact: undefined,
 };
 

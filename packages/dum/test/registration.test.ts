@@ -156,13 +156,25 @@ describe('client registration against a DUM registrar (RFC 3261 §10)', () => {
     expect(stored[0]?.callId).toBe(req.callId);
   });
 
-  it('the Contact carries +sip.instance and reg-id when the profile has an instance id (RFC 5626 §4.2)', async () => {
+  it('RFC 5626 §4.2.1, RFC 5627 §4.1: +sip.instance with an instance id; reg-id and ;ob only with outbound', async () => {
     const { ua } = await setup();
     ua.profile.set('instanceId', 'urn:uuid:00000000-0000-1000-8000-000A95A0E128');
+    const plain = ua.dum.makeRegistration(undefined, ua.profile);
+    const p = plain.contacts[0] as Contact;
+    expect(p.params.get('+sip.instance')).toBe('<urn:uuid:00000000-0000-1000-8000-000A95A0E128>');
+    expect(p.params.has('reg-id')).toBe(false);
+    expect(p.uri.params.has('ob')).toBe(false);
+    expect(plain.getAll<string>('Supported')).toContain('gruu');
+    expect(plain.getAll<string>('Supported')).not.toContain('outbound');
+    ua.profile.set('outbound', true);
     const req = ua.dum.makeRegistration(undefined, ua.profile);
     const c = req.contacts[0] as Contact;
     expect(c.params.get('+sip.instance')).toBe('<urn:uuid:00000000-0000-1000-8000-000A95A0E128>');
     expect(c.params.get('reg-id')).toBe('1');
+    expect(c.uri.params.has('ob')).toBe(true);
+    expect(req.getAll<string>('Supported')).toEqual(
+      expect.arrayContaining(['outbound', 'path', 'gruu']),
+    );
     expect(req.expires).toBe(3600);
   });
 

@@ -65,6 +65,11 @@ export interface TransactionUser {
   onCancel?(invite: ServerTransactionLike, cancel: SipRequest): void;
   /** A response that matched no client transaction (a 2xx retransmitted after the transaction ended...). */
   onStrayResponse?(response: SipResponse, received: ReceivedInfo): void;
+  /**
+   * A connection of a stream transport closed or failed (after the transactions using it
+   * were failed). A TU that keeps flows (RFC 5626 outbound registrations) recovers here.
+   */
+  onConnectionClosed?(transport: Transport, connectionId: string, error?: Error): void;
 }
 
 export interface SipStackOptions {
@@ -146,6 +151,8 @@ export class SipStack {
   private branchPrefix: string;
   private branchCounter = 0;
   private readonly ctx: TransactionContext;
+  /** `sendKeepAlive` calls waiting for the pong of a connection. */
+  private readonly pongWaiters = new Map<string, Set<(ok: boolean) => void>>();
   /** The state last published per transaction, for the `from` of `sip:transaction:state`. */
   private readonly lastStates = new WeakMap<Transaction, string>();
 
@@ -401,6 +408,56 @@ export class SipStack {
     await this.sendOn(flow, request);
   }
 
+  /**
+   * Send a CRLFCRLF keep-alive ping on a flow of a connection-oriented transport and wait
+   * for its CRLF pong (RFC 5626 §4.4.1). Resolves true when the pong arrives within
+   * `timeoutMs` (default 10,000, the RFC's limit), false when it does not, the connection
+   * closes first, or the ping cannot be sent. The flow is the one a transaction used
+   * (`tx.flow`): its connection id names the connection. Datagram flows resolve false
+   * (RFC 5626 §4.4.2 keeps them alive with STUN, which the stack does not do).
+   */
+  sendKeepAlive(flow: Flow, timeoutMs = 10_000): Promise<boolean> {
+    const t = flow.transport;
+    const id = flow.destination.connectionId;
+    if (!t.reliable || id === undefined || !this.list.includes(t) || !this.running)
+      return Promise.resolve(false);
+    const k = pongKey(t, id);
+    return new Promise<boolean>((resolve) => {
+      let waiters = this.pongWaiters.get(k);
+      if (!waiters) this.pongWaiters.set(k, (waiters = new Set()));
+      const waiter = (ok: boolean): void => {
+        this.clock.clearTimeout(timer);
+        const set = this.pongWaiters.get(k);
+        set?.delete(waiter);
+        if (set?.size === 0) this.pongWaiters.delete(k);
+        resolve(ok);
+      };
+      waiters.add(waiter);
+      const timer = this.clock.setTimeout(() => waiter(false), timeoutMs);
+      t.send(CRLFCRLF, { ...flow.destination }).then(
+        (used) => {
+          // Sent on another connection (the old one is gone): this flow has failed.
+          if (used !== undefined && used !== id) waiter(false);
+        },
+        () => waiter(false),
+      );
+    });
+  }
+
+  /**
+   * Close the connection of a flow that is known to have failed (RFC 5626 §4.4.1, §4.5),
+   * when its transport can (`Transport.closeConnection`): the transactions on it fail,
+   * the TU hears of it, and the next request to that destination opens a new connection.
+   * Returns whether a connection was closed.
+   */
+  closeFlow(flow: Flow): boolean {
+    const id = flow.destination.connectionId;
+    const t = flow.transport;
+    if (id === undefined || !t.closeConnection || !this.list.includes(t)) return false;
+    t.closeConnection(id);
+    return true;
+  }
+
   /** Send a response without a server transaction, routed as §18.2.2 says. */
   respondStateless(response: SipResponse, received: ReceivedInfo): void {
     const flow = this.responseFlow(response, received);
@@ -552,6 +609,9 @@ export class SipStack {
         }
       },
       connectionClosed: (id, error) => this.connectionClosed(transport, id, error),
+      pong: (id) => {
+        for (const w of [...(this.pongWaiters.get(pongKey(transport, id)) ?? [])]) w(true);
+      },
       error: (error) =>
         this.logger.warn({ err: error, transport: transport.protocol }, 'transport error'),
     };
@@ -870,6 +930,12 @@ export class SipStack {
         tx.flow.destination.connectionId = undefined;
       }
     }
+    for (const w of [...(this.pongWaiters.get(pongKey(transport, id)) ?? [])]) w(false);
+    try {
+      this.tu?.onConnectionClosed?.(transport, id, error);
+    } catch (e) {
+      this.logger.error({ err: e }, 'the transaction user failed on a closed connection');
+    }
   }
 
   // ---- bookkeeping ----
@@ -912,6 +978,17 @@ function placeholder(request: SipRequest): ClientTransactionLike {
     state: 'terminated',
     flow: undefined as unknown as Flow,
   };
+}
+
+const CRLFCRLF = new Uint8Array([13, 10, 13, 10]);
+
+/** The key of a connection among every transport's. */
+const transportIds = new WeakMap<Transport, number>();
+let transportCounter = 0;
+function pongKey(t: Transport, connectionId: string): string {
+  let n = transportIds.get(t);
+  if (n === undefined) transportIds.set(t, (n = ++transportCounter));
+  return `${n}|${connectionId}`;
 }
 
 function isKeepAlive(b: Uint8Array): boolean {

@@ -174,6 +174,7 @@ export class StreamConnections {
   ): void {
     for (const item of framer.push(chunk)) {
       if (item.type === 'ping') conn.socket.write(CRLF);
+      else if (item.type === 'pong') this.sink?.pong?.(conn.id);
       else if (item.type === 'message') {
         conn.messages++;
         this.alias(conn, item.message);
@@ -187,6 +188,7 @@ export class StreamConnections {
     if (bytes.length === 0) return;
     if (bytes.length <= 4 && bytes.every((b) => b === 13 || b === 10)) {
       if (bytes.length === 4) conn.socket.write(CRLF);
+      else if (bytes.length === 2) this.sink?.pong?.(conn.id);
       return;
     }
     if (bytes.length > this.opts.maxHeaderBytes + this.opts.maxBodyBytes)
@@ -279,6 +281,14 @@ export class StreamConnections {
     });
     c.lastActivity = Date.now();
     return c.id;
+  }
+
+  /** Close the connection with this id, reporting it as lost; false when there is none. */
+  close(connectionId: string, error?: Error): boolean {
+    const c = this.byId.get(connectionId);
+    if (!c) return false;
+    this.drop(c, error);
+    return true;
   }
 
   /** Close one connection, reporting it as lost. */

@@ -41,6 +41,12 @@ export interface TransportSink {
   receive(data: Uint8Array | SipRequest | SipResponse, source: Source, bytes?: Uint8Array): void;
   /** A connection closed or failed; transactions using it fail at once. */
   connectionClosed(connectionId: string, error?: Error): void;
+  /**
+   * A lone CRLF arrived on a connection: the pong answering a CRLFCRLF keep-alive ping
+   * (RFC 5626 §4.4.1). Stream transports that frame with `StreamFramer` report it, so
+   * that `SipStack.sendKeepAlive` can tell a live flow from a dead one.
+   */
+  pong?(connectionId: string): void;
   /** An error not tied to one send (the socket failed...). */
   error(error: Error): void;
 }
@@ -72,4 +78,11 @@ export interface Transport {
    * the id of the connection used, if any.
    */
   send(data: Uint8Array, destination: Destination): Promise<string | undefined>;
+  /**
+   * Optional, for connection-oriented transports: close one connection now and report it
+   * through `sink.connectionClosed`. The stack calls it (`SipStack.closeFlow`) when a flow
+   * is known to be dead (no pong to a keep-alive, RFC 5626 §4.4.1), so that the next
+   * request opens a new connection instead of writing into the dead one.
+   */
+  closeConnection?(connectionId: string): void;
 }

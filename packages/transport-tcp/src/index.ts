@@ -88,6 +88,11 @@ export class TcpTransport implements Transport {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
+  /** Close one connection (a flow the stack found dead); `connectionClosed` reports it. */
+  closeConnection(connectionId: string): void {
+    this.connections.close(connectionId, new TransportError(`${connectionId} closed as failed`));
+  }
+
   send(data: Uint8Array, destination: Destination): Promise<string | undefined> {
     if (!this.server) return Promise.reject(new TransportError('the TCP transport is not started'));
     return this.connections.send(data, destination, (d) => this.connect(d));

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { createRequest, type SipRequest } from '@sipworks/message';
-import { SipStack, type SipStackError } from '@sipworks/stack';
+import { type Flow, SipStack, type SipStackError } from '@sipworks/stack';
 import { answerAll, sendAndWait as send, waitFor } from '@sipworks/stack/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TcpTransport, type TcpTransportOptions } from '../src/index.ts';
@@ -181,5 +181,93 @@ describe('TCP transport (RFC 3261 §18)', () => {
     });
     await new Promise<void>((r) => probe.close(() => r()));
     expect(b.transport.connectionCount).toBe(0);
+  });
+});
+
+describe('keep-alives on a flow (RFC 5626 §4.4.1)', () => {
+  it('§4.4.1: sendKeepAlive sends CRLFCRLF on the flow of a transaction and sees the CRLF pong', async () => {
+    const a = await tcpStack();
+    const b = await tcpStack();
+    answerAll(b.stack);
+    const target = `sip:b@127.0.0.1:${b.transport.local.port};transport=tcp`;
+    let flow: Flow | undefined;
+    await new Promise<void>((resolve, reject) =>
+      a.stack.sendRequest(request('OPTIONS', target), {
+        onResponse: (_res, tx) => {
+          flow = tx.flow;
+          resolve();
+        },
+        onError: reject,
+      }),
+    );
+    expect(flow?.destination.connectionId).toBeDefined();
+    expect(await a.stack.sendKeepAlive(flow as Flow, 2000)).toBe(true);
+  });
+
+  it('§4.4.1, §4.5: no pong from a silent peer: false after the timeout; closeFlow closes the dead connection; the TU hears of closed connections', async () => {
+    const a = await tcpStack();
+    const closed: string[] = [];
+    a.stack.setTransactionUser({
+      onRequest: () => {},
+      onConnectionClosed: (_t, id) => closed.push(id),
+    });
+    // A raw server that answers the OPTIONS but never a ping.
+    const server = net.createServer((socket) => {
+      sockets.push(socket);
+      socket.on('error', () => {});
+      let buf = '';
+      socket.on('data', (d) => {
+        buf += d.toString('latin1');
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0 || !buf.startsWith('OPTIONS')) return;
+        const head = buf.slice(0, end);
+        buf = buf.slice(end + 4);
+        const keep = head
+          .split('\r\n')
+          .filter((l) => /^(via|from|to|call-id|cseq):/i.test(l))
+          .map((l) => (/^to:/i.test(l) ? `${l};tag=raw` : l));
+        socket.write(`SIP/2.0 200 OK\r\n${keep.join('\r\n')}\r\nContent-Length: 0\r\n\r\n`);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      let flow: Flow | undefined;
+      await new Promise<void>((resolve, reject) =>
+        a.stack.sendRequest(request('OPTIONS', `sip:raw@127.0.0.1:${port};transport=tcp`), {
+          onResponse: (_res, tx) => {
+            flow = tx.flow;
+            resolve();
+          },
+          onError: reject,
+        }),
+      );
+      const f = flow as Flow;
+      const id = f.destination.connectionId as string;
+      expect(await a.stack.sendKeepAlive(f, 300)).toBe(false);
+      // The flow is dead: closeFlow closes its connection; a ping waiting on it gives up.
+      const pending = a.stack.sendKeepAlive(f, 5000);
+      expect(a.stack.closeFlow(f)).toBe(true);
+      expect(await pending).toBe(false);
+      expect(closed).toEqual([id]);
+      expect(a.transport.connectionCount).toBe(0);
+      // A peer that closes the connection itself: the TU is told too.
+      let again: Flow | undefined;
+      await new Promise<void>((resolve, reject) =>
+        a.stack.sendRequest(request('OPTIONS', `sip:raw@127.0.0.1:${port};transport=tcp`), {
+          onResponse: (_res, tx) => {
+            again = tx.flow;
+            resolve();
+          },
+          onError: reject,
+        }),
+      );
+      const id2 = again?.destination.connectionId as string;
+      expect(id2).not.toBe(id);
+      for (const s of sockets) s.destroy();
+      await waitFor(() => closed.includes(id2));
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 });

@@ -276,6 +276,11 @@ export class TlsTransport implements Transport {
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
+  /** Close one connection (a flow the stack found dead); `connectionClosed` reports it. */
+  closeConnection(connectionId: string): void {
+    this.streams.close(connectionId, new TransportError(`${connectionId} closed as failed`));
+  }
+
   send(data: Uint8Array, destination: Destination): Promise<string | undefined> {
     if (!this.running)
       return Promise.reject(new TransportError('the TLS transport is not started'));

@@ -197,6 +197,11 @@ export class WsTransport implements Transport {
     }
   }
 
+  /** Close one connection (a flow the stack found dead); `connectionClosed` reports it. */
+  closeConnection(connectionId: string): void {
+    this.connections.close(connectionId, new TransportError(`${connectionId} closed as failed`));
+  }
+
   send(data: Uint8Array, destination: Destination): Promise<string | undefined> {
     if (!this.started)
       return Promise.reject(new TransportError(`the ${this.protocol} transport is not started`));

@@ -303,10 +303,9 @@ describe.skipIf(kamailioGate.skip)(
       const [first, second] = got as [SipRequest, SipRequest];
       expect(second.callId).toBe(first.callId);
       expect(second.cseq.seq).toBeGreaterThan(first.cseq.seq);
-      // Each page is challenged on its own: the realm's nonce is not offered again up front.
-      expect(seen.filter((s) => s.status >= 200).map((s) => s.status)).toEqual([
-        407, 200, 407, 200,
-      ]);
+      // Only the first page is challenged: the second carries the realm's cached nonce with
+      // the next nonce count (pre-emptive credentials to the same next hop), and Kamailio takes it.
+      expect(seen.filter((s) => s.status >= 200).map((s) => s.status)).toEqual([407, 200, 200]);
     });
 
     it('a wrong password: the second 407 is reported with the undelivered body, nothing reaches DUM B', async () => {

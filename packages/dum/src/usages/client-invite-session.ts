@@ -159,6 +159,7 @@ export class ClientInviteSession extends InviteSession {
   private receiveProvisional(res: SipResponse, tx: ClientTransactionLike): void {
     this.track(tx);
     this.provisionalSeen = true;
+    this.dum.observeInvite({ type: 'provisional', session: this, response: res });
     switch (this.st) {
       case 'calling':
       case 'early': {
@@ -314,6 +315,7 @@ export class ClientInviteSession extends InviteSession {
       return;
     }
     this.st = 'connected';
+    this.dum.observeInvite({ type: 'confirmed', session: this, response: res });
     this.stopTimer('stale-call');
     if (answer) {
       const body = answer.body;

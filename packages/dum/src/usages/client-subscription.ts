@@ -24,6 +24,8 @@ export const NOTIFY_WAIT_MS = 64 * 500;
 /** What holds a subscription's dialog and is told when the subscription ends. */
 export interface SubscriptionOwner {
   forget(sub: ClientSubscription): void;
+  /** Take another subscription in the dialog of one it holds (RFC 6665 §4.5.2), when the owner allows it. */
+  join?(dialog: Dialog, sub: ClientSubscription): void;
 }
 
 /**
@@ -53,7 +55,8 @@ export class ClientSubscriptionCreator {
   readonly request: SipRequest;
   private readonly dum: DialogUsageManager;
   private readonly first: ClientSubscription;
-  private readonly byRemoteTag = new Map<string, ClientSubscription>();
+  /** The subscriptions of each dialog (by remote tag): one per Event/id pair (RFC 6665 §4.5.2). */
+  private readonly byRemoteTag = new Map<string, ClientSubscription[]>();
 
   constructor(dum: DialogUsageManager, request: SipRequest, first: ClientSubscription) {
     this.dum = dum;
@@ -77,7 +80,7 @@ export class ClientSubscriptionCreator {
       return;
     }
     const tag = res.to.tag ?? '';
-    let sub = this.byRemoteTag.get(tag);
+    let sub = this.byRemoteTag.get(tag)?.find((x) => x === this.first || x.isForkOf(this.first));
     if (!sub) {
       const dialog = Dialog.asUac(this.request, res);
       dialog.early = false;
@@ -94,9 +97,20 @@ export class ClientSubscriptionCreator {
       return;
     }
     const tag = req.from.tag ?? '';
-    const existing = this.byRemoteTag.get(tag);
-    if (existing) {
-      existing.receiveNotify(req, tx, false);
+    const subs = this.byRemoteTag.get(tag);
+    if (subs) {
+      // §4.5.2: NOTIFYs of the dialog are told apart by Event package and id.
+      let ev: EventHeader | undefined;
+      try {
+        ev = req.get<EventHeader>('Event');
+      } catch {
+        ev = undefined;
+      }
+      const pkg = ev?.package.toLowerCase();
+      const match = subs.find((x) => x.event === pkg && x.eventId === ev?.id);
+      if (match) match.receiveNotify(req, tx, false);
+      else if (subs.length === 1) (subs[0] as ClientSubscription).receiveNotify(req, tx, false);
+      else reply(this.dum, req, tx, 481);
       return;
     }
     const contact = req.contacts[0];
@@ -127,17 +141,30 @@ export class ClientSubscriptionCreator {
       if (notify) this.dum.logger.debug?.({ dialog: dialog.id.toString() }, 'forked subscription');
     }
     sub.dialog = dialog;
-    this.byRemoteTag.set(dialog.id.remoteTag, sub);
+    this.byRemoteTag.set(dialog.id.remoteTag, [sub]);
     this.dum.addDialog(this.set, dialog);
     if (sub !== this.first && notify) sub.announce(notify);
     return sub;
   }
 
+  /** @internal Another subscription in the dialog of `sub` (RFC 6665 §4.5.2). */
+  join(dialog: Dialog, sub: ClientSubscription): void {
+    const subs = this.byRemoteTag.get(dialog.id.remoteTag);
+    if (!subs) throw new DumError('SIP_ERR_DUM_STATE', 'the subscription dialog has ended');
+    subs.push(sub);
+  }
+
   /** @internal A subscription of the set ended. */
   forget(sub: ClientSubscription): void {
     if (sub.dialog) {
-      this.byRemoteTag.delete(sub.dialog.id.remoteTag);
-      this.dum.removeDialog(sub.dialog);
+      const tag = sub.dialog.id.remoteTag;
+      const subs = this.byRemoteTag.get(tag) ?? [];
+      const i = subs.indexOf(sub);
+      if (i >= 0) subs.splice(i, 1);
+      if (subs.length === 0) {
+        this.byRemoteTag.delete(tag);
+        this.dum.removeDialog(sub.dialog);
+      }
     }
     if (this.byRemoteTag.size === 0 && (sub === this.first || this.first.isEnded)) this.cleanup();
   }
@@ -218,6 +245,11 @@ export class ClientSubscription extends BaseUsage {
     return this.st;
   }
 
+  /** @internal The profile the subscription was made with. */
+  get userProfile(): Profile {
+    return this.profile;
+  }
+
   /** @internal Send the SUBSCRIBE. */
   start(request: SipRequest = this.initial): void {
     const creator = new ClientSubscriptionCreator(this.dum, request, this);
@@ -255,6 +287,34 @@ export class ClientSubscription extends BaseUsage {
     );
     sub.creator = this.creator;
     return sub;
+  }
+
+  /** @internal Whether this subscription came from the same SUBSCRIBE as `first` (itself or a fork), not from a SUBSCRIBE in its dialog. */
+  isForkOf(first: ClientSubscription): boolean {
+    return this.initial === first.initial;
+  }
+
+  /**
+   * @internal Start a subscription in the dialog of `existing` (RFC 6665 §4.5.2): `request`
+   * is a SUBSCRIBE made in that dialog with another Event/id pair.
+   */
+  startInDialog(existing: ClientSubscription, request: SipRequest): void {
+    const dialog = existing.dialog;
+    const creator = existing.creator;
+    if (!dialog || !creator?.join || existing.isEnded)
+      throw new DumError(
+        'SIP_ERR_DUM_STATE',
+        'the subscription has no subscription dialog to share (ended, or inside an invite session)',
+      );
+    this.dialog = dialog;
+    this.creator = creator;
+    creator.join(dialog, this);
+    this.dum.sendClient(request, this.profile, (res) => {
+      if (this.isEnded) return;
+      dialog.receiveTargetRefreshResponse(res);
+      if (res.status >= 200 && res.status < 300) this.initialAccepted(res);
+      else this.initialFailed(res);
+    });
   }
 
   /** @internal Tell the application about a forked subscription. */
@@ -425,6 +485,10 @@ export class ClientSubscription extends BaseUsage {
       this.refreshTimer = undefined;
       if (this.isEnded) return;
       const req = this.initial.clone();
+      // A subscription started in another's dialog starts over outside any dialog.
+      const to = req.to.clone();
+      to.params.delete('tag');
+      req.setHeader('To', to);
       req.removeHeader('Via');
       req.removeHeader('Authorization');
       req.removeHeader('Proxy-Authorization');

@@ -253,6 +253,7 @@ export abstract class InviteSession extends BaseUsage {
   protected reportEnd(reason: EndReason, message?: SipRequest | SipResponse): void {
     if (this.reported) return;
     this.reported = true;
+    this.dum.observeInvite({ type: 'terminated', session: this, reason, message });
     this.notify(() => this.handler.onTerminated?.(this.handle(), reason, message));
   }
 

@@ -127,6 +127,7 @@ export class ServerInviteSession extends InviteSession {
     this.assertState('proceeding', 'send a provisional response');
     const res = this.response(status, options?.reason, options);
     this.respond(res);
+    this.dum.observeInvite({ type: 'provisional', session: this, response: res });
     return res;
   }
 
@@ -169,6 +170,7 @@ export class ServerInviteSession extends InviteSession {
     if (this.dialog) this.dialog.early = false;
     this.ok = res;
     this.st = 'accepted';
+    this.dum.observeInvite({ type: 'confirmed', session: this, response: res });
     const timers = this.dum.stack.timers;
     if (!this.received.transport.reliable) {
       this.interval = timers.t1;

@@ -1,4 +1,4 @@
-import type { EventHeader, SipRequest } from '@sipworks/message';
+import { type EventHeader, parseUri, type SipRequest } from '@sipworks/message';
 import type { ServerTransactionLike, TimerHandle } from '@sipworks/stack';
 import { randomHex } from '../digest.ts';
 import type { DialogUsageManager } from '../dum.ts';
@@ -6,17 +6,22 @@ import { DumError } from '../errors.ts';
 import type { ServerPublicationHandler } from '../handlers.ts';
 import { BaseUsage } from './base.ts';
 import { reply } from './client-subscription.ts';
+import { canonicalAor } from './server-registration.ts';
 
 /** One piece of published event state (RFC 3903 §6). */
 export interface PublishedState {
   etag: string;
   /** The Request-URI of the PUBLISH: the resource the state is about. */
   aor: string;
+  /** The resource in canonical form (`canonicalAor` of the Request-URI): what subscriptions are matched on. */
+  resource: string;
   event: string;
   body: Uint8Array;
   contentType: string;
   /** Absolute expiry, in the stack clock's ms. */
   expiresAt: number;
+  /** When the body was last published or modified, in the stack clock's ms. */
+  modifiedAt: number;
 }
 
 /**
@@ -47,9 +52,14 @@ export class InMemoryPublicationStore {
     this.byEtag.delete(etag);
   }
 
-  /** Every state published for a resource and event (what a notifier would compose). */
+  /** Every state published for a Request-URI and event. */
   find(aor: string, event: string): PublishedState[] {
     return [...this.byEtag.values()].filter((s) => s.aor === aor && s.event === event);
+  }
+
+  /** Every state published for a resource (canonical form) and event: what the compositor works from. */
+  findResource(resource: string, event: string): PublishedState[] {
+    return [...this.byEtag.values()].filter((s) => s.resource === resource && s.event === event);
   }
 
   get size(): number {
@@ -70,6 +80,8 @@ export class ServerPublication extends BaseUsage {
   readonly kind = 'ServerPublication';
   readonly event: string;
   readonly aor: string;
+  /** The resource in canonical form (scheme, user, host, port), as subscriptions are matched. */
+  readonly resource: string;
   private readonly store: InMemoryPublicationStore;
   private readonly handler: ServerPublicationHandler;
   private pending:
@@ -87,6 +99,10 @@ export class ServerPublication extends BaseUsage {
   /** The current state (body and type). */
   body: Uint8Array = new Uint8Array(0);
   contentType = '';
+  /** When the body was last published or modified (stack clock ms). */
+  private modifiedAt = 0;
+  /** Whether a PUBLISH of it was ever accepted (its state is or was in the store). */
+  private published = false;
 
   constructor(
     dum: DialogUsageManager,
@@ -102,6 +118,13 @@ export class ServerPublication extends BaseUsage {
     this.handler = handler;
     this.event = event;
     this.aor = aor;
+    let resource = aor;
+    try {
+      resource = canonicalAor(parseUri(aor));
+    } catch {
+      resource = aor;
+    }
+    this.resource = resource;
     this.etag = store.newEtag();
   }
 
@@ -137,19 +160,24 @@ export class ServerPublication extends BaseUsage {
     }
     this.store.remove(this.etag);
     this.etag = this.store.newEtag();
-    if (p.op !== 'refresh') {
+    const clock = this.dum.stack.clock;
+    const changed = p.op !== 'refresh';
+    if (changed) {
       this.body = p.req.body;
       this.contentType = p.req.contentType?.toString() ?? '';
+      this.modifiedAt = clock.now();
     }
-    const clock = this.dum.stack.clock;
     this.store.put({
       etag: this.etag,
       aor: this.aor,
+      resource: this.resource,
       event: this.event,
       body: this.body,
       contentType: this.contentType,
       expiresAt: clock.now() + p.expires * 1000,
+      modifiedAt: this.modifiedAt,
     });
+    this.published = true;
     this.stopTimer();
     this.timer = clock.setTimeout(() => {
       this.timer = undefined;
@@ -162,6 +190,8 @@ export class ServerPublication extends BaseUsage {
       ['SIP-ETag', this.etag],
       ['Expires', String(p.expires)],
     ]);
+    // The subscribers of the resource hear of new state (a plain refresh changes none).
+    if (changed) this.dum.publicationChanged(this.resource, this.event);
   }
 
   /** Refuse the PUBLISH being delivered; an initial one leaves nothing behind. */
@@ -197,6 +227,8 @@ export class ServerPublication extends BaseUsage {
     this.store.remove(this.etag);
     this.destroy();
     this.gone(this);
+    // Removed or expired: the composed state no longer holds this publication.
+    if (this.published) this.dum.publicationChanged(this.resource, this.event);
   }
 
   private stopTimer(): void {

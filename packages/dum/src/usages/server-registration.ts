@@ -1,11 +1,13 @@
 import {
   type Contact,
   createResponse,
+  type NameAddr,
   type SipRequest,
   type SipResponse,
-  type Uri,
+  Uri,
 } from '@sipworks/message';
 import type { ServerTransactionLike } from '@sipworks/stack';
+import { randomHex } from '../digest.ts';
 import type { DialogUsageManager } from '../dum.ts';
 import { DumError } from '../errors.ts';
 import type {
@@ -29,6 +31,24 @@ export interface RegistrationChange {
   expires: number;
   /** Whether a binding with this URI existed. */
   existed: boolean;
+}
+
+/** What the DUM's registrar adds to its 2xx answers; set with `dum.setRegistrarOptions`. */
+export interface RegistrarOptions {
+  /**
+   * The Service-Route returned in each 2xx to a REGISTER (RFC 3608 §5): the proxies the
+   * UA's later requests should pass through. `accept({ serviceRoute })` overrides it for
+   * one REGISTER.
+   */
+  serviceRoute?: (NameAddr | string)[];
+  /**
+   * Assign GRUUs (RFC 5627 §5): to each binding with a `+sip.instance`, when the REGISTER
+   * has `Supported: gruu`, the 2xx Contact carries `pub-gruu` (the address of record with
+   * `gr=` the instance) and a fresh `temp-gruu`.
+   */
+  gruu?: boolean;
+  /** The Flow-Timer (s) sent in 2xx answers that use outbound (RFC 5626 §4.4.1, §6). */
+  flowTimer?: number;
 }
 
 /**
@@ -113,10 +133,14 @@ export class ServerRegistration extends BaseUsage {
 
   /**
    * Apply the changes and answer 200 with every binding of the address of record, each
-   * Contact with its remaining `expires` (§10.3 step 8), a Date, and the REGISTER's
-   * Path when the UA supports path (RFC 3327 §5.3).
+   * Contact with its remaining `expires` (§10.3 step 8), a Date, the REGISTER's Path
+   * when the UA supports path (RFC 3327 §5.3), and a Service-Route (RFC 3608 §5): the
+   * one given here, else the registrar's (`dum.setRegistrarOptions`).
    */
-  async accept(options?: { headers?: [string, string][] }): Promise<SipResponse> {
+  async accept(options?: {
+    headers?: [string, string][];
+    serviceRoute?: (NameAddr | string)[];
+  }): Promise<SipResponse> {
     this.claim();
     try {
       const now = this.dum.now();
@@ -157,6 +181,19 @@ export class ServerRegistration extends BaseUsage {
       res.setHeader('Date', new Date(now).toUTCString());
       const supported = this.request.getAll<string>('Supported').map((t) => t.toLowerCase());
       if (path.length > 0 && supported.includes('path')) res.setHeader('Path', path);
+      const opts = this.dum.registrarOptions;
+      // RFC 5626 §6: a REGISTER that asks for outbound (reg-id and Supported: outbound) gets Require: outbound.
+      if (this.usesOutbound(supported)) {
+        res.setHeader('Require', 'outbound');
+        if (opts.flowTimer !== undefined) res.setHeader('Flow-Timer', String(opts.flowTimer));
+      }
+      if (opts.gruu && supported.includes('gruu')) this.addGruus(contacts);
+      const serviceRoute = options?.serviceRoute ?? opts.serviceRoute ?? [];
+      if (serviceRoute.length > 0 && this.operation !== 'removeAll')
+        res.setHeader(
+          'Service-Route',
+          serviceRoute.map((r) => r.toString()),
+        );
       this.respond(res);
       return res;
     } catch (e) {
@@ -164,6 +201,40 @@ export class ServerRegistration extends BaseUsage {
       const res = this.response(500);
       this.respond(res);
       return res;
+    }
+  }
+
+  /** Whether the REGISTER uses outbound: Supported: outbound and a Contact with +sip.instance and reg-id (RFC 5626 §6). */
+  private usesOutbound(supported: string[]): boolean {
+    return (
+      supported.includes('outbound') &&
+      this.changes.some(
+        (c) => c.contact.params.has('reg-id') && c.contact.params.has('+sip.instance'),
+      )
+    );
+  }
+
+  /**
+   * RFC 5627 §5.2: `pub-gruu` (the address of record with `gr` = the instance id) and a
+   * new `temp-gruu` on each Contact with an instance id.
+   */
+  private addGruus(contacts: Contact[]): void {
+    const to = this.request.to.uri;
+    for (const c of contacts) {
+      const instance = c.params.get('+sip.instance');
+      if (!instance) continue;
+      const urn = instance.replace(/^<|>$/g, '');
+      const pub = new Uri({ scheme: to.scheme, user: to.user, host: to.host, port: to.port });
+      pub.params.set('gr', urn);
+      const temp = new Uri({
+        scheme: to.scheme,
+        user: `tgruu.${randomHex(10)}`,
+        host: to.host,
+        port: to.port,
+      });
+      temp.params.set('gr');
+      c.params.set('pub-gruu', pub.toString(), { quoted: true });
+      c.params.set('temp-gruu', temp.toString(), { quoted: true });
     }
   }
 
@@ -274,6 +345,31 @@ export class ServerRegistration extends BaseUsage {
       const change = { contact: stored, key, expires, existed: old !== undefined };
       if (at >= 0) this.changes[at] = change;
       else this.changes.push(change);
+    }
+    // RFC 5626 §6, RFC 5627 §5.3: a Contact with the instance (and reg-id) of another
+    // binding replaces it: the same UA, on a new flow or at a new address.
+    for (const c of [...this.changes]) {
+      const instance = c.contact.params.get('+sip.instance');
+      if (!instance || c.expires === 0) continue;
+      const regId = c.contact.params.get('reg-id');
+      for (const b of existing) {
+        const key = bindingKey(b);
+        if (key === c.key || this.changes.some((x) => x.key === key)) continue;
+        const sameRegId = (b.regId === undefined ? undefined : String(b.regId)) === regId;
+        if (b.instanceId === instance && sameRegId)
+          this.changes.push({ contact: b.contact, key, expires: 0, existed: true });
+      }
+    }
+    // RFC 5626 §6: outbound through a first hop (Path) that does not do outbound: 439.
+    const supported = req.getAll<string>('Supported').map((t) => t.toLowerCase());
+    if (this.usesOutbound(supported)) {
+      const path = req.getAll<NameAddr>('Path');
+      const first = path[0];
+      if (first && !first.uri.params.has('ob')) {
+        this.changes.length = 0;
+        this.reject(439, 'First Hop Lacks Outbound Support');
+        return false;
+      }
     }
     for (const c of this.changes) {
       if (c.expires === 0) continue;

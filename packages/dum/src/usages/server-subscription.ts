@@ -8,6 +8,7 @@ import type { ServerSubscriptionHandler } from '../handlers.ts';
 import { DialogSetId } from '../ids.ts';
 import { BaseUsage } from './base.ts';
 import { reply } from './client-subscription.ts';
+import { canonicalAor } from './server-registration.ts';
 
 export type ServerSubscriptionState = 'new' | 'pending' | 'active' | 'terminated';
 
@@ -26,6 +27,117 @@ export interface ImplicitServerSubscriptionInit {
   shared?: { dialog: Dialog; set: DialogSet; owner: ServerSubscriptionOwner };
 }
 
+/** Where a subscription's dialog lives: a subscription dialog, or one shared with another usage. */
+interface DialogHolder {
+  readonly dialog: Dialog;
+  readonly subscriptions: readonly ServerSubscription[];
+  add(sub: ServerSubscription): void;
+  remove(sub: ServerSubscription): void;
+}
+
+/** A dialog another usage owns (an invite session's, for an in-dialog REFER): its owner is told when a subscription ends. */
+class SharedDialog implements DialogHolder {
+  readonly dialog: Dialog;
+  private readonly owner: ServerSubscriptionOwner;
+  private readonly subs: ServerSubscription[] = [];
+  constructor(dialog: Dialog, owner: ServerSubscriptionOwner) {
+    this.dialog = dialog;
+    this.owner = owner;
+  }
+  get subscriptions(): readonly ServerSubscription[] {
+    return this.subs;
+  }
+  add(sub: ServerSubscription): void {
+    if (!this.subs.includes(sub)) this.subs.push(sub);
+  }
+  remove(sub: ServerSubscription): void {
+    const i = this.subs.indexOf(sub);
+    if (i >= 0) this.subs.splice(i, 1);
+    this.owner.forget(sub);
+  }
+}
+
+/**
+ * @internal The notifier's side of one subscription dialog: every `ServerSubscription`
+ * sharing it, told apart by their Event package and id (RFC 6665 §4.5.2). A SUBSCRIBE
+ * in the dialog goes to the subscription of its Event/id pair (a refresh or an
+ * unsubscribe); one with a new pair for an event the DUM serves makes another
+ * subscription in the same dialog; anything else is answered 489 (or 481 for other
+ * methods). The dialog set ends with its last subscription.
+ */
+export class ServerSubscriptionDialog implements DialogHolder {
+  readonly dialog: Dialog;
+  readonly set: DialogSet;
+  private readonly dum: DialogUsageManager;
+  private readonly subs: ServerSubscription[] = [];
+
+  constructor(dum: DialogUsageManager, dialog: Dialog, set: DialogSet) {
+    this.dum = dum;
+    this.dialog = dialog;
+    this.set = set;
+    set.subscriptionUsage = this;
+  }
+
+  /** The subscriptions of the dialog, oldest first. */
+  get subscriptions(): readonly ServerSubscription[] {
+    return this.subs;
+  }
+
+  add(sub: ServerSubscription): void {
+    if (this.subs.includes(sub)) return;
+    if (this.subs.length === 0) {
+      this.dum.addDialogSet(this.set);
+      this.dum.addDialog(this.set, this.dialog);
+    }
+    this.subs.push(sub);
+  }
+
+  remove(sub: ServerSubscription): void {
+    const i = this.subs.indexOf(sub);
+    if (i >= 0) this.subs.splice(i, 1);
+    if (this.subs.length > 0) return;
+    this.set.subscriptionUsage = undefined;
+    this.dum.removeDialogSet(this.set);
+  }
+
+  receiveRequest(req: SipRequest, tx: ServerTransactionLike, dialog: Dialog | undefined): void {
+    if (req.method !== 'SUBSCRIBE' || dialog !== this.dialog || this.subs.length === 0) {
+      reply(this.dum, req, tx, 481);
+      return;
+    }
+    const refused = this.dialog.receiveRequest(req, true);
+    if (refused !== undefined) {
+      reply(this.dum, req, tx, refused);
+      return;
+    }
+    let ev: EventHeader | undefined;
+    try {
+      ev = req.get<EventHeader>('Event');
+    } catch {
+      ev = undefined;
+    }
+    const pkg = ev?.package.toLowerCase();
+    const sub = this.subs.find((x) => !x.isEnded && x.event === pkg && x.eventId === ev?.id);
+    if (sub) {
+      sub.receiveSubscribe(req, tx);
+      return;
+    }
+    const handler = pkg === undefined ? undefined : this.dum.serverSubscriptionHandler(pkg);
+    const expires = req.expires;
+    if (!handler || expires === 0) {
+      // An unsubscribe of a subscription that is not there: 481; an event we do not serve: 489.
+      if (handler) reply(this.dum, req, tx, 481, undefined, this.dialog.id.localTag);
+      else
+        reply(this.dum, req, tx, 489, undefined, this.dialog.id.localTag, [
+          ['Allow-Events', this.dum.masterProfile.get('supportedEvents').join(', ')],
+        ]);
+      return;
+    }
+    // §4.5.2: a new Event/id pair in the dialog: another subscription sharing it.
+    new ServerSubscription(this.dum, req, tx, handler, this).start();
+  }
+}
+
 /**
  * The notifier's side of a subscription (RFC 6665 §4.2), one per SUBSCRIBE that
  * created a dialog. `onNewSubscription` gets the handle: `accept(202|200)` or
@@ -41,10 +153,12 @@ export class ServerSubscription extends BaseUsage {
   readonly kind = 'ServerSubscription';
   readonly event: string;
   readonly eventId: string | undefined;
+  /** The resource subscribed to: the canonical form of the SUBSCRIBE's Request-URI (`canonicalAor`). */
+  readonly resource: string;
   /** The SUBSCRIBE that created the subscription. */
   readonly subscribe: SipRequest;
   readonly dialog: Dialog;
-  private readonly set: DialogSet;
+  private readonly owner: DialogHolder;
   protected readonly handler: ServerSubscriptionHandler;
   protected tx: ServerTransactionLike | undefined;
   protected st: ServerSubscriptionState = 'new';
@@ -53,8 +167,6 @@ export class ServerSubscription extends BaseUsage {
   private expiresAt = 0;
   private timer: TimerHandle | undefined;
   protected lastBody: { body: Uint8Array | string; contentType: string } | undefined;
-  /** Set when the dialog belongs to another usage too (an in-dialog REFER). */
-  private readonly owner: ServerSubscriptionOwner | undefined;
   /** The expiry granted (s). */
   expires: number;
 
@@ -63,12 +175,14 @@ export class ServerSubscription extends BaseUsage {
     subscribe: SipRequest,
     tx: ServerTransactionLike,
     handler: ServerSubscriptionHandler,
-    implicit?: ImplicitServerSubscriptionInit,
+    init?: ServerSubscriptionDialog | ImplicitServerSubscriptionInit,
   ) {
     super(dum);
     this.subscribe = subscribe;
     this.tx = tx;
     this.handler = handler;
+    const shared = init instanceof ServerSubscriptionDialog ? init : undefined;
+    const implicit = init instanceof ServerSubscriptionDialog ? undefined : init;
     if (implicit) {
       this.event = implicit.event.toLowerCase();
       this.eventId = implicit.eventId;
@@ -78,33 +192,45 @@ export class ServerSubscription extends BaseUsage {
       this.eventId = ev?.id;
     }
     this.expires = subscribe.expires ?? dum.masterProfile.get('defaultSubscriptionExpires');
-    const shared = implicit?.shared;
-    this.owner = shared?.owner;
-    if (shared) {
-      this.dialog = shared.dialog;
-      this.set = shared.set;
-      return;
+    // In a shared dialog the Request-URI is our Contact: the resource is the dialog's.
+    let resource = shared?.subscriptions[0]?.resource;
+    if (resource === undefined)
+      try {
+        resource = canonicalAor(subscribe.uri);
+      } catch {
+        resource = '';
+      }
+    this.resource = resource;
+    if (shared) this.owner = shared;
+    else if (implicit?.shared)
+      this.owner = new SharedDialog(implicit.shared.dialog, implicit.shared.owner);
+    else {
+      const contact = dum.contactFor(dum.masterProfile, subscribe.uri);
+      const dialog = Dialog.asUas(subscribe, dum.newTag(), contact);
+      const set = new DialogSet(
+        new DialogSetId(subscribe.callId, dialog.id.localTag),
+        'uas',
+        subscribe,
+        dum.makeAppDialogSet(subscribe),
+      );
+      this.owner = new ServerSubscriptionDialog(dum, dialog, set);
     }
-    const contact = dum.contactFor(dum.masterProfile, subscribe.uri);
-    this.dialog = Dialog.asUas(subscribe, dum.newTag(), contact);
-    this.set = new DialogSet(
-      new DialogSetId(subscribe.callId, this.dialog.id.localTag),
-      'uas',
-      subscribe,
-      dum.makeAppDialogSet(subscribe),
-    );
-    this.set.subscriptionUsage = this;
+    this.dialog = this.owner.dialog;
+  }
+
+  /** Every subscription sharing this one's dialog (RFC 6665 §4.5.2), this one included. */
+  get dialogSubscriptions(): readonly ServerSubscription[] {
+    return this.owner.subscriptions;
   }
 
   get state(): ServerSubscriptionState {
     return this.st;
   }
 
-  /** @internal Put the subscription's own dialog set and dialog in the DUM. */
+  /** @internal Put the subscription in its dialog (and the dialog in the DUM when it is the first). */
   register(): void {
-    if (this.owner) return;
-    this.dum.addDialogSet(this.set);
-    this.dum.addDialog(this.set, this.dialog);
+    this.owner.add(this);
+    this.dum.trackServerSubscription(this, true);
   }
 
   /** @internal */
@@ -159,6 +285,25 @@ export class ServerSubscription extends BaseUsage {
     return this.makeNotify(this.notifyState, body, contentType);
   }
 
+  /**
+   * A NOTIFY with the state the DUM's state agent holds for this resource and event: the
+   * publications (RFC 3903) composed by the event's compositor (`dum.setPublicationComposer`;
+   * by default the latest publication, or a closed PIDF for `presence`), or no body when
+   * there is no state. Send it with `send`. While the subscription is active, the DUM
+   * sends one by itself whenever a publication of the resource changes.
+   */
+  publishedState(): SipRequest {
+    this.assertLive();
+    const state = this.dum.composeState(this.resource, this.event);
+    return state ? this.update(state.body, state.contentType) : this.neutralNotify();
+  }
+
+  /** @internal A publication of the resource changed: an active subscription is told (RFC 3903 §2). */
+  statePublished(): void {
+    if (this.isEnded || this.st !== 'active') return;
+    this.send(this.publishedState());
+  }
+
   /** A NOTIFY without a body (RFC 6665 §4.2.2: e.g. while pending); send it with `send`. */
   neutralNotify(): SipRequest {
     this.assertLive();
@@ -181,7 +326,11 @@ export class ServerSubscription extends BaseUsage {
     this.terminateWith(reason, retryAfter);
   }
 
-  /** @internal A SUBSCRIBE (refresh or unsubscribe) or other request in the dialog. */
+  /**
+   * @internal A request in a dialog this subscription shares with another usage (an
+   * in-dialog REFER's), already matched to it by Event and id: a SUBSCRIBE refreshing or
+   * ending it; anything else gets 481.
+   */
   receiveRequest(req: SipRequest, tx: ServerTransactionLike, dialog: Dialog | undefined): void {
     if (req.method !== 'SUBSCRIBE' || dialog !== this.dialog || this.isEnded) {
       reply(this.dum, req, tx, 481);
@@ -192,16 +341,14 @@ export class ServerSubscription extends BaseUsage {
       reply(this.dum, req, tx, refused);
       return;
     }
-    let ev: EventHeader | undefined;
-    try {
-      ev = req.get<EventHeader>('Event');
-    } catch {
-      ev = undefined;
-    }
-    if (!ev || ev.package.toLowerCase() !== this.event || ev.id !== this.eventId) {
-      reply(this.dum, req, tx, 489, undefined, undefined, [
-        ['Allow-Events', this.dum.masterProfile.get('supportedEvents').join(', ')],
-      ]);
+    this.receiveSubscribe(req, tx);
+  }
+
+  /** @internal A SUBSCRIBE of this Event/id pair in the dialog (a refresh or an unsubscribe), already checked by the dialog. */
+  receiveSubscribe(req: SipRequest, tx: ServerTransactionLike): void {
+    if (this.st === 'new') {
+      // Still deciding on the SUBSCRIBE that made it: try again later.
+      reply(this.dum, req, tx, 500, undefined, this.dialog.id.localTag, [['Retry-After', '1']]);
       return;
     }
     const expires = req.expires ?? this.dum.masterProfile.get('defaultSubscriptionExpires');
@@ -310,12 +457,9 @@ export class ServerSubscription extends BaseUsage {
     if (this.isEnded) return;
     this.stopTimer();
     this.st = 'terminated';
-    if (this.owner) this.owner.forget(this);
-    else {
-      this.set.subscriptionUsage = undefined;
-      this.dum.removeDialogSet(this.set);
-    }
+    this.dum.trackServerSubscription(this, false);
     this.destroy();
+    this.owner.remove(this);
   }
 
   protected call(fn: () => void): void {
