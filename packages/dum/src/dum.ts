@@ -79,6 +79,11 @@ export interface DialogUsageManagerOptions {
   redirectManager?: RedirectManager;
   appDialogSetFactory?: AppDialogSetFactory;
   logger?: Logger;
+  /**
+   * A uniform random number in [0, 1), for randomised waits (the retry after a 491,
+   * RFC 3261 §14.1). Default: `Math.random`; a test can make it deterministic.
+   */
+  random?: () => number;
 }
 
 /** Methods whose requests the DUM answers itself when nobody registered for them. */
@@ -139,6 +144,8 @@ export class DialogUsageManager implements TransactionUser {
   private shuttingDown = false;
   private tagCounter = 0;
   private readonly tagPrefix = randomHex(3);
+  /** @internal Uniform in [0, 1): randomised waits. */
+  readonly random: () => number;
 
   constructor(options: DialogUsageManagerOptions = {}) {
     this.ownsStack = options.stack === undefined;
@@ -148,6 +155,7 @@ export class DialogUsageManager implements TransactionUser {
     this.redirectManager = options.redirectManager ?? new RedirectManager();
     this.appDialogSetFactory = options.appDialogSetFactory ?? (() => ({}));
     this.logger = options.logger ?? silentLogger;
+    this.random = options.random ?? Math.random;
     this.stack.setTransactionUser(this);
     this.epochOffset = Date.now() - this.stack.clock.now();
   }

@@ -3,11 +3,11 @@ import type { ClientTransactionLike } from '@sipworks/stack';
 import { Dialog } from '../dialog.ts';
 import type { DialogSet } from '../dialog-set.ts';
 import type { DialogUsageManager } from '../dum.ts';
-import { DumError } from '../errors.ts';
-import type { InviteSessionHandler } from '../handlers.ts';
+import type { EndReason, InviteSessionHandler } from '../handlers.ts';
 import { descriptionOf, type SessionDescription, toDescription } from '../offer-answer.ts';
 import type { Profile } from '../profile.ts';
-import { InviteSession } from './invite-session.ts';
+import { type EndOptions, InviteSession } from './invite-session.ts';
+import type { ModificationPhase } from './session-modification.ts';
 
 export type ClientInviteSessionState =
   | 'calling'
@@ -102,23 +102,23 @@ export class ClientInviteSession extends InviteSession {
   }
 
   /**
-   * Answer an offer that came in a 2xx (late offer): call it from `onOffer`, and the
-   * answer goes in the ACK (§13.2.1).
+   * Answer an offer: one that came in the 2xx to the INVITE (late offer; call it from
+   * `onOffer`, and the answer goes in the ACK, §13.2.1), or one in a re-INVITE or
+   * UPDATE (see `InviteSession.provideAnswer`).
    */
-  provideAnswer(body: string | Uint8Array, contentType = 'application/sdp'): void {
+  override provideAnswer(body: string | Uint8Array, contentType = 'application/sdp'): void {
     this.assertLive();
     const pending = this.answerForAck;
-    if (!pending || pending.answer !== undefined)
-      throw new DumError(
-        'SIP_ERR_DUM_STATE',
-        'no offer is waiting for an answer (an offer in a 2xx is answered from onOffer, in the ACK)',
-      );
+    if (!pending || pending.answer !== undefined) {
+      super.provideAnswer(body, contentType);
+      return;
+    }
     const sd = toDescription(body, contentType);
     this.offerAnswer.sendAnswer(sd);
     pending.answer = sd;
   }
 
-  end(): void {
+  end(options?: EndOptions): void {
     switch (this.st) {
       case 'calling':
         this.st = 'cancelling';
@@ -128,13 +128,9 @@ export class ClientInviteSession extends InviteSession {
         this.st = 'cancelling';
         this.sendCancel();
         return;
-      case 'connected': {
-        this.st = 'terminating';
-        this.reportEnd('local-bye');
-        if (this.dialog) this.sendBye(this.dialog);
-        else this.finish();
+      case 'connected':
+        this.endWithBye('local-bye', undefined, options?.reason);
         return;
-      }
       case 'cancelling':
       case 'terminating':
       case 'terminated':
@@ -251,6 +247,11 @@ export class ClientInviteSession extends InviteSession {
       }
       case 'connected':
       case 'terminating':
+        if (res.cseq.seq !== this.request.cseq.seq) {
+          // A 2xx to a re-INVITE of ours whose transaction has ended.
+          this.modification.receiveStray2xx(res);
+          return;
+        }
         if (this.dialog && tag === this.dialog.id.remoteTag) {
           // A retransmitted 2xx: its ACK was lost (§13.2.2.4).
           if (this.ack) this.sendAck(this.ack);
@@ -376,6 +377,37 @@ export class ClientInviteSession extends InviteSession {
 
   protected onFinish(): void {
     this.st = 'terminated';
+  }
+
+  protected get modificationPhase(): ModificationPhase {
+    switch (this.st) {
+      case 'calling':
+      case 'early':
+        return 'early';
+      case 'connected':
+        return 'confirmed';
+      case 'cancelling':
+      case 'terminating':
+      case 'terminated':
+        return 'closed';
+      default:
+        throw new Error(`invalid state ${this.st as string}`);
+    }
+  }
+
+  protected endWithBye(
+    reason: EndReason,
+    message?: SipRequest | SipResponse,
+    header?: EndOptions['reason'],
+  ): void {
+    if (this.st === 'calling' || this.st === 'early') {
+      this.end();
+      return;
+    }
+    this.st = 'terminating';
+    this.reportEnd(reason, message);
+    if (this.dialog) this.sendBye(this.dialog, header);
+    else this.finish();
   }
 
   /** Follow the transaction now carrying the INVITE (a retry with credentials, a redirect). */

@@ -11,11 +11,12 @@ import { Dialog } from '../dialog.ts';
 import { DialogSet } from '../dialog-set.ts';
 import type { DialogUsageManager } from '../dum.ts';
 import { DumError } from '../errors.ts';
-import type { InviteSessionHandler } from '../handlers.ts';
+import type { EndReason, InviteSessionHandler } from '../handlers.ts';
 import { DialogSetId } from '../ids.ts';
 import { descriptionOf, type SessionDescription, toDescription } from '../offer-answer.ts';
 import type { Profile } from '../profile.ts';
-import { InviteSession } from './invite-session.ts';
+import { type EndOptions, InviteSession } from './invite-session.ts';
+import type { ModificationPhase } from './session-modification.ts';
 
 export type ServerInviteSessionState =
   | 'proceeding'
@@ -60,6 +61,8 @@ export class ServerInviteSession extends InviteSession {
   private interval = 0;
   /** end() was called before the ACK came: the BYE goes when it does (§15). */
   private byeQueued = false;
+  /** The Reason header (RFC 3326) for the queued BYE. */
+  private byeReason: EndOptions['reason'];
 
   constructor(
     dum: DialogUsageManager,
@@ -178,9 +181,18 @@ export class ServerInviteSession extends InviteSession {
     return res;
   }
 
-  /** Refuse the INVITE (300-699; 486 Busy Here by default). */
-  reject(status = 486, reason?: string, headers?: [string, string][]): SipResponse {
+  /**
+   * Refuse the INVITE (300-699; 486 Busy Here by default); once the session is up,
+   * refuse the peer's re-INVITE or UPDATE instead (488 by default, RFC 3261 §14.2).
+   */
+  override reject(status?: number, reason?: string, headers?: [string, string][]): SipResponse {
     this.assertLive();
+    if (this.st !== 'proceeding' || this.modification.pendingIncoming !== undefined)
+      return super.reject(status ?? 488, reason, headers);
+    return this.rejectInvite(status ?? 486, reason, headers);
+  }
+
+  private rejectInvite(status: number, reason?: string, headers?: [string, string][]): SipResponse {
     if (status < 300 || status > 699)
       throw new DumError('SIP_ERR_DUM_STATE', `reject takes 300-699, not ${status}`);
     this.assertState('proceeding', 'reject');
@@ -201,24 +213,27 @@ export class ServerInviteSession extends InviteSession {
       return c.includes('<') ? c : `<${c}>`;
     });
     for (const v of values) parseHeader('Contact', v);
-    return this.reject(
+    this.assertLive();
+    this.assertState('proceeding', 'redirect');
+    return this.rejectInvite(
       status,
       undefined,
       values.map((v) => ['Contact', v]),
     );
   }
 
-  end(): void {
+  end(options?: EndOptions): void {
     switch (this.st) {
       case 'proceeding':
-        this.reject(480);
+        this.rejectInvite(480);
         return;
       case 'accepted':
         // §15: the callee sends no BYE on a confirmed dialog before the ACK (or its timeout).
         this.byeQueued = true;
+        this.byeReason = options?.reason;
         return;
       case 'connected':
-        this.bye('local-bye');
+        this.bye('local-bye', undefined, options?.reason);
         return;
       case 'terminating':
       case 'terminated':
@@ -230,7 +245,11 @@ export class ServerInviteSession extends InviteSession {
 
   /** @internal */
   override receiveAck(ack: SipRequest): void {
-    if (ack.cseq.seq !== this.request.cseq.seq) return;
+    if (ack.cseq.seq !== this.request.cseq.seq) {
+      // The ACK for a 2xx to a re-INVITE.
+      super.receiveAck(ack);
+      return;
+    }
     switch (this.st) {
       case 'accepted': {
         this.stopTimer('retransmit-2xx');
@@ -257,7 +276,7 @@ export class ServerInviteSession extends InviteSession {
         }
         if (this.st !== 'connected') return;
         if (this.byeQueued) {
-          this.bye('local-bye');
+          this.bye('local-bye', undefined, this.byeReason);
           return;
         }
         this.notify(() => this.handler.onConnected?.(this.handle(), ack));
@@ -340,11 +359,54 @@ export class ServerInviteSession extends InviteSession {
     this.bye('timeout');
   }
 
-  private bye(reason: 'local-bye' | 'timeout' | 'error', message?: SipRequest): void {
+  private bye(
+    reason: EndReason,
+    message?: SipRequest | SipResponse,
+    header?: EndOptions['reason'],
+  ): void {
     this.st = 'terminating';
     this.reportEnd(reason, message);
-    if (this.dialog) this.sendBye(this.dialog);
+    if (this.dialog) this.sendBye(this.dialog, header);
     else this.finish();
+  }
+
+  protected get modificationPhase(): ModificationPhase {
+    switch (this.st) {
+      case 'proceeding':
+      case 'accepted':
+        return 'early';
+      case 'connected':
+        return 'confirmed';
+      case 'terminating':
+      case 'terminated':
+        return 'closed';
+      default:
+        throw new Error(`invalid state ${this.st as string}`);
+    }
+  }
+
+  protected endWithBye(reason: EndReason, message?: SipRequest | SipResponse): void {
+    switch (this.st) {
+      case 'proceeding':
+        this.respond(this.response(500));
+        this.reportEnd(reason, message);
+        this.finish();
+        return;
+      case 'accepted':
+        this.stopTimer('retransmit-2xx');
+        this.stopTimer('ack');
+        this.ok = undefined;
+        this.bye(reason, message);
+        return;
+      case 'connected':
+        this.bye(reason, message);
+        return;
+      case 'terminating':
+      case 'terminated':
+        return;
+      default:
+        throw new Error(`invalid state ${this.st as string}`);
+    }
   }
 
   /** A response to the INVITE with our To tag and Contact (and the Record-Route, §12.1.1). */
