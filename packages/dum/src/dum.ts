@@ -400,8 +400,10 @@ export class DialogUsageManager implements TransactionUser {
       );
     const req = this.buildRequest('INVITE', asNameAddr(target), profile);
     req.setHeader('Allow', profile.get('supportedMethods').join(', '));
-    const tags = profile.get('supportedOptionTags');
+    const tags = profile.optionTags();
     if (tags.length > 0) req.setHeader('Supported', tags.join(', '));
+    // RFC 3262 §4: a UAC that insists on reliable provisional responses requires 100rel.
+    if (profile.get('prack') === 'required') req.setHeader('Require', '100rel');
     if (offer) req.setBody(offer.body, offer.contentType ?? 'application/sdp');
     this.made.set(req, {
       method: 'INVITE',
@@ -783,7 +785,7 @@ export class DialogUsageManager implements TransactionUser {
     // §8.2.2.3: option tags in Require we do not understand: 420 with Unsupported (RFC 4475 §3.3.5).
     if (method !== 'CANCEL') {
       const required = request.getAll<string>('Require');
-      const known = profile.get('supportedOptionTags');
+      const known = profile.optionTags();
       const unknown = required.filter((t) => !known.includes(t.toLowerCase()));
       if (unknown.length > 0) {
         this.reply(request, tx, 420, [['Unsupported', unknown.join(', ')]]);
@@ -962,7 +964,7 @@ export class DialogUsageManager implements TransactionUser {
     res.setHeader('Allow', p.get('supportedMethods').join(', '));
     res.setHeader('Accept', p.get('supportedMimeTypes').join(', '));
     res.setHeader('Accept-Language', p.get('supportedLanguages').join(', '));
-    const tags = p.get('supportedOptionTags');
+    const tags = p.optionTags();
     if (tags.length > 0) res.setHeader('Supported', tags.join(', '));
   }
 

@@ -210,8 +210,17 @@ export interface InviteSessionHandler {
   onAckReceived?(handle: Handle<ServerInviteSession>, ack: SipRequest): void;
   /** No ACK for our 2xx within 64*T1: a BYE was sent (§13.3.1.4). */
   onAckNotReceived?(handle: Handle<ServerInviteSession>): void;
+  /**
+   * A PRACK acknowledged one of our reliable provisional responses (RFC 3262 §3); it
+   * was answered 200 (with the answer to an offer it carried, given from `onOffer`).
+   */
+  onPrack?(handle: Handle<ServerInviteSession>, prack: SipRequest): void;
   /** No final response within the profile's staleCallTime: the INVITE is cancelled. */
   onStaleCallTimeout?(handle: Handle<ClientInviteSession>): void;
+  /**
+   * The session timer ran out without a refresh (RFC 4028 §10): a BYE was sent and
+   * `onTerminated(timeout)` follows.
+   */
   onSessionExpired?(handle: Handle<InviteSession>): void;
   /** The session ended (once); its handle goes stale when the session is gone. */
   onTerminated?(

@@ -338,7 +338,7 @@ describe('InviteSession wire transcripts (scripted peer, virtual clock)', () => 
     );
     const invite = await peer.expectRequest('INVITE');
     expect(invite.message.headers('Allow')).toContain('INVITE');
-    expect(invite.message.headers('Supported')).toEqual(['x-test']);
+    expect(invite.message.headers('Supported')).toEqual(['x-test', '100rel']);
     expect(invite.message.contacts.length).toBe(1);
     expect(invite.message.bodyText).toBe(OFFER);
     h.get().end();

@@ -7,6 +7,7 @@ import type { EndReason, InviteSessionHandler } from '../handlers.ts';
 import { descriptionOf, type SessionDescription, toDescription } from '../offer-answer.ts';
 import type { Profile } from '../profile.ts';
 import { type EndOptions, InviteSession } from './invite-session.ts';
+import { ReliableProvisionalReceiver } from './prack.ts';
 import type { ModificationPhase } from './session-modification.ts';
 
 export type ClientInviteSessionState =
@@ -58,6 +59,10 @@ export class ClientInviteSession extends InviteSession {
   private readonly forkAcks = new Map<string, SipRequest>();
   /** Set while `onOffer` runs for an offer in a 2xx: `provideAnswer` puts the answer in the ACK. */
   private answerForAck: { answer: SessionDescription | undefined } | undefined;
+  /** Which reliable provisional responses to PRACK (RFC 3262 §4). */
+  private readonly reliable1xx = new ReliableProvisionalReceiver();
+  /** Set while `onOffer` runs for an offer in a reliable 1xx: `provideAnswer` puts the answer in the PRACK. */
+  private answerForPrack: { answer: SessionDescription | undefined } | undefined;
 
   constructor(
     dum: DialogUsageManager,
@@ -70,6 +75,7 @@ export class ClientInviteSession extends InviteSession {
     this.earlyAnswer = undefined;
     this.ack = undefined;
     this.answerForAck = undefined;
+    this.answerForPrack = undefined;
   }
 
   get state(): ClientInviteSessionState {
@@ -108,7 +114,7 @@ export class ClientInviteSession extends InviteSession {
    */
   override provideAnswer(body: string | Uint8Array, contentType = 'application/sdp'): void {
     this.assertLive();
-    const pending = this.answerForAck;
+    const pending = this.answerForAck ?? this.answerForPrack;
     if (!pending || pending.answer !== undefined) {
       super.provideAnswer(body, contentType);
       return;
@@ -165,6 +171,10 @@ export class ClientInviteSession extends InviteSession {
           else ds?.onNonDialogCreatingProvisional?.(this.request, res);
           return;
         }
+        // RFC 3262 §4: a reliable 1xx out of sequence, or seen before, is dropped.
+        const reliability =
+          this.profile.get('prack') === 'never' ? 'unreliable' : this.reliable1xx.accept(res);
+        if (reliability === 'drop') return;
         // §12.1.2: a provisional with a To tag makes an early dialog (one per fork).
         let dialog = this.dialogSet.dialog(tag);
         if (!dialog) {
@@ -174,6 +184,10 @@ export class ClientInviteSession extends InviteSession {
         this.dialog = dialog;
         this.st = 'early';
         this.notify(() => this.handler.onProvisional?.(this.handle(), res));
+        if (reliability === 'new') {
+          this.receiveReliable(res, dialog);
+          return;
+        }
         const sd = descriptionOf(res);
         if (sd && this.offerAnswer.phase === 'local-offer') {
           this.earlyAnswer ??= sd;
@@ -190,6 +204,50 @@ export class ClientInviteSession extends InviteSession {
         return;
       default:
         throw new Error(`invalid state ${this.st as string}`);
+    }
+  }
+
+  /**
+   * A new reliable provisional response (RFC 3262 §4): its session description is the
+   * answer to our offer, or an offer (INVITE without one) answered in the PRACK from
+   * `onOffer`; then the PRACK goes, with RAck.
+   */
+  private receiveReliable(res: SipResponse, dialog: Dialog): void {
+    const oa = this.offerAnswer;
+    const sd = descriptionOf(res);
+    let prackBody: SessionDescription | undefined;
+    if (sd && oa.phase === 'local-offer') {
+      oa.receiveAnswer(sd);
+      this.notify(() => this.handler.onEarlyMedia?.(this.handle(), res));
+      this.notify(() => this.handler.onAnswer?.(this.handle(), res, sd.body));
+    } else if (sd && oa.phase === 'none') {
+      oa.receiveOffer(sd);
+      const pending: { answer: SessionDescription | undefined } = { answer: undefined };
+      this.answerForPrack = pending;
+      this.notify(() => this.handler.onOffer?.(this.handle(), res, sd.body));
+      this.answerForPrack = undefined;
+      prackBody = pending.answer;
+      if (!prackBody) {
+        this.dum.logger.warn(
+          { session: this.handleId },
+          'the offer in a reliable 1xx was not answered from onOffer: PRACK without an answer',
+        );
+        oa.abandon();
+      }
+    } else if (sd) this.notify(() => this.handler.onEarlyMedia?.(this.handle(), res));
+    if (this.isEnded || (this.st !== 'early' && this.st !== 'calling')) return;
+    const prack = dialog.makeRequest(
+      'PRACK',
+      prackBody ? { body: prackBody.body, contentType: prackBody.contentType } : undefined,
+    );
+    prack.setHeader('RAck', `${res.get<number>('RSeq')} ${res.cseq.seq} ${res.cseq.method}`);
+    try {
+      this.dum.sendClient(prack, this.profile, (r) => {
+        if (r.status >= 300)
+          this.dum.logger.warn({ session: this.handleId, status: r.status }, 'PRACK refused');
+      });
+    } catch (e) {
+      this.dum.logger.warn({ err: e }, 'PRACK not sent');
     }
   }
 
@@ -332,6 +390,11 @@ export class ClientInviteSession extends InviteSession {
     const early = this.dialogSet.dialog(tag);
     if (early) this.dum.removeDialog(early);
     const dialog = Dialog.asUac(this.request, res);
+    if (early) {
+      // Requests of the early dialog (PRACK, UPDATE) used CSeq numbers both ways (§12.2.1.1).
+      dialog.localSeq = Math.max(dialog.localSeq, early.localSeq);
+      dialog.remoteSeq = early.remoteSeq;
+    }
     for (const d of this.dialogSet.dialogs) this.dum.removeDialog(d);
     this.dum.addDialog(this.dialogSet, dialog);
     this.dialog = dialog;

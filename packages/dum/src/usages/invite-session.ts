@@ -361,7 +361,19 @@ export abstract class InviteSession extends BaseUsage {
    * false for the methods `receiveRequest` handles itself.
    */
   private receiveSessionRequest(request: SipRequest, tx: ServerTransactionLike): boolean {
+    if (request.method === 'PRACK') {
+      this.receivePrack(request, tx);
+      return true;
+    }
     return this.modification.receive(request, tx);
+  }
+
+  /**
+   * A PRACK (RFC 3262): the UAS side takes it; here (the caller's side, which sends no
+   * reliable provisional response) it matches nothing: 481.
+   */
+  protected receivePrack(prack: SipRequest, tx: ServerTransactionLike): void {
+    this.reply(prack, tx, 481, undefined, 'Call/Transaction Does Not Exist (no reliable response)');
   }
 
   private modificationHost(): ModificationHost {

@@ -224,7 +224,7 @@ export class SessionModification {
     );
     const profile = this.host.profile;
     req.setHeader('Allow', profile.get('supportedMethods').join(', '));
-    const tags = profile.get('supportedOptionTags');
+    const tags = profile.optionTags();
     if (tags.length > 0) req.setHeader('Supported', tags.join(', '));
     this.host.decorateRequest(req);
     const out: Outgoing = { method, offer, refreshOnly, attempt, done: false, ack: undefined };
@@ -501,7 +501,7 @@ export class SessionModification {
     const headers: [string, string][] = [];
     if (dialog) headers.push(['Contact', dialog.localContact.toString()]);
     headers.push(['Allow', profile.get('supportedMethods').join(', ')]);
-    const tags = profile.get('supportedOptionTags');
+    const tags = profile.optionTags();
     if (tags.length > 0) headers.push(['Supported', tags.join(', ')]);
     headers.push(...host.responseHeaders(incoming.request));
     // RFC 6141 §3.4: the remote target changes when the target refresh is accepted.
