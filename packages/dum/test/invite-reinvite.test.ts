@@ -109,10 +109,10 @@ describe('re-INVITE (RFC 3261 §14)', () => {
   it('§14.1 glare: both sides send a re-INVITE at once, both get 491; the non-owner of the Call-ID retries first (0-2 s), then the owner (2.1-4 s)', async () => {
     const { a, b, clock } = await sessionPair();
     const { caller, callee } = await establish(a, b, clock);
-    a.rec.answer = A2;
+    a.rec.answer = sdp('alice', 4003, 3);
     b.rec.answer = B2;
     caller.get().provideOffer(A2);
-    callee.get().provideOffer(B2);
+    callee.get().provideOffer(sdp('bob', 5003, 3));
     await until(clock, () => a.rec.count('answer') === 2 && b.rec.count('answer') === 1, {
       steps: 1000,
       stepMs: 10,
@@ -267,9 +267,10 @@ describe('re-INVITE and UPDATE on the wire (scripted peer)', () => {
     await answerWith(peer, ours, 200, B2);
     await until(clock, () => rec.count('answer') === 2);
     // The peer's offer, unanswered by the application; a second offer gets 500.
-    await peer.send(inDialog('UPDATE', 3, 'u2', { body: B2 }), dumAddress);
+    const B3 = sdp('bob', 5003, 3);
+    await peer.send(inDialog('UPDATE', 3, 'u2', { body: B3 }), dumAddress);
     await until(clock, () => rec.count('offer') === 1);
-    await peer.send(inDialog('UPDATE', 4, 'u3', { body: B2 }), dumAddress);
+    await peer.send(inDialog('UPDATE', 4, 'u3', { body: B3 }), dumAddress);
     const refused = await peer.expectResponse(500, 'UPDATE');
     const retryAfter = Number(refused.message.header('Retry-After'));
     expect(retryAfter).toBeGreaterThanOrEqual(0);
@@ -288,6 +289,15 @@ describe('re-INVITE and UPDATE on the wire (scripted peer)', () => {
     await peer.expectResponse(200, 'BYE');
     await peer.expectResponse(487, 'INVITE');
     expect(rec.events.at(-1)).toBe('terminated:remote-bye');
+  });
+
+  it('RFC 4028 §7.4 / RFC 6337 §5.3 a re-INVITE offering the session unchanged is answered at once with our description, without onOffer', async () => {
+    const { peer, rec, inDialog, dumAddress } = await scripted();
+    await peer.send(inDialog('INVITE', 2, 'r1', { body: sdp('bob', 5000) }), dumAddress);
+    const ok = await peer.expectResponse(200, 'INVITE');
+    expect(ok.message.bodyText).toBe(sdp('alice', 4000));
+    expect(rec.has('offer')).toBe(false);
+    await peer.send(inDialog('ACK', 2, 'r1ack'), dumAddress);
   });
 
   it('RFC 3311 §5.2 an UPDATE without a body is a target refresh, answered 200 at once', async () => {

@@ -60,7 +60,9 @@ export class ClientInviteSession extends InviteSession {
   /** Set while `onOffer` runs for an offer in a 2xx: `provideAnswer` puts the answer in the ACK. */
   private answerForAck: { answer: SessionDescription | undefined } | undefined;
   /** Which reliable provisional responses to PRACK (RFC 3262 §4). */
-  private readonly reliable1xx = new ReliableProvisionalReceiver();
+  private reliable1xx = new ReliableProvisionalReceiver();
+  /** INVITEs sent again after a 422 (RFC 4028 §7.3). */
+  private timerRetries = 0;
   /** Set while `onOffer` runs for an offer in a reliable 1xx: `provideAnswer` puts the answer in the PRACK. */
   private answerForPrack: { answer: SessionDescription | undefined } | undefined;
 
@@ -99,12 +101,43 @@ export class ClientInviteSession extends InviteSession {
         this.notify(() => this.handler.onStaleCallTimeout?.(this.handle()));
         this.end();
       });
+    // RFC 4028 §7.1: Session-Expires and Min-SE when the profile turns session timers on.
+    this.sessionTimer.decorateRequest(invite);
+    this.sendInvite(invite);
+  }
+
+  private sendInvite(invite: SipRequest): void {
     this.dum.sendClient(
       invite,
       this.profile,
       (res, tx) => this.receiveFinal(res, tx),
       (res, tx) => this.receiveProvisional(res, tx),
     );
+  }
+
+  /**
+   * RFC 4028 §7.3: a 422 to the INVITE; when its Min-SE is above what we asked, the
+   * INVITE goes again (CSeq + 1) asking for that much. Returns false otherwise.
+   */
+  private retryAfter422(res: SipResponse, tx: ClientTransactionLike | undefined): boolean {
+    if (this.timerRetries >= 2 || this.cancelSent || !this.sessionTimer.receive422(res))
+      return false;
+    this.timerRetries++;
+    const sent = tx?.request ?? this.request;
+    const next = sent.clone();
+    next.setHeader('CSeq', `${sent.cseq.seq + 1} INVITE`);
+    next.removeHeader('Via');
+    this.sessionTimer.retarget(next);
+    // The early dialogs of the refused INVITE are gone with it.
+    for (const d of this.dialogSet.dialogs) this.dum.removeDialog(d);
+    this.dialog = undefined;
+    this.earlyAnswer = undefined;
+    this.provisionalSeen = false;
+    this.reliable1xx = new ReliableProvisionalReceiver();
+    this.st = 'calling';
+    this.dialogSet.creator = next;
+    this.sendInvite(next);
+    return true;
   }
 
   /**
@@ -261,6 +294,7 @@ export class ClientInviteSession extends InviteSession {
     switch (this.st) {
       case 'calling':
       case 'early':
+        if (res.status === 422 && this.retryAfter422(res, tx)) return;
         if (res.status < 400) this.notify(() => this.handler.onRedirected?.(this.handle(), res));
         this.notify(() => this.handler.onFailure?.(this.handle(), res));
         this.reportEnd('rejected', res);
@@ -374,6 +408,7 @@ export class ClientInviteSession extends InviteSession {
     }
     this.st = 'connected';
     this.stopTimer('stale-call');
+    this.sessionTimer.negotiated(this.request, res, true);
     if (answer) {
       const body = answer.body;
       this.notify(() => this.handler.onAnswer?.(this.handle(), res, body));

@@ -14,6 +14,7 @@ import {
   type ModificationPhase,
   SessionModification,
 } from './session-modification.ts';
+import { SessionTimer } from './session-timer.ts';
 
 /** How `end()` ends a session. */
 export interface EndOptions {
@@ -48,6 +49,8 @@ export abstract class InviteSession extends BaseUsage {
   private pendingNit: { request: SipRequest; tx: ServerTransactionLike } | undefined;
   /** re-INVITE and UPDATE, both ways (RFC 3261 §14, RFC 3311). */
   protected readonly modification: SessionModification;
+  /** The session timer (RFC 4028), when the profile turns it on. */
+  protected readonly sessionTimer: SessionTimer;
 
   constructor(
     dum: DialogUsageManager,
@@ -62,6 +65,14 @@ export abstract class InviteSession extends BaseUsage {
     this.dialog = undefined;
     this.pendingNit = undefined;
     this.modification = new SessionModification(this.modificationHost());
+    this.sessionTimer = new SessionTimer({
+      profile,
+      logger: dum.logger,
+      startTimer: (name, ms, fire) => this.startTimer(name, ms, fire),
+      stopTimer: (name) => this.stopTimer(name),
+      refresh: (method) => this.modification.refresh(method),
+      expire: () => this.sessionExpired(),
+    });
     dialogSet.inviteSession = this;
   }
 
@@ -397,11 +408,27 @@ export abstract class InviteSession extends BaseUsage {
       fail: (reason, message) => {
         if (!this.isEnded) this.endWithBye(reason, message);
       },
-      decorateRequest: () => {},
-      responseHeaders: () => [],
-      refreshed: () => {},
-      refreshFailed: () => false,
+      decorateRequest: (req) => this.sessionTimer.decorateRequest(req),
+      responseHeaders: (req) => this.sessionTimer.responseHeaders(req),
+      refreshed: (req, res, sentByUs) => this.sessionTimer.negotiated(req, res, sentByUs),
+      retryAfter422: (res) => this.sessionTimer.receive422(res),
+      refuse: (req) => this.sessionTimer.check(req),
     };
+  }
+
+  // ---- session timer (RFC 4028) ----
+
+  /** The negotiated session interval in seconds, and who refreshes; interval 0 when no timer runs. */
+  get sessionTimerState(): { interval: number; refresher: 'local' | 'remote' | undefined } {
+    return { interval: this.sessionTimer.sessionInterval, refresher: this.sessionTimer.refresher };
+  }
+
+  /** RFC 4028 §10: no refresh came in time; the session ends with a BYE. */
+  private sessionExpired(): void {
+    if (this.isEnded) return;
+    this.dum.logger.info({ session: this.handleId }, 'the session expired (RFC 4028 §10)');
+    this.notify(() => this.handler.onSessionExpired?.(this.handle()));
+    if (!this.isEnded) this.endWithBye('timeout');
   }
 }
 

@@ -136,6 +136,13 @@ export class ServerInviteSession extends InviteSession {
       this.finish();
       return;
     }
+    const refusal = this.sessionTimer.check(this.request);
+    if (refusal) {
+      // RFC 4028 §8.1: a session interval below our Min-SE.
+      this.respond(this.response(refusal.status, undefined, undefined, refusal.headers));
+      this.finish();
+      return;
+    }
     const offer = descriptionOf(this.request);
     if (offer) this.offerAnswer.receiveOffer(offer);
     this.notify(() => this.handler.onNewSession?.(this.handle(), this.request));
@@ -258,7 +265,12 @@ export class ServerInviteSession extends InviteSession {
       default:
         if (sd) throw new DumError('SIP_ERR_DUM_STATE', 'no session description is due now');
     }
-    const res = this.response(status, undefined, sd);
+    const res = this.response(
+      status,
+      undefined,
+      sd,
+      this.sessionTimer.responseHeaders(this.request),
+    );
     this.addCapabilities(res);
     this.st = 'accepted';
     // RFC 3262 §3: the 2xx goes once every reliable 1xx has been PRACKed.
@@ -433,6 +445,7 @@ export class ServerInviteSession extends InviteSession {
       this.startTimer('retransmit-2xx', this.interval, () => this.retransmit2xx());
     }
     this.startTimer('ack', 64 * timers.t1, () => this.ackTimeout());
+    this.sessionTimer.negotiated(this.request, res, false);
   }
 
   /** RFC 3262 §3: no PRACK for a reliable 1xx within 64*T1; the INVITE is refused with a 5xx. */

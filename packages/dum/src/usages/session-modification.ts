@@ -51,8 +51,13 @@ export interface ModificationHost {
   responseHeaders(request: SipRequest): [string, string][];
   /** A re-INVITE or UPDATE succeeded, either way (the session timer restarts). */
   refreshed(request: SipRequest, response: SipResponse, sentByUs: boolean): void;
-  /** A re-INVITE or UPDATE we sent failed (the session timer looks at 422). */
-  refreshFailed(request: SipRequest, response: SipResponse): boolean;
+  /**
+   * A 422 to our re-INVITE or UPDATE (RFC 4028 §7.3): true when the session timer raised
+   * its interval and the request is to be sent again.
+   */
+  retryAfter422(response: SipResponse): boolean;
+  /** A re-INVITE or UPDATE of the peer's the session timer refuses (422, RFC 4028 §8.1). */
+  refuse(request: SipRequest): { status: number; headers: [string, string][] } | undefined;
 }
 
 /** A re-INVITE or UPDATE we sent. */
@@ -270,7 +275,11 @@ export class SessionModification {
       this.host.fail(res.status === 408 ? 'timeout' : 'error', res);
       return;
     }
-    if (this.host.refreshFailed(request, res)) return;
+    if (res.status === 422 && out.attempt < MAX_GLARE_RETRIES && this.host.retryAfter422(res)) {
+      if (out.offer) this.host.offerAnswer.sendOffer(out.offer);
+      this.send(out.method, out.offer, out.refreshOnly, out.attempt + 1);
+      return;
+    }
     if (!out.refreshOnly)
       this.host.notify(() => this.host.handler.onOfferRejected?.(this.host.handle(), res));
   }
@@ -393,6 +402,11 @@ export class SessionModification {
       );
       return true;
     }
+    const refusal = host.refuse(request);
+    if (refusal) {
+      host.reply(request, tx, refusal.status, refusal.headers);
+      return true;
+    }
     if (method === 'INVITE') {
       // §14.2: an INVITE while ours is in progress gets 491; while the peer's earlier
       // INVITE is unanswered, 500 with Retry-After.
@@ -408,6 +422,18 @@ export class SessionModification {
     }
     const sd = descriptionOf(request);
     const oa = host.offerAnswer;
+    const last = oa.state;
+    if (sd && last.phase === 'stable' && sameBytes(last.remote.body, sd.body)) {
+      // The session as it is, offered again (a session refresh, RFC 4028 §7.4, RFC 6337
+      // §5.3): answered with our current description, without asking the application.
+      oa.receiveOffer(sd);
+      oa.sendAnswer(last.local);
+      this.accept(
+        { method, request, tx, offer: sd, stage: 'answering', ok: undefined, interval: 0 },
+        last.local,
+      );
+      return true;
+    }
     if (sd) {
       // RFC 3311 §5.2, RFC 3261 §14.2: glare is 491; an offer on top of the peer's is 500.
       const refused = oa.receiveOffer(sd);
@@ -603,4 +629,8 @@ export class SessionModification {
 function isReliable(tx: ServerTransactionLike): boolean {
   const flow = (tx as Partial<{ flow: Flow }>).flow;
   return flow?.transport.reliable === true;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
