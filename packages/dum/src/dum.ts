@@ -138,8 +138,8 @@ export class DialogUsageManager implements TransactionUser {
   private readonly dialogSets = new Map<string, DialogSet>();
   /** Dialogs by `DialogId` key. */
   private readonly dialogs = new Map<string, Dialog>();
-  /** The invite session of each INVITE server transaction, for CANCEL (§9.2). */
-  private readonly invitesByTx = new WeakMap<ServerTransactionLike, ServerInviteSession>();
+  /** The invite session of each INVITE server transaction (initial or re-INVITE), for CANCEL (§9.2). */
+  private readonly invitesByTx = new WeakMap<ServerTransactionLike, InviteSession>();
   private readonly ownsStack: boolean;
   private shuttingDown = false;
   private tagCounter = 0;
@@ -706,7 +706,7 @@ export class DialogUsageManager implements TransactionUser {
   onCancel(invite: ServerTransactionLike, cancel: SipRequest): void {
     const session = this.invitesByTx.get(invite);
     if (session && !session.isEnded) {
-      session.receiveCancel(cancel);
+      session.receiveCancel(cancel, invite);
       return;
     }
     invite.respond(
@@ -714,6 +714,11 @@ export class DialogUsageManager implements TransactionUser {
         toTag: this.newTag(),
       }),
     );
+  }
+
+  /** @internal A re-INVITE's server transaction, so that a CANCEL for it reaches its session (§9.2). */
+  watchInviteTransaction(tx: ServerTransactionLike, session: InviteSession): void {
+    this.invitesByTx.set(tx, session);
   }
 
   /** A response that matched no transaction: a 2xx to an INVITE whose transaction ended goes to its session. */

@@ -300,6 +300,24 @@ describe('re-INVITE and UPDATE on the wire (scripted peer)', () => {
     await peer.send(inDialog('ACK', 2, 'r1ack'), dumAddress);
   });
 
+  it("§9.2 / §14.2 a CANCEL for the peer's unanswered re-INVITE: 487, and the session stays as it was", async () => {
+    const { clock, rec, peer, h, inDialog, dumAddress } = await scripted();
+    const before = h.get().offerAnswer.state;
+    await peer.send(inDialog('INVITE', 2, 'r1', { body: B2 }), dumAddress);
+    await until(clock, () => rec.count('offer') === 1);
+    const cancel = inDialog('INVITE', 2, 'r1')
+      .replace(/INVITE/g, 'CANCEL')
+      .replace(/Contact: [^\r]*\r\n/, '');
+    await peer.send(cancel, dumAddress);
+    await peer.expectResponse(200, 'CANCEL');
+    await peer.expectResponse(487, 'INVITE');
+    expect(h.get().offerAnswer.state).toEqual(before);
+    expect(() => h.get().provideAnswer(A2)).toThrow(
+      expect.objectContaining({ code: 'SIP_ERR_DUM_STATE' }),
+    );
+    expect(h.get().state).toBe('connected');
+  });
+
   it('RFC 3311 §5.2 an UPDATE without a body is a target refresh, answered 200 at once', async () => {
     const { peer, h, inDialog, dumAddress } = await scripted();
     await peer.send(

@@ -95,8 +95,13 @@ export abstract class InviteSession extends BaseUsage {
     this.modification.receiveAck(ack);
   }
 
-  /** @internal A CANCEL for the INVITE that created the session. */
-  receiveCancel(_cancel: SipRequest): void {}
+  /**
+   * @internal A CANCEL for an INVITE of the peer's in this session: here, a re-INVITE
+   * not yet answered, which gets 487 and leaves the session as it was (§9.2, §14.2).
+   */
+  receiveCancel(_cancel: SipRequest, tx: ServerTransactionLike): void {
+    this.modification.receiveCancel(tx);
+  }
 
   /** @internal A 2xx to the INVITE that matched no transaction (its transaction has ended). */
   receiveStray2xx(_response: SipResponse): void {}
@@ -398,6 +403,7 @@ export abstract class InviteSession extends BaseUsage {
       phase: () => (this.isEnded ? 'closed' : this.modificationPhase),
       ended: () => this.isEnded,
       handle: () => this.handle() as Handle<InviteSession>,
+      session: () => this,
       notify: (fn) => this.notify(fn),
       reply: (request, tx, status, headers, reason, body) =>
         this.reply(request, tx, status, headers, reason, body),

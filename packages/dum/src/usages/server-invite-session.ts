@@ -391,7 +391,11 @@ export class ServerInviteSession extends InviteSession {
   }
 
   /** @internal */
-  override receiveCancel(cancel: SipRequest): void {
+  override receiveCancel(cancel: SipRequest, tx: ServerTransactionLike): void {
+    if (tx !== this.tx) {
+      super.receiveCancel(cancel, tx);
+      return;
+    }
     switch (this.st) {
       case 'proceeding':
         // §9.2: the INVITE is answered 487; the stack already answered the CANCEL.

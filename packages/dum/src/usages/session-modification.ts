@@ -30,6 +30,7 @@ export interface ModificationHost {
   phase(): ModificationPhase;
   ended(): boolean;
   handle(): Handle<InviteSession>;
+  session(): InviteSession;
   notify(fn: () => void): void;
   reply(
     request: SipRequest,
@@ -471,6 +472,7 @@ export class SessionModification {
       return true;
     }
     this.incoming = incoming;
+    if (method === 'INVITE') host.dum.watchInviteTransaction(tx, host.session());
     tx.handler = {
       onError: (err) => {
         if (this.incoming !== incoming) return;
@@ -499,7 +501,7 @@ export class SessionModification {
   /** Answer the peer's offer in a re-INVITE or UPDATE with a 2xx. Returns false when none waits. */
   answer(sd: SessionDescription): boolean {
     const incoming = this.incoming;
-    if (!incoming || incoming.stage !== 'answering' || incoming.offer === undefined) return false;
+    if (incoming?.stage !== 'answering' || incoming.offer === undefined) return false;
     this.host.offerAnswer.sendAnswer(sd);
     this.accept(incoming, sd);
     return true;
@@ -511,7 +513,7 @@ export class SessionModification {
    */
   reject(status = 488, reason?: string, headers?: [string, string][]): SipResponse | undefined {
     const incoming = this.incoming;
-    if (!incoming || incoming.stage !== 'answering') return undefined;
+    if (incoming?.stage !== 'answering') return undefined;
     if (status < 300 || status > 699)
       throw new DumError('SIP_ERR_DUM_STATE', `reject takes 300-699, not ${status}`);
     this.incoming = undefined;
@@ -584,8 +586,7 @@ export class SessionModification {
    */
   receiveAck(ack: SipRequest): boolean {
     const incoming = this.incoming;
-    if (!incoming || incoming.stage !== 'acking' || ack.cseq.seq !== incoming.request.cseq.seq)
-      return false;
+    if (incoming?.stage !== 'acking' || ack.cseq.seq !== incoming.request.cseq.seq) return false;
     const host = this.host;
     host.stopTimer('reinvite-2xx');
     host.stopTimer('reinvite-ack');
@@ -602,6 +603,18 @@ export class SessionModification {
     oa.abandon();
     host.notify(() => host.handler.onOfferRejected?.(host.handle(), undefined));
     return true;
+  }
+
+  /**
+   * A CANCEL for the peer's re-INVITE (§9.2): while it is unanswered, 487, and its offer
+   * is forgotten; the session stays as it was (§14.2). Later, nothing.
+   */
+  receiveCancel(tx: ServerTransactionLike): void {
+    const incoming = this.incoming;
+    if (incoming?.tx !== tx || incoming.stage !== 'answering') return;
+    this.incoming = undefined;
+    if (incoming.offer) this.host.offerAnswer.abandon();
+    this.host.reply(incoming.request, tx, 487);
   }
 
   /** The session ends: a request of the peer's still unanswered gets 487 (§15.1.2). */
