@@ -329,6 +329,33 @@ describe('re-INVITE and UPDATE on the wire (scripted peer)', () => {
     expect(h.get().dialog?.remoteTarget.params.get('gen')).toBe('2');
   });
 
+  it('RFC 3262 §4 a reliable 183 to our re-INVITE is PRACKed; its description is the answer, the 200 has none', async () => {
+    const { clock, rec, peer, h } = await scripted();
+    h.get().provideOffer(A2);
+    const ours = await peer.expectRequest('INVITE');
+    expect(ours.message.headers('Supported').join(',')).toContain('100rel');
+    const r183 = createResponse(ours.message, 183, undefined, {
+      toTag: 'b1',
+      headers: [
+        ['Contact', '<sip:bob@127.0.0.1:5090>'],
+        ['Require', '100rel'],
+        ['RSeq', '42'],
+      ],
+      body: B2,
+      contentType: 'application/sdp',
+    });
+    await peer.send(r183, ours.source);
+    const prack = await peer.expectRequest('PRACK');
+    expect(prack.message.header('RAck')).toBe(`42 ${ours.message.cseq.seq} INVITE`);
+    await peer.respond(prack, 200, { toTag: 'b1' });
+    await answerWith(peer, ours, 200);
+    await peer.expectRequest('ACK');
+    await until(clock, () => rec.count('answer') === 2);
+    expect(rec.bodies.get('answer')).toBe(B2);
+    expect(rec.has('rejected:200')).toBe(false);
+    expect(h.get().offerAnswer.phase).toBe('stable');
+  });
+
   it('§12.2.1.2 a 481 to our re-INVITE ends the session with a BYE', async () => {
     const { rec, peer, h } = await scripted();
     h.get().provideOffer(A2);

@@ -8,6 +8,7 @@ import type { Handle } from '../handles.ts';
 import { descriptionOf, type OfferAnswer, type SessionDescription } from '../offer-answer.ts';
 import type { Profile } from '../profile.ts';
 import type { InviteSession } from './invite-session.ts';
+import { ReliableProvisionalReceiver } from './prack.ts';
 
 /**
  * How far the session is, as modifications see it:
@@ -74,6 +75,8 @@ interface Outgoing {
   done: boolean;
   /** The ACK of its 2xx, sent again for each retransmission (re-INVITE). */
   ack: SipRequest | undefined;
+  /** The answer to its offer, when it came in a reliable 1xx (RFC 3262 §5). */
+  earlyAnswer?: SessionDescription;
 }
 
 /** A re-INVITE or UPDATE we received. */
@@ -235,12 +238,43 @@ export class SessionModification {
     this.host.decorateRequest(req);
     const out: Outgoing = { method, offer, refreshOnly, attempt, done: false, ack: undefined };
     this.outgoing = out;
+    const reliable = new ReliableProvisionalReceiver();
     try {
-      this.host.dum.sendClient(req, profile, (res, tx) => this.receiveFinal(out, req, res, tx));
+      this.host.dum.sendClient(
+        req,
+        profile,
+        (res, tx) => this.receiveFinal(out, req, res, tx),
+        method === 'INVITE' && profile.get('prack') !== 'never'
+          ? (res) => this.receiveProvisional(out, req, res, reliable)
+          : undefined,
+      );
     } catch (e) {
       this.outgoing = undefined;
       if (offer) this.host.offerAnswer.abandon();
       throw e;
+    }
+  }
+
+  /**
+   * A provisional response to our re-INVITE: a reliable one (RFC 3262 §4) is PRACKed,
+   * and its session description is the answer to our offer.
+   */
+  private receiveProvisional(
+    out: Outgoing,
+    sent: SipRequest,
+    res: SipResponse,
+    reliable: ReliableProvisionalReceiver,
+  ): void {
+    const dialog = this.host.dialog();
+    if (out.done || !dialog || reliable.accept(res) !== 'new') return;
+    const sd = descriptionOf(res);
+    if (sd && out.offer && this.host.offerAnswer.receiveAnswer(sd)) out.earlyAnswer = sd;
+    const prack = dialog.makeRequest('PRACK');
+    prack.setHeader('RAck', `${res.get<number>('RSeq')} ${sent.cseq.seq} INVITE`);
+    try {
+      this.host.dum.sendClient(prack, this.host.profile, () => {});
+    } catch (e) {
+      this.host.dum.logger.warn({ err: e }, 'PRACK not sent');
     }
   }
 
@@ -300,7 +334,8 @@ export class SessionModification {
     let ackBody: SessionDescription | undefined;
     let missing = false;
     if (out.offer) {
-      if (sd && oa.receiveAnswer(sd)) answer = sd;
+      if (out.earlyAnswer) answer = out.earlyAnswer;
+      else if (sd && oa.receiveAnswer(sd)) answer = sd;
       else {
         host.dum.logger.warn({ method: out.method }, 'the 2xx carries no answer to our offer');
         oa.abandon();
