@@ -375,3 +375,22 @@ describe('re-INVITE and UPDATE on the wire (scripted peer)', () => {
     await peer.expectResponse(500, 'INVITE');
   });
 });
+
+describe('BYE with a Reason header (RFC 3326)', () => {
+  it('§2 end({ reason }) from the callee puts the Reason in its BYE; a value that does not parse throws before anything is sent', async () => {
+    const { a, b, clock } = await sessionPair();
+    const { caller, callee } = await establish(a, b, clock);
+    expect(() => callee.get().end({ reason: 'SIP ;cause=200\r\nX-Injected: 1' })).toThrow(
+      expect.objectContaining({ code: 'SIP_ERR_DUM_STATE' }),
+    );
+    expect(() => callee.get().end({ reason: ';;' })).toThrow(
+      expect.objectContaining({ code: 'SIP_ERR_DUM_STATE' }),
+    );
+    expect(callee.get().state).toBe('connected');
+    callee.get().end({ reason: 'Q.850 ;cause=16 ;text="Normal call clearing"' });
+    await until(clock, () => !caller.isValid());
+    const bye = a.rec.messages.get('terminated') as SipRequest;
+    expect(bye.method).toBe('BYE');
+    expect(bye.header('Reason')).toBe('Q.850 ;cause=16 ;text="Normal call clearing"');
+  });
+});

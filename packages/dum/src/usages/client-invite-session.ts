@@ -27,6 +27,11 @@ export type ClientInviteSessionState =
  *  calling      1xx without To tag            onTrying / non-dialog provisional   calling
  *  calling/     1xx with To tag               early Dialog, onProvisional         early
  *   early                                     (+ onEarlyMedia with a body)
+ *  calling/     reliable 1xx (RFC 3262 §4)    as above, then PRACK with RAck      early
+ *   early                                     (the answer to an offer in the 1xx
+ *                                             goes in it); out of order: dropped
+ *  calling/     422, larger Min-SE            INVITE again, CSeq + 1              calling
+ *   early       (RFC 4028 §7.3)
  *  calling/     2xx                           Dialog, ACK, onAnswer/onOffer,      connected
  *   early                                     onConnected
  *  calling/     300-699                       onFailure, onTerminated(rejected)   terminated
@@ -38,6 +43,10 @@ export type ClientInviteSessionState =
  *  cancelling   2xx (crossed the CANCEL)      ACK, BYE, onTerminated(local-bye)   terminating
  *  connected    2xx, same To tag              ACK again                           connected
  *  connected    2xx, other To tag (a fork)    ACK, BYE on it, onForkDestroyed     connected
+ *  early/       provideOffer, re-INVITE,      SessionModification (re-INVITE     (same)
+ *   connected   UPDATE                        only when connected)
+ *  connected    session timer runs out        BYE, onSessionExpired,              terminating
+ *                                             onTerminated(timeout)
  *  connected    end()                         BYE, onTerminated(local-bye)        terminating
  *  connected    BYE                           200, onTerminated(remote-bye)       terminated
  *  terminating  final response to the BYE     -                                   terminated
@@ -158,6 +167,7 @@ export class ClientInviteSession extends InviteSession {
   }
 
   end(options?: EndOptions): void {
+    const reason = this.reasonHeader(options);
     switch (this.st) {
       case 'calling':
         this.st = 'cancelling';
@@ -168,7 +178,7 @@ export class ClientInviteSession extends InviteSession {
         this.sendCancel();
         return;
       case 'connected':
-        this.endWithBye('local-bye', undefined, options?.reason);
+        this.endWithBye('local-bye', undefined, reason);
         return;
       case 'cancelling':
       case 'terminating':
@@ -496,7 +506,7 @@ export class ClientInviteSession extends InviteSession {
   protected endWithBye(
     reason: EndReason,
     message?: SipRequest | SipResponse,
-    header?: EndOptions['reason'],
+    header?: string,
   ): void {
     if (this.st === 'calling' || this.st === 'early') {
       this.end();

@@ -1,4 +1,4 @@
-import { createResponse, type SipRequest, type SipResponse } from '@sipworks/message';
+import { createResponse, parseHeader, type SipRequest, type SipResponse } from '@sipworks/message';
 import type { ServerTransactionLike, TimerHandle } from '@sipworks/stack';
 import type { Dialog } from '../dialog.ts';
 import type { DialogSet } from '../dialog-set.ts';
@@ -111,7 +111,7 @@ export abstract class InviteSession extends BaseUsage {
 
   /**
    * @internal A request within one of the session's dialogs (§12.2.2): the CSeq is
-   * checked (500 when out of order), then re-INVITE and UPDATE go to
+   * checked (500 when out of order), then re-INVITE, UPDATE and PRACK go to
    * `receiveSessionRequest`, BYE, INFO and MESSAGE are taken here; other methods are
    * answered 501 for now.
    */
@@ -244,9 +244,9 @@ export abstract class InviteSession extends BaseUsage {
    * For the session's own dialog, the session ends when the BYE has its final response
    * (or fails).
    */
-  protected sendBye(dialog: Dialog, reason?: EndOptions['reason']): void {
+  protected sendBye(dialog: Dialog, reason?: string): void {
     const bye = dialog.makeRequest('BYE');
-    if (reason !== undefined) bye.setHeader('Reason', reasonValue(reason));
+    if (reason !== undefined) bye.setHeader('Reason', reason);
     const own = dialog === this.dialog;
     try {
       this.dum.sendClient(bye, this.profile, () => {
@@ -256,6 +256,11 @@ export abstract class InviteSession extends BaseUsage {
       this.dum.logger.warn({ err: e }, 'BYE not sent');
       if (own) this.finish();
     }
+  }
+
+  /** The Reason header value `end(options)` asks for, checked before anything changes. */
+  protected reasonHeader(options: EndOptions | undefined): string | undefined {
+    return options?.reason === undefined ? undefined : reasonValue(options.reason);
   }
 
   /** Tell the application the session ended (once). */
@@ -373,8 +378,8 @@ export abstract class InviteSession extends BaseUsage {
   }
 
   /**
-   * re-INVITE and UPDATE in the session's dialog (the CSeq already checked). Returns
-   * false for the methods `receiveRequest` handles itself.
+   * re-INVITE, UPDATE and PRACK in the session's dialog (the CSeq already checked).
+   * Returns false for the methods `receiveRequest` handles itself.
    */
   private receiveSessionRequest(request: SipRequest, tx: ServerTransactionLike): boolean {
     if (request.method === 'PRACK') {
@@ -438,9 +443,26 @@ export abstract class InviteSession extends BaseUsage {
   }
 }
 
-/** The text of a Reason header (RFC 3326 §2). */
+/**
+ * The text of a Reason header (RFC 3326 §2), checked by the parser: a value that does
+ * not parse throws `SIP_ERR_DUM_STATE` rather than going out on the wire.
+ */
 function reasonValue(reason: NonNullable<EndOptions['reason']>): string {
-  if (typeof reason === 'string') return reason;
-  const text = reason.text === undefined ? '' : ` ;text="${reason.text.replace(/["\\]/g, '\\$&')}"`;
-  return `${reason.protocol ?? 'SIP'} ;cause=${reason.cause}${text}`;
+  let value: string;
+  if (typeof reason === 'string') value = reason;
+  else {
+    const text =
+      reason.text === undefined ? '' : ` ;text="${reason.text.replace(/["\\]/g, '\\$&')}"`;
+    value = `${reason.protocol ?? 'SIP'} ;cause=${reason.cause}${text}`;
+  }
+  try {
+    if (/[\r\n]/.test(value)) throw new Error('line break');
+    parseHeader('Reason', value);
+  } catch (e) {
+    throw new DumError(
+      'SIP_ERR_DUM_STATE',
+      `not a Reason header value: ${JSON.stringify(value)} (${String(e)})`,
+    );
+  }
+  return value;
 }

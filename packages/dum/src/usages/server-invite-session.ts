@@ -35,6 +35,9 @@ export type ServerInviteSessionState =
  *  ----------   ---------------------------   ---------------------------------   -----------
  *  (new)        INVITE                        onNewSession, onOffer or            proceeding
  *                                             onOfferRequired
+ *  (new)        INVITE without 100rel, prack  421 (RFC 3262 §3)                   terminated
+ *               required
+ *  (new)        INVITE below our Min-SE       422 (RFC 4028 §8.1)                 terminated
  *  proceeding   provisional()                 1xx (early dialog)                  proceeding
  *  proceeding   provisional({reliable})       1xx with RSeq, retransmitted until  proceeding
  *                                             its PRACK (RFC 3262 §3; see prack.ts)
@@ -51,6 +54,12 @@ export type ServerInviteSessionState =
  *  accepted     64*T1 without ACK             BYE, onAckNotReceived,              terminating
  *                                             onTerminated(timeout)
  *  accepted     end()                         BYE waits for the ACK (§15)         accepted
+ *  proceeding/  UPDATE, provideOffer          SessionModification (UPDATE)        (same)
+ *   accepted
+ *  connected    re-INVITE, UPDATE, either     SessionModification                 connected
+ *               way
+ *  connected    session timer runs out        BYE, onSessionExpired,              terminating
+ *                                             onTerminated(timeout)
  *  connected    end()                         BYE, onTerminated(local-bye)        terminating
  *  connected    BYE                           200, onTerminated(remote-bye)       terminated
  *  terminating  final response to the BYE     -                                   terminated
@@ -73,7 +82,7 @@ export class ServerInviteSession extends InviteSession {
   /** Set while `onOffer` runs for an offer in a PRACK: `provideAnswer` puts the answer in its 200. */
   private answerForPrack: { answer: SessionDescription | undefined } | undefined;
   /** The Reason header (RFC 3326) for the queued BYE. */
-  private byeReason: EndOptions['reason'];
+  private byeReason: string | undefined;
 
   constructor(
     dum: DialogUsageManager,
@@ -320,6 +329,7 @@ export class ServerInviteSession extends InviteSession {
   }
 
   end(options?: EndOptions): void {
+    const reason = this.reasonHeader(options);
     switch (this.st) {
       case 'proceeding':
         this.rejectInvite(480);
@@ -327,10 +337,10 @@ export class ServerInviteSession extends InviteSession {
       case 'accepted':
         // §15: the callee sends no BYE on a confirmed dialog before the ACK (or its timeout).
         this.byeQueued = true;
-        this.byeReason = options?.reason;
+        this.byeReason = reason;
         return;
       case 'connected':
-        this.bye('local-bye', undefined, options?.reason);
+        this.bye('local-bye', undefined, reason);
         return;
       case 'terminating':
       case 'terminated':
@@ -561,11 +571,7 @@ export class ServerInviteSession extends InviteSession {
     this.bye('timeout');
   }
 
-  private bye(
-    reason: EndReason,
-    message?: SipRequest | SipResponse,
-    header?: EndOptions['reason'],
-  ): void {
+  private bye(reason: EndReason, message?: SipRequest | SipResponse, header?: string): void {
     this.st = 'terminating';
     this.reportEnd(reason, message);
     if (this.dialog) this.sendBye(this.dialog, header);
