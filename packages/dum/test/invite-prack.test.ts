@@ -244,6 +244,33 @@ describe('RFC 3262 on the wire, the DUM as UAS', () => {
     expect((callee.get() as ServerInviteSession).offerAnswer.phase).toBe('stable');
   });
 
+  it('RFC 3311 §5.1 an UPDATE from the caller in the early dialog after the PRACK: answered in its 200; the 2xx to the INVITE waits for it', async () => {
+    const { peer, callee, dumAddress, rec, clock } = await incoming();
+    callee.get().provisional(183, { reliable: true, body: ANSWER });
+    const r183 = await peer.expectResponse(183, 'INVITE');
+    const tag = r183.message.to.tag as string;
+    await peer.send(
+      fromPeer('PRACK', 2, 'p1', {
+        toTag: tag,
+        headers: [`RAck: ${r183.message.get<number>('RSeq')} 1 INVITE`],
+      }),
+      dumAddress,
+    );
+    await peer.expectResponse(200, 'PRACK');
+    await peer.send(fromPeer('UPDATE', 3, 'u1', { toTag: tag, body: A2 }), dumAddress);
+    await until(clock, () => rec.count('offer') === 2);
+    expect((rec.messages.get('offer') as SipRequest).method).toBe('UPDATE');
+    expect(() => callee.get().accept()).toThrow(
+      expect.objectContaining({ code: 'SIP_ERR_DUM_STATE' }),
+    );
+    callee.get().provideAnswer(B2);
+    const ok = await peer.expectResponse(200, 'UPDATE');
+    expect(ok.message.bodyText).toBe(B2);
+    callee.get().accept();
+    const final = await peer.expectResponse(200, 'INVITE');
+    expect(final.message.body.length).toBe(0);
+  });
+
   it('RFC 3261 §8.2.2.3 a caller requiring 100rel from a UAS with prack never gets 420 Unsupported: 100rel', async () => {
     const { peer, dumAddress, dum } = await world();
     dum.masterProfile.set('prack', 'never');

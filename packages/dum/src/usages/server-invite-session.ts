@@ -203,8 +203,10 @@ export class ServerInviteSession extends InviteSession {
       return res;
     }
     const sd = descriptionOf(res);
-    if (sd) this.earlyDescription(sd);
-    else if (this.offerAnswer.phase === 'none')
+    if (sd) {
+      this.assertNoModification('send a session description in a reliable 1xx');
+      this.earlyDescription(sd);
+    } else if (this.offerAnswer.phase === 'none')
       // RFC 3261 §13.2.1: the first reliable response to an INVITE without an offer carries one.
       throw new DumError(
         'SIP_ERR_DUM_STATE',
@@ -255,6 +257,7 @@ export class ServerInviteSession extends InviteSession {
     if (status < 200 || status >= 300)
       throw new DumError('SIP_ERR_DUM_STATE', `accept takes a 2xx, not ${status}`);
     this.assertState('proceeding', 'accept');
+    this.assertNoModification('accept');
     const sd: SessionDescription | undefined =
       options?.body !== undefined ? toDescription(options.body, options.contentType) : undefined;
     switch (this.offerAnswer.phase) {
@@ -652,6 +655,15 @@ export class ServerInviteSession extends InviteSession {
     } catch (e) {
       this.dum.logger.warn({ err: e }, `could not send ${res.status} to the INVITE`);
     }
+  }
+
+  /** An UPDATE's offer/answer is open in the early dialog: the INVITE's responses must wait. */
+  private assertNoModification(what: string): void {
+    if (this.isModifying)
+      throw new DumError(
+        'SIP_ERR_DUM_STATE',
+        `cannot ${what} while an UPDATE is in progress in the early dialog (RFC 3311 §5.1)`,
+      );
   }
 
   private assertState(state: ServerInviteSessionState, what: string): void {

@@ -187,15 +187,22 @@ export class SessionModification {
   refresh(method: 'INVITE' | 'UPDATE'): boolean {
     if (this.outgoing || this.incoming || this.host.phase() !== 'confirmed') return false;
     const oa = this.host.offerAnswer.state;
-    if (method === 'INVITE') {
-      // RFC 4028 §7.4 / RFC 6337 §5.3: a re-INVITE refresh offers the session as it is.
-      if (oa.phase !== 'stable') return false;
-      this.host.offerAnswer.sendOffer(oa.local);
-      this.send('INVITE', oa.local, true, 0);
+    try {
+      if (method === 'INVITE') {
+        // RFC 4028 §7.4 / RFC 6337 §5.3: a re-INVITE refresh offers the session as it is
+        // (a session without any description refreshes without a body).
+        if (oa.phase === 'local-offer' || oa.phase === 'remote-offer') return false;
+        const offer = oa.phase === 'stable' ? oa.local : undefined;
+        if (offer) this.host.offerAnswer.sendOffer(offer);
+        this.send('INVITE', offer, true, 0);
+        return true;
+      }
+      this.send('UPDATE', undefined, true, 0);
       return true;
+    } catch (e) {
+      this.host.dum.logger.warn({ err: e }, `session refresh by ${method} not sent`);
+      return false;
     }
-    this.send('UPDATE', undefined, true, 0);
-    return true;
   }
 
   private assertCanSend(method: 'INVITE' | 'UPDATE'): void {
@@ -311,8 +318,7 @@ export class SessionModification {
       return;
     }
     if (res.status === 422 && out.attempt < MAX_GLARE_RETRIES && this.host.retryAfter422(res)) {
-      if (out.offer) this.host.offerAnswer.sendOffer(out.offer);
-      this.send(out.method, out.offer, out.refreshOnly, out.attempt + 1);
+      this.resend(out, res);
       return;
     }
     if (!out.refreshOnly)
@@ -377,8 +383,10 @@ export class SessionModification {
    * Call-ID, 0-2 s otherwise, in units of 10 ms.
    */
   private scheduleRetry(out: Outgoing, res: SipResponse): void {
-    const r = Math.floor(this.host.dum.random() * 191);
-    const ms = this.host.ownsCallId ? 2100 + r * 10 : Math.min(r, 200) * 10;
+    const rand = this.host.dum.random();
+    const ms = this.host.ownsCallId
+      ? 2100 + Math.floor(rand * 191) * 10
+      : Math.floor(rand * 201) * 10;
     // Until the retry, ours counts as pending: the application cannot send another.
     const waiting: Outgoing = { ...out, done: true };
     this.outgoing = waiting;
@@ -397,9 +405,23 @@ export class SessionModification {
           this.host.notify(() => this.host.handler.onOfferRejected?.(this.host.handle(), res));
         return;
       }
-      if (out.offer) oa.sendOffer(out.offer);
-      this.send(out.method, out.offer, out.refreshOnly, out.attempt + 1);
+      this.resend(out, res);
     });
+  }
+
+  /**
+   * Send a refused request again (after a 491 or a 422), with a new CSeq. When it
+   * cannot go (the stack stopped), the application hears the refusal.
+   */
+  private resend(out: Outgoing, res: SipResponse): void {
+    try {
+      if (out.offer) this.host.offerAnswer.sendOffer(out.offer);
+      this.send(out.method, out.offer, out.refreshOnly, out.attempt + 1);
+    } catch (e) {
+      this.host.dum.logger.warn({ err: e }, `the ${out.method} could not be sent again`);
+      if (!out.refreshOnly)
+        this.host.notify(() => this.host.handler.onOfferRejected?.(this.host.handle(), res));
+    }
   }
 
   /** Answer the offer in the 2xx to our offerless re-INVITE, from `onOffer`: the answer goes in the ACK. */
