@@ -106,6 +106,23 @@ describe('re-INVITE (RFC 3261 §14)', () => {
     expect(callee.get().isConnected).toBe(true);
   });
 
+  it('RFC 3311 §5.1 UPDATE in a confirmed dialog: the callee offers by UPDATE, the caller answers in the 200; no ACK', async () => {
+    const { a, b, clock } = await sessionPair();
+    const { caller, callee } = await establish(a, b, clock);
+    a.rec.answer = A2;
+    callee.get().provideOffer(B2, 'application/sdp', { method: 'UPDATE' });
+    expect(callee.get().isModifying).toBe(true);
+    await until(clock, () => b.rec.count('answer') === 1);
+    const update = a.rec.messages.get('offer') as SipRequest;
+    expect(update.method).toBe('UPDATE');
+    expect(update.headers('Allow').join(',')).toContain('UPDATE');
+    const ok = b.rec.messages.get('answer');
+    expect(ok && 'status' in ok ? ok.status : 0).toBe(200);
+    expect(b.rec.bodies.get('answer')).toBe(A2);
+    expect(callee.get().isModifying).toBe(false);
+    expect(caller.get().isModifying).toBe(false);
+  });
+
   it('§14.1 glare: both sides send a re-INVITE at once, both get 491; the non-owner of the Call-ID retries first (0-2 s), then the owner (2.1-4 s)', async () => {
     const { a, b, clock } = await sessionPair();
     const { caller, callee } = await establish(a, b, clock);

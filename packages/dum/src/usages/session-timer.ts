@@ -94,6 +94,7 @@ export class SessionTimer {
    * `retarget` sets the new headers on the copy.
    */
   receive422(res: SipResponse): boolean {
+    if (!this.enabled) return false;
     const min = sessionExpiresOf(res, 'Min-SE')?.deltaSeconds;
     if (min === undefined || !Number.isFinite(min) || min <= this.minSE) return false;
     this.learnedMinSE = min;
