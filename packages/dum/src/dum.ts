@@ -727,7 +727,8 @@ export class DialogUsageManager implements TransactionUser {
       if (response.status < 200 || response.status >= 300 || response.cseq.method !== 'INVITE')
         return;
       const set = this.dialogSets.get(DialogSetId.of(response, 'from').key);
-      if (set?.side === 'uac') set.inviteSession?.receiveStray2xx(response);
+      // The From tag of a response to our request is our local tag, on either side.
+      set?.inviteSession?.receiveStray2xx(response);
     } catch (e) {
       this.logger.warn({ err: e }, 'a stray response could not be handled');
     }

@@ -335,6 +335,18 @@ describe('re-INVITE and UPDATE on the wire (scripted peer)', () => {
     expect(h.get().state).toBe('connected');
   });
 
+  it("RFC 3311 §5.2 an UPDATE offer while the peer's re-INVITE waits for its ACK gets 500 with Retry-After", async () => {
+    const { peer, rec, inDialog, dumAddress } = await scripted();
+    rec.answer = A2;
+    await peer.send(inDialog('INVITE', 2, 'r1', { body: B2 }), dumAddress);
+    await peer.expectResponse(200, 'INVITE');
+    await peer.send(inDialog('UPDATE', 3, 'u1', { body: sdp('bob', 5003, 3) }), dumAddress);
+    const refused = await peer.expectResponse(500, 'UPDATE');
+    expect(refused.message.has('Retry-After')).toBe(true);
+    await peer.send(inDialog('ACK', 2, 'r1ack'), dumAddress);
+    expect(rec.count('offer')).toBe(1);
+  });
+
   it('RFC 3311 §5.2 an UPDATE without a body is a target refresh, answered 200 at once', async () => {
     const { peer, h, inDialog, dumAddress } = await scripted();
     await peer.send(
@@ -409,5 +421,53 @@ describe('BYE with a Reason header (RFC 3326)', () => {
     const bye = a.rec.messages.get('terminated') as SipRequest;
     expect(bye.method).toBe('BYE');
     expect(bye.header('Reason')).toBe('Q.850 ;cause=16 ;text="Normal call clearing"');
+  });
+});
+
+describe('re-INVITE from the callee, on the wire', () => {
+  it("§13.2.2.4 a 2xx to the callee's re-INVITE retransmitted after its transaction ended is ACKed again", async () => {
+    const clock = new VirtualClock();
+    const network = new MemoryNetwork({ clock, seed: 21 });
+    const stack = new SipStack({ clock });
+    await stack.addTransport(new MemoryTransport({ network, port: 5080 }));
+    await stack.start();
+    const dum = new DialogUsageManager({ stack });
+    const rec = new SessionRecorder();
+    dum.setInviteSessionHandler(rec);
+    const peer = await new ScriptedPeer(network, clock, { port: 5090 }).start();
+    const dumAddress = { address: '127.0.0.1', port: 5080 };
+    const head = (method: string, cseq: number, branch: string, toTag?: string) =>
+      `${method} sip:alice@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bK${branch}\r\n` +
+      `Max-Forwards: 70\r\nFrom: <sip:bob@example.test>;tag=peer\r\nTo: <sip:alice@example.test>${toTag ? `;tag=${toTag}` : ''}\r\n` +
+      `Call-ID: callee-reinvite@test\r\nCSeq: ${cseq} ${method}\r\nContact: <sip:bob@127.0.0.1:5090>\r\n`;
+    const offer = sdp('bob', 5000);
+    await peer.send(
+      `${head('INVITE', 1, 'i1')}Content-Type: application/sdp\r\nContent-Length: ${offer.length}\r\n\r\n${offer}`,
+      dumAddress,
+    );
+    await until(clock, () => rec.server !== undefined);
+    const callee = rec.server as NonNullable<typeof rec.server>;
+    callee.get().accept({ body: sdp('alice', 4000) });
+    const ok = await peer.expectResponse(200, 'INVITE');
+    const tag = ok.message.to.tag as string;
+    await peer.send(`${head('ACK', 1, 'a1', tag)}Content-Length: 0\r\n\r\n`, dumAddress);
+    await until(clock, () => rec.has('connected'));
+    callee.get().provideOffer(A2);
+    const reinvite = await peer.expectRequest('INVITE');
+    expect(reinvite.message.from.tag).toBe(tag);
+    const answer = createResponse(reinvite.message, 200, undefined, {
+      headers: [['Contact', '<sip:bob@127.0.0.1:5090>']],
+      body: B2,
+      contentType: 'application/sdp',
+    });
+    await peer.send(answer, reinvite.source);
+    const ack = await peer.expectRequest('ACK');
+    expect(ack.message.cseq.seq).toBe(reinvite.message.cseq.seq);
+    // Long after the transaction: the same 2xx again.
+    await peer.expectNothing(40_000, 100);
+    await peer.send(answer, reinvite.source);
+    const again = await peer.expectRequest('ACK');
+    expect(again.message.cseq.seq).toBe(reinvite.message.cseq.seq);
+    expect(rec.count('answer')).toBe(1);
   });
 });

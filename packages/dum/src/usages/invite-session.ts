@@ -103,8 +103,13 @@ export abstract class InviteSession extends BaseUsage {
     this.modification.receiveCancel(tx);
   }
 
-  /** @internal A 2xx to the INVITE that matched no transaction (its transaction has ended). */
-  receiveStray2xx(_response: SipResponse): void {}
+  /**
+   * @internal A 2xx to an INVITE of ours that matched no transaction (its transaction
+   * has ended): here, a re-INVITE's, ACKed again.
+   */
+  receiveStray2xx(response: SipResponse): void {
+    this.modification.receiveStray2xx(response);
+  }
 
   /** The peer sent a BYE on the session's dialog, which was answered 200. */
   protected abstract byeReceived(bye: SipRequest): void;

@@ -367,6 +367,8 @@ export class SessionModification {
     if (out.method === 'INVITE' && dialog) {
       out.ack = host.makeAck(dialog, request, ackBody);
       this.acks.set(request.cseq.seq, out.ack);
+      // Only recent 2xx are retransmitted (for 64*T1): a few ACKs are enough to keep.
+      for (const seq of this.acks.keys()) if (this.acks.size > 4) this.acks.delete(seq);
       host.sendAck(out.ack);
     }
     if (host.ended()) return;
@@ -479,6 +481,11 @@ export class SessionModification {
       }
     }
     const sd = descriptionOf(request);
+    if (method === 'UPDATE' && sd && this.incoming) {
+      // RFC 3311 §5.2: the peer's earlier re-INVITE or UPDATE is still open.
+      this.replyRetryLater(request, tx);
+      return true;
+    }
     const oa = host.offerAnswer;
     const last = oa.state;
     if (sd && last.phase === 'stable' && sameBytes(last.remote.body, sd.body)) {
