@@ -181,20 +181,37 @@ export interface InviteSessionHandler {
   onEarlyMedia?(handle: Handle<ClientInviteSession>, response: SipResponse): void;
   /** The session is up: the 2xx arrived and was ACKed (UAC), or the ACK arrived (UAS). */
   onConnected?(handle: Handle<InviteSession>, message: SipRequest | SipResponse): void;
-  /** An offer: in the INVITE (answer it in `accept`), or in the 2xx (answer with `provideAnswer`, now). */
+  /**
+   * An offer: in the INVITE (answer it in `accept`, or in a reliable 1xx), in the 2xx
+   * or a reliable 1xx to our INVITE or re-INVITE without one (answer with
+   * `provideAnswer` now: it goes in the ACK or the PRACK), in a PRACK (`provideAnswer`
+   * now: it goes in the 200), or in a re-INVITE or UPDATE (`provideAnswer`, or
+   * `reject`, now or later).
+   */
   onOffer?(
     handle: Handle<InviteSession>,
     message: SipRequest | SipResponse,
     body: Uint8Array,
   ): void;
-  /** The answer to our offer: in the 2xx (or the first 1xx with a body), or in the ACK. */
+  /**
+   * The answer to our offer: in the 2xx (or the first 1xx with a body), in a reliable
+   * 1xx, in the ACK or the PRACK, or in the 2xx to our re-INVITE or UPDATE.
+   */
   onAnswer?(
     handle: Handle<InviteSession>,
     message: SipRequest | SipResponse,
     body: Uint8Array,
   ): void;
-  /** An INVITE without an offer: `accept` with one. */
+  /**
+   * An INVITE without an offer (`accept` with one, or send it in a reliable 1xx), or a
+   * re-INVITE without one (`provideOffer`: it goes in the 200, the answer in the ACK).
+   */
   onOfferRequired?(handle: Handle<InviteSession>, message: SipRequest): void;
+  /**
+   * Our offer in a re-INVITE or UPDATE was refused (the response), or its answer
+   * missing (the response, or undefined for an ACK without the answer to the offer in
+   * our 2xx). The session goes on with the last agreed descriptions.
+   */
   onOfferRejected?(handle: Handle<InviteSession>, response: SipResponse | undefined): void;
   /** The INVITE failed (300-699, after auth retries and redirects); `onTerminated` follows. */
   onFailure?(handle: Handle<ClientInviteSession>, response: SipResponse): void;
