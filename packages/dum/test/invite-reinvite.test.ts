@@ -347,6 +347,20 @@ describe('re-INVITE and UPDATE on the wire (scripted peer)', () => {
     expect(rec.count('offer')).toBe(1);
   });
 
+  it('RFC 3261 §17.1.2.2 an UPDATE offer the application leaves unanswered gets 500 after 64*T1, and the session takes offers again', async () => {
+    const { clock, peer, rec, h, inDialog, dumAddress } = await scripted();
+    await peer.send(inDialog('UPDATE', 2, 'u1', { body: B2 }), dumAddress);
+    await until(clock, () => rec.count('offer') === 1);
+    const t0 = clock.now();
+    await peer.expectResponse(500, 'UPDATE', { withinMs: 40_000, stepMs: 100 });
+    expect(clock.now() - t0).toBeGreaterThanOrEqual(32_000);
+    expect(h.get().isModifying).toBe(false);
+    expect(h.get().offerAnswer.phase).toBe('stable');
+    rec.answer = A2;
+    await peer.send(inDialog('UPDATE', 3, 'u2', { body: sdp('bob', 5003, 3) }), dumAddress);
+    await peer.expectResponse(200, 'UPDATE');
+  });
+
   it('RFC 3311 §5.2 an UPDATE without a body is a target refresh, answered 200 at once', async () => {
     const { peer, h, inDialog, dumAddress } = await scripted();
     await peer.send(

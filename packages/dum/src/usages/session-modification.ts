@@ -537,6 +537,7 @@ export class SessionModification {
     }
     this.incoming = incoming;
     if (method === 'INVITE') host.dum.watchInviteTransaction(tx, host.session());
+    this.limitAnswerWait(incoming);
     tx.handler = {
       onError: (err) => {
         if (this.incoming !== incoming) return;
@@ -560,6 +561,27 @@ export class SessionModification {
       host.notify(() => handler.onOfferRequired?.(host.handle(), request));
     }
     return true;
+  }
+
+  /**
+   * The application has so long to answer: an UPDATE 64*T1 (its sender's transaction
+   * gives up then, RFC 3261 §17.1.2.2), a re-INVITE the profile's `staleCallTime`.
+   * Then it is refused with 500, so the session never stays blocked by it.
+   */
+  private limitAnswerWait(incoming: Incoming): void {
+    const ms =
+      incoming.method === 'UPDATE'
+        ? 64 * this.host.dum.stack.timers.t1
+        : this.host.profile.get('staleCallTime') * 1000;
+    if (ms <= 0) return;
+    this.host.startTimer('answer-wait', ms, () => {
+      if (this.incoming !== incoming || incoming.stage !== 'answering') return;
+      this.host.dum.logger.warn(
+        { method: incoming.method },
+        'the application did not answer in time',
+      );
+      this.reject(500, 'Server Internal Error (no answer from the application)');
+    });
   }
 
   /** Answer the peer's offer in a re-INVITE or UPDATE with a 2xx. Returns false when none waits. */
