@@ -225,6 +225,21 @@ describe('RFC 3262 on the wire, the DUM as UAS', () => {
     expect(callee.isValid()).toBe(false);
   });
 
+  it('RFC 3261 §9.2 a CANCEL while the 2xx waits for a PRACK: 487 to the INVITE, no 2xx', async () => {
+    const { peer, callee, dumAddress, rec } = await incoming();
+    callee.get().provisional(180, { reliable: true });
+    await peer.expectResponse(180, 'INVITE');
+    callee.get().accept({ body: ANSWER });
+    const cancel = fromPeer('INVITE', 1, 'inv')
+      .replace(/INVITE/g, 'CANCEL')
+      .replace(/Contact: [^\r]*\r\n/, '');
+    await peer.send(cancel, dumAddress);
+    await peer.expectResponse(200, 'CANCEL');
+    await peer.expectResponse(487, 'INVITE');
+    expect(rec.events.at(-1)).toBe('terminated:cancelled');
+    expect(callee.isValid()).toBe(false);
+  });
+
   it('§5 an offer in the PRACK is answered in its 200, from onOffer', async () => {
     const { peer, callee, dumAddress, rec } = await incoming();
     callee.get().provisional(183, { reliable: true, body: ANSWER });

@@ -417,6 +417,14 @@ export class ServerInviteSession extends InviteSession {
         this.finish();
         return;
       case 'accepted':
+        if (this.ok === undefined) {
+          // The 2xx is still held for a PRACK (RFC 3262 §3): the CANCEL wins.
+          this.reliable.stop();
+          this.respond(this.response(487));
+          this.reportEnd('cancelled', cancel);
+          this.finish();
+        }
+        return;
       case 'connected':
       case 'terminating':
       case 'terminated':
