@@ -116,7 +116,12 @@ export const MAX_GLARE_RETRIES = 3;
  *  UPDATE without an offer                 2xx at once (target refresh)
  *  either, while our offer is pending      491 (§14.2, RFC 3311 §5.2)
  *  either, while the peer's is pending     500 with Retry-After (§14.2, RFC 3311 §5.2)
+ *  either, offering the session unchanged  2xx with our description, no onOffer (RFC 6337 §5.3)
+ *  either, below our Min-SE                422 (the session timer, RFC 4028 §8.1)
+ *  CANCEL before we answer a re-INVITE     487; the session stays as it was (§9.2)
+ *  no answer from the application          500 after 64*T1 (UPDATE) / staleCallTime (re-INVITE)
  *  no ACK for our 2xx in 64*T1             the session ends with a BYE (§13.3.1.4)
+ *  reliable 1xx to our re-INVITE           PRACK (RFC 3262 §4); its description is the answer
  * ```
  */
 export class SessionModification {
