@@ -101,6 +101,11 @@ export interface DialogUsageManagerOptions {
   redirectManager?: RedirectManager;
   appDialogSetFactory?: AppDialogSetFactory;
   logger?: Logger;
+  /**
+   * A uniform random number in [0, 1), for randomised waits (the retry after a 491,
+   * RFC 3261 §14.1). Default: `Math.random`; a test can make it deterministic.
+   */
+  random?: () => number;
 }
 
 /** The NOTIFY body type of the event packages sipworks knows (RFC 3856, RFC 3842, RFC 4235). */
@@ -164,12 +169,14 @@ export class DialogUsageManager implements TransactionUser {
   private readonly dialogSets = new Map<string, DialogSet>();
   /** Dialogs by `DialogId` key. */
   private readonly dialogs = new Map<string, Dialog>();
-  /** The invite session of each INVITE server transaction, for CANCEL (§9.2). */
-  private readonly invitesByTx = new WeakMap<ServerTransactionLike, ServerInviteSession>();
+  /** The invite session of each INVITE server transaction (initial or re-INVITE), for CANCEL (§9.2). */
+  private readonly invitesByTx = new WeakMap<ServerTransactionLike, InviteSession>();
   private readonly ownsStack: boolean;
   private shuttingDown = false;
   private tagCounter = 0;
   private readonly tagPrefix = randomHex(3);
+  /** @internal Uniform in [0, 1): randomised waits. */
+  readonly random: () => number;
 
   constructor(options: DialogUsageManagerOptions = {}) {
     this.ownsStack = options.stack === undefined;
@@ -179,6 +186,7 @@ export class DialogUsageManager implements TransactionUser {
     this.redirectManager = options.redirectManager ?? new RedirectManager();
     this.appDialogSetFactory = options.appDialogSetFactory ?? (() => ({}));
     this.logger = options.logger ?? silentLogger;
+    this.random = options.random ?? Math.random;
     this.stack.setTransactionUser(this);
     this.epochOffset = Date.now() - this.stack.clock.now();
   }
@@ -633,8 +641,10 @@ export class DialogUsageManager implements TransactionUser {
       );
     const req = this.buildRequest('INVITE', asNameAddr(target), profile);
     req.setHeader('Allow', profile.get('supportedMethods').join(', '));
-    const tags = profile.get('supportedOptionTags');
+    const tags = profile.optionTags();
     if (tags.length > 0) req.setHeader('Supported', tags.join(', '));
+    // RFC 3262 §4: a UAC that insists on reliable provisional responses requires 100rel.
+    if (profile.get('prack') === 'required') req.setHeader('Require', '100rel');
     if (options?.body !== undefined)
       req.setBody(options.body, options.contentType ?? 'application/sdp');
     const replaces = options?.replaces;
@@ -1019,7 +1029,7 @@ export class DialogUsageManager implements TransactionUser {
   onCancel(invite: ServerTransactionLike, cancel: SipRequest): void {
     const session = this.invitesByTx.get(invite);
     if (session && !session.isEnded) {
-      session.receiveCancel(cancel);
+      session.receiveCancel(cancel, invite);
       return;
     }
     invite.respond(
@@ -1065,13 +1075,19 @@ export class DialogUsageManager implements TransactionUser {
     }
   }
 
+  /** @internal A re-INVITE's server transaction, so that a CANCEL for it reaches its session (§9.2). */
+  watchInviteTransaction(tx: ServerTransactionLike, session: InviteSession): void {
+    this.invitesByTx.set(tx, session);
+  }
+
   /** A response that matched no transaction: a 2xx to an INVITE whose transaction ended goes to its session. */
   onStrayResponse(response: SipResponse): void {
     try {
       if (response.status < 200 || response.status >= 300 || response.cseq.method !== 'INVITE')
         return;
       const set = this.dialogSets.get(DialogSetId.of(response, 'from').key);
-      if (set?.side === 'uac') set.inviteSession?.receiveStray2xx(response);
+      // The From tag of a response to our request is our local tag, on either side.
+      set?.inviteSession?.receiveStray2xx(response);
     } catch (e) {
       this.logger.warn({ err: e }, 'a stray response could not be handled');
     }
@@ -1134,7 +1150,7 @@ export class DialogUsageManager implements TransactionUser {
     // §8.2.2.3: option tags in Require we do not understand: 420 with Unsupported (RFC 4475 §3.3.5).
     if (method !== 'CANCEL') {
       const required = request.getAll<string>('Require');
-      const known = profile.get('supportedOptionTags');
+      const known = profile.optionTags();
       const unknown = required.filter((t) => !known.includes(t.toLowerCase()));
       if (unknown.length > 0) {
         this.reply(request, tx, 420, [['Unsupported', unknown.join(', ')]]);
@@ -1334,7 +1350,7 @@ export class DialogUsageManager implements TransactionUser {
     res.setHeader('Allow', p.get('supportedMethods').join(', '));
     res.setHeader('Accept', p.get('supportedMimeTypes').join(', '));
     res.setHeader('Accept-Language', p.get('supportedLanguages').join(', '));
-    const tags = p.get('supportedOptionTags');
+    const tags = p.optionTags();
     if (tags.length > 0) res.setHeader('Supported', tags.join(', '));
   }
 

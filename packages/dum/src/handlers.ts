@@ -208,20 +208,37 @@ export interface InviteSessionHandler {
   onEarlyMedia?(handle: Handle<ClientInviteSession>, response: SipResponse): void;
   /** The session is up: the 2xx arrived and was ACKed (UAC), or the ACK arrived (UAS). */
   onConnected?(handle: Handle<InviteSession>, message: SipRequest | SipResponse): void;
-  /** An offer: in the INVITE (answer it in `accept`), or in the 2xx (answer with `provideAnswer`, now). */
+  /**
+   * An offer: in the INVITE (answer it in `accept`, or in a reliable 1xx), in the 2xx
+   * or a reliable 1xx to our INVITE or re-INVITE without one (answer with
+   * `provideAnswer` now: it goes in the ACK or the PRACK), in a PRACK (`provideAnswer`
+   * now: it goes in the 200), or in a re-INVITE or UPDATE (`provideAnswer`, or
+   * `reject`, now or later).
+   */
   onOffer?(
     handle: Handle<InviteSession>,
     message: SipRequest | SipResponse,
     body: Uint8Array,
   ): void;
-  /** The answer to our offer: in the 2xx (or the first 1xx with a body), or in the ACK. */
+  /**
+   * The answer to our offer: in the 2xx (or the first 1xx with a body), in a reliable
+   * 1xx, in the ACK or the PRACK, or in the 2xx to our re-INVITE or UPDATE.
+   */
   onAnswer?(
     handle: Handle<InviteSession>,
     message: SipRequest | SipResponse,
     body: Uint8Array,
   ): void;
-  /** An INVITE without an offer: `accept` with one. */
+  /**
+   * An INVITE without an offer (`accept` with one, or send it in a reliable 1xx), or a
+   * re-INVITE without one (`provideOffer`: it goes in the 200, the answer in the ACK).
+   */
   onOfferRequired?(handle: Handle<InviteSession>, message: SipRequest): void;
+  /**
+   * Our offer in a re-INVITE or UPDATE was refused (the response), or its answer
+   * missing (the response, or undefined for an ACK without the answer to the offer in
+   * our 2xx). The session goes on with the last agreed descriptions.
+   */
   onOfferRejected?(handle: Handle<InviteSession>, response: SipResponse | undefined): void;
   /** The INVITE failed (300-699, after auth retries and redirects); `onTerminated` follows. */
   onFailure?(handle: Handle<ClientInviteSession>, response: SipResponse): void;
@@ -271,8 +288,17 @@ export interface InviteSessionHandler {
   onAckReceived?(handle: Handle<ServerInviteSession>, ack: SipRequest): void;
   /** No ACK for our 2xx within 64*T1: a BYE was sent (§13.3.1.4). */
   onAckNotReceived?(handle: Handle<ServerInviteSession>): void;
+  /**
+   * A PRACK acknowledged one of our reliable provisional responses (RFC 3262 §3); it
+   * was answered 200 (with the answer to an offer it carried, given from `onOffer`).
+   */
+  onPrack?(handle: Handle<ServerInviteSession>, prack: SipRequest): void;
   /** No final response within the profile's staleCallTime: the INVITE is cancelled. */
   onStaleCallTimeout?(handle: Handle<ClientInviteSession>): void;
+  /**
+   * The session timer ran out without a refresh (RFC 4028 §10): a BYE was sent and
+   * `onTerminated(timeout)` follows.
+   */
   onSessionExpired?(handle: Handle<InviteSession>): void;
   /** The session ended (once); its handle goes stale when the session is gone. */
   onTerminated?(

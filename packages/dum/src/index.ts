@@ -132,7 +132,7 @@ export {
   type ClientSubscriptionState,
   NOTIFY_WAIT_MS,
 } from './usages/client-subscription.ts';
-export { InviteSession } from './usages/invite-session.ts';
+export { type EndOptions, InviteSession } from './usages/invite-session.ts';
 export { ClientOutOfDialogReq, ServerOutOfDialogReq } from './usages/out-of-dialog.ts';
 export { ClientPagerMessage, ServerPagerMessage } from './usages/pager.ts';
 export {
@@ -164,3 +164,5 @@ export {
   ServerSubscription,
   type ServerSubscriptionState,
 } from './usages/server-subscription.ts';
+export { MAX_GLARE_RETRIES, type ModificationPhase } from './usages/session-modification.ts';
+export { MIN_SESSION_EXPIRES } from './usages/session-timer.ts';

@@ -35,10 +35,23 @@ export interface ProfileSettings {
   defaultPublicationExpires: number;
   minPublicationExpires: number;
   maxPublicationExpires: number;
-  /** Session timer (RFC 4028): interval asked for, and the smallest accepted. */
+  /**
+   * Session timers (RFC 4028): when on, `timer` is in Supported, INVITE and UPDATE ask
+   * for `sessionExpires`, and the refresher keeps the session alive.
+   */
+  sessionTimers: boolean;
+  /** Session timer (RFC 4028): interval asked for, and the smallest accepted (s). */
   sessionExpires: number;
   minSE: number;
-  /** Reliable provisional responses (RFC 3262). */
+  /** Who we ask to refresh in an INVITE we send (RFC 4028 §7.1): `uac` (us), `uas`, or leave it to the peer. */
+  sessionRefresher: 'uac' | 'uas' | 'none';
+  /**
+   * Reliable provisional responses (RFC 3262): `never` (no 100rel: a peer's
+   * Require: 100rel gets 420), `supported` (Supported: 100rel; a provisional is
+   * reliable when the peer requires it or the application asks), `required` (our
+   * INVITE has Require: 100rel; an INVITE without 100rel gets 421; every provisional
+   * but 100 is reliable).
+   */
   prack: 'never' | 'supported' | 'required';
   /** Seconds before a dialog set with no final response gives up (stale call). */
   staleCallTime: number;
@@ -126,8 +139,10 @@ const DEFAULTS: ProfileSettings = {
   defaultPublicationExpires: 3600,
   minPublicationExpires: 60,
   maxPublicationExpires: 86400,
+  sessionTimers: false,
   sessionExpires: 1800,
   minSE: 90,
+  sessionRefresher: 'none',
   prack: 'supported',
   staleCallTime: 180,
   aor: undefined,
@@ -184,6 +199,18 @@ export class Profile {
   /** Methods in upper case. */
   isMethodSupported(method: string): boolean {
     return this.get('supportedMethods').includes(method.toUpperCase());
+  }
+
+  /**
+   * The option tags we understand and list in Supported: `supportedOptionTags`, with
+   * `100rel` unless `prack` is `never` (RFC 3262) and `timer` when `sessionTimers` is on
+   * (RFC 4028).
+   */
+  optionTags(): string[] {
+    const tags = [...this.get('supportedOptionTags')];
+    if (this.get('prack') !== 'never' && !tags.includes('100rel')) tags.push('100rel');
+    if (this.get('sessionTimers') && !tags.includes('timer')) tags.push('timer');
+    return tags;
   }
 
   isSchemeSupported(scheme: string): boolean {

@@ -338,7 +338,7 @@ describe('InviteSession wire transcripts (scripted peer, virtual clock)', () => 
     );
     const invite = await peer.expectRequest('INVITE');
     expect(invite.message.headers('Allow')).toContain('INVITE');
-    expect(invite.message.headers('Supported')).toEqual(['x-test']);
+    expect(invite.message.headers('Supported')).toEqual(['x-test', '100rel']);
     expect(invite.message.contacts.length).toBe(1);
     expect(invite.message.bodyText).toBe(OFFER);
     h.get().end();
@@ -513,7 +513,7 @@ describe('InviteSession wire transcripts (scripted peer, virtual clock)', () => 
 });
 
 describe('InviteSession wire transcripts, in dialog', () => {
-  it('RFC 3261 §13 basic call as the UAC on the wire, then BYE from the peer (§15.1.2); a re-INVITE gets 501 for now', async () => {
+  it('RFC 3261 §13 basic call as the UAC on the wire, then BYE from the peer (§15.1.2); an offerless re-INVITE between (§14.2)', async () => {
     const { rec, peer, profile, dum, dumAddress } = await scripted();
     const h = dum.send<ClientInviteSession>(
       dum.makeInviteSession('sip:bob@127.0.0.1:5090', profile, { body: OFFER }),
@@ -525,16 +525,33 @@ describe('InviteSession wire transcripts, in dialog', () => {
     expect(ack.message.from.tag).toBe(invite.message.from.tag);
     expect(ack.message.to.tag).toBe('b1');
     expect(ack.message.body.length).toBe(0);
-    const inDialog = (method: string, cseq: number, branch: string) =>
+    const inDialog = (method: string, cseq: number, branch: string, body = '') =>
       `${method} sip:alice@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bK${branch}\r\n` +
       `Max-Forwards: 70\r\nFrom: <sip:bob@127.0.0.1:5090>;tag=b1\r\nTo: ${invite.message.header('From')}\r\n` +
-      `Call-ID: ${invite.message.callId}\r\nCSeq: ${cseq} ${method}\r\nContact: <sip:bob@127.0.0.1:5090>\r\nContent-Length: 0\r\n\r\n`;
+      `Call-ID: ${invite.message.callId}\r\nCSeq: ${cseq} ${method}\r\nContact: <sip:bob@127.0.0.1:5090>\r\n` +
+      (body ? 'Content-Type: application/sdp\r\n' : '') +
+      `Content-Length: ${body.length}\r\n\r\n${body}`;
+    // §14.2: a re-INVITE without an offer: onOfferRequired, our offer in the 200, the answer in the ACK.
     await peer.send(inDialog('INVITE', 5, 'ri1'), dumAddress);
-    await peer.expectResponse(501, 'INVITE');
+    await until(peer.clock, () => rec.has('offer-required'));
+    h.get().provideOffer(OFFER);
+    const ok = await peer.expectResponse(200, 'INVITE');
+    expect(ok.message.bodyText).toBe(OFFER);
+    expect(ok.message.contacts.length).toBe(1);
+    await peer.send(inDialog('ACK', 5, 'ri1ack', ANSWER), dumAddress);
+    await until(peer.clock, () => rec.events.filter((e) => e === 'answer').length === 2);
     expect(h.get().state).toBe('connected');
+    expect(h.get().offerAnswer.phase).toBe('stable');
     await peer.send(inDialog('BYE', 6, 'bye1'), dumAddress);
     await peer.expectResponse(200, 'BYE');
-    expect(rec.events).toEqual(['provisional:180', 'answer', 'connected', 'terminated:remote-bye']);
+    expect(rec.events).toEqual([
+      'provisional:180',
+      'answer',
+      'connected',
+      'offer-required',
+      'answer',
+      'terminated:remote-bye',
+    ]);
     expect(h.isValid()).toBe(false);
     await peer.send(inDialog('BYE', 7, 'bye2'), dumAddress);
     await peer.expectResponse(481, 'BYE');

@@ -67,7 +67,7 @@ describe('DUM against a scripted peer (wire transcripts)', () => {
     expect(res.message.headers('Allow')).toEqual(
       expect.arrayContaining(['INVITE', 'OPTIONS', 'MESSAGE']),
     );
-    expect(res.message.headers('Supported')).toEqual(['x-test']);
+    expect(res.message.headers('Supported')).toEqual(['x-test', '100rel']);
     expect(res.message.to.tag).toBeDefined();
     expect(res.message.cseq.seq).toBe(7);
   });

@@ -3,11 +3,12 @@ import type { ClientTransactionLike } from '@sipworks/stack';
 import { Dialog } from '../dialog.ts';
 import type { DialogSet } from '../dialog-set.ts';
 import type { DialogUsageManager } from '../dum.ts';
-import { DumError } from '../errors.ts';
-import type { InviteSessionHandler } from '../handlers.ts';
+import type { EndReason, InviteSessionHandler } from '../handlers.ts';
 import { descriptionOf, type SessionDescription, toDescription } from '../offer-answer.ts';
 import type { Profile } from '../profile.ts';
-import { InviteSession } from './invite-session.ts';
+import { type EndOptions, InviteSession } from './invite-session.ts';
+import { ReliableProvisionalReceiver } from './prack.ts';
+import type { ModificationPhase } from './session-modification.ts';
 
 export type ClientInviteSessionState =
   | 'calling'
@@ -26,6 +27,11 @@ export type ClientInviteSessionState =
  *  calling      1xx without To tag            onTrying / non-dialog provisional   calling
  *  calling/     1xx with To tag               early Dialog, onProvisional         early
  *   early                                     (+ onEarlyMedia with a body)
+ *  calling/     reliable 1xx (RFC 3262 §4)    as above, then PRACK with RAck      early
+ *   early                                     (the answer to an offer in the 1xx
+ *                                             goes in it); out of order: dropped
+ *  calling/     422, larger Min-SE            INVITE again, CSeq + 1              calling
+ *   early       (RFC 4028 §7.3)
  *  calling/     2xx                           Dialog, ACK, onAnswer/onOffer,      connected
  *   early                                     onConnected
  *  calling/     300-699                       onFailure, onTerminated(rejected)   terminated
@@ -37,6 +43,10 @@ export type ClientInviteSessionState =
  *  cancelling   2xx (crossed the CANCEL)      ACK, BYE, onTerminated(local-bye)   terminating
  *  connected    2xx, same To tag              ACK again                           connected
  *  connected    2xx, other To tag (a fork)    ACK, BYE on it, onForkDestroyed     connected
+ *  early/       provideOffer, re-INVITE,      SessionModification (re-INVITE     (same)
+ *   connected   UPDATE                        only when connected)
+ *  connected    session timer runs out        BYE, onSessionExpired,              terminating
+ *                                             onTerminated(timeout)
  *  connected    end()                         BYE, onTerminated(local-bye)        terminating
  *  connected    BYE                           200, onTerminated(remote-bye)       terminated
  *  terminating  final response to the BYE     -                                   terminated
@@ -58,6 +68,12 @@ export class ClientInviteSession extends InviteSession {
   private readonly forkAcks = new Map<string, SipRequest>();
   /** Set while `onOffer` runs for an offer in a 2xx: `provideAnswer` puts the answer in the ACK. */
   private answerForAck: { answer: SessionDescription | undefined } | undefined;
+  /** Which reliable provisional responses to PRACK (RFC 3262 §4). */
+  private reliable1xx = new ReliableProvisionalReceiver();
+  /** INVITEs sent again after a 422 (RFC 4028 §7.3). */
+  private timerRetries = 0;
+  /** Set while `onOffer` runs for an offer in a reliable 1xx: `provideAnswer` puts the answer in the PRACK. */
+  private answerForPrack: { answer: SessionDescription | undefined } | undefined;
 
   constructor(
     dum: DialogUsageManager,
@@ -70,6 +86,7 @@ export class ClientInviteSession extends InviteSession {
     this.earlyAnswer = undefined;
     this.ack = undefined;
     this.answerForAck = undefined;
+    this.answerForPrack = undefined;
   }
 
   get state(): ClientInviteSessionState {
@@ -93,6 +110,12 @@ export class ClientInviteSession extends InviteSession {
         this.notify(() => this.handler.onStaleCallTimeout?.(this.handle()));
         this.end();
       });
+    // RFC 4028 §7.1: Session-Expires and Min-SE when the profile turns session timers on.
+    this.sessionTimer.decorateRequest(invite);
+    this.sendInvite(invite);
+  }
+
+  private sendInvite(invite: SipRequest): void {
     this.dum.sendClient(
       invite,
       this.profile,
@@ -102,23 +125,49 @@ export class ClientInviteSession extends InviteSession {
   }
 
   /**
-   * Answer an offer that came in a 2xx (late offer): call it from `onOffer`, and the
-   * answer goes in the ACK (§13.2.1).
+   * RFC 4028 §7.3: a 422 to the INVITE; when its Min-SE is above what we asked, the
+   * INVITE goes again (CSeq + 1) asking for that much. Returns false otherwise.
    */
-  provideAnswer(body: string | Uint8Array, contentType = 'application/sdp'): void {
+  private retryAfter422(res: SipResponse, tx: ClientTransactionLike | undefined): boolean {
+    if (this.timerRetries >= 2 || this.cancelSent || !this.sessionTimer.receive422(res))
+      return false;
+    this.timerRetries++;
+    const sent = tx?.request ?? this.request;
+    const next = sent.clone();
+    next.setHeader('CSeq', `${sent.cseq.seq + 1} INVITE`);
+    next.removeHeader('Via');
+    this.sessionTimer.retarget(next);
+    // The early dialogs of the refused INVITE are gone with it.
+    for (const d of this.dialogSet.dialogs) this.dum.removeDialog(d);
+    this.dialog = undefined;
+    this.earlyAnswer = undefined;
+    this.provisionalSeen = false;
+    this.reliable1xx = new ReliableProvisionalReceiver();
+    this.st = 'calling';
+    this.dialogSet.creator = next;
+    this.sendInvite(next);
+    return true;
+  }
+
+  /**
+   * Answer an offer: one that came in the 2xx to the INVITE (late offer; call it from
+   * `onOffer`, and the answer goes in the ACK, §13.2.1), or one in a re-INVITE or
+   * UPDATE (see `InviteSession.provideAnswer`).
+   */
+  override provideAnswer(body: string | Uint8Array, contentType = 'application/sdp'): void {
     this.assertLive();
-    const pending = this.answerForAck;
-    if (!pending || pending.answer !== undefined)
-      throw new DumError(
-        'SIP_ERR_DUM_STATE',
-        'no offer is waiting for an answer (an offer in a 2xx is answered from onOffer, in the ACK)',
-      );
+    const pending = this.answerForAck ?? this.answerForPrack;
+    if (!pending || pending.answer !== undefined) {
+      super.provideAnswer(body, contentType);
+      return;
+    }
     const sd = toDescription(body, contentType);
     this.offerAnswer.sendAnswer(sd);
     pending.answer = sd;
   }
 
-  end(): void {
+  end(options?: EndOptions): void {
+    const reason = this.reasonHeader(options);
     switch (this.st) {
       case 'calling':
         this.st = 'cancelling';
@@ -128,13 +177,9 @@ export class ClientInviteSession extends InviteSession {
         this.st = 'cancelling';
         this.sendCancel();
         return;
-      case 'connected': {
-        this.st = 'terminating';
-        this.reportEnd('local-bye');
-        if (this.dialog) this.sendBye(this.dialog);
-        else this.finish();
+      case 'connected':
+        this.endWithBye('local-bye', undefined, reason);
         return;
-      }
       case 'cancelling':
       case 'terminating':
       case 'terminated':
@@ -170,6 +215,10 @@ export class ClientInviteSession extends InviteSession {
           else ds?.onNonDialogCreatingProvisional?.(this.request, res);
           return;
         }
+        // RFC 3262 §4: a reliable 1xx out of sequence, or seen before, is dropped.
+        const reliability =
+          this.profile.get('prack') === 'never' ? 'unreliable' : this.reliable1xx.accept(res);
+        if (reliability === 'drop') return;
         // §12.1.2: a provisional with a To tag makes an early dialog (one per fork).
         let dialog = this.dialogSet.dialog(tag);
         if (!dialog) {
@@ -179,6 +228,10 @@ export class ClientInviteSession extends InviteSession {
         this.dialog = dialog;
         this.st = 'early';
         this.notify(() => this.handler.onProvisional?.(this.handle(), res));
+        if (reliability === 'new') {
+          this.receiveReliable(res, dialog);
+          return;
+        }
         const sd = descriptionOf(res);
         if (sd && this.offerAnswer.phase === 'local-offer') {
           this.earlyAnswer ??= sd;
@@ -198,6 +251,50 @@ export class ClientInviteSession extends InviteSession {
     }
   }
 
+  /**
+   * A new reliable provisional response (RFC 3262 §4): its session description is the
+   * answer to our offer, or an offer (INVITE without one) answered in the PRACK from
+   * `onOffer`; then the PRACK goes, with RAck.
+   */
+  private receiveReliable(res: SipResponse, dialog: Dialog): void {
+    const oa = this.offerAnswer;
+    const sd = descriptionOf(res);
+    let prackBody: SessionDescription | undefined;
+    if (sd && oa.phase === 'local-offer') {
+      oa.receiveAnswer(sd);
+      this.notify(() => this.handler.onEarlyMedia?.(this.handle(), res));
+      this.notify(() => this.handler.onAnswer?.(this.handle(), res, sd.body));
+    } else if (sd && oa.phase === 'none') {
+      oa.receiveOffer(sd);
+      const pending: { answer: SessionDescription | undefined } = { answer: undefined };
+      this.answerForPrack = pending;
+      this.notify(() => this.handler.onOffer?.(this.handle(), res, sd.body));
+      this.answerForPrack = undefined;
+      prackBody = pending.answer;
+      if (!prackBody) {
+        this.dum.logger.warn(
+          { session: this.handleId },
+          'the offer in a reliable 1xx was not answered from onOffer: PRACK without an answer',
+        );
+        oa.abandon();
+      }
+    } else if (sd) this.notify(() => this.handler.onEarlyMedia?.(this.handle(), res));
+    if (this.isEnded || (this.st !== 'early' && this.st !== 'calling')) return;
+    const prack = dialog.makeRequest(
+      'PRACK',
+      prackBody ? { body: prackBody.body, contentType: prackBody.contentType } : undefined,
+    );
+    prack.setHeader('RAck', `${res.get<number>('RSeq')} ${res.cseq.seq} ${res.cseq.method}`);
+    try {
+      this.dum.sendClient(prack, this.profile, (r) => {
+        if (r.status >= 300)
+          this.dum.logger.warn({ session: this.handleId, status: r.status }, 'PRACK refused');
+      });
+    } catch (e) {
+      this.dum.logger.warn({ err: e }, 'PRACK not sent');
+    }
+  }
+
   /** A final response to the INVITE (2xx retransmissions and 2xx of other forks included). */
   private receiveFinal(res: SipResponse, tx: ClientTransactionLike | undefined): void {
     if (tx) this.track(tx);
@@ -208,6 +305,7 @@ export class ClientInviteSession extends InviteSession {
     switch (this.st) {
       case 'calling':
       case 'early':
+        if (res.status === 422 && this.retryAfter422(res, tx)) return;
         if (res.status < 400) this.notify(() => this.handler.onRedirected?.(this.handle(), res));
         this.notify(() => this.handler.onFailure?.(this.handle(), res));
         this.reportEnd('rejected', res);
@@ -252,6 +350,11 @@ export class ClientInviteSession extends InviteSession {
       }
       case 'connected':
       case 'terminating':
+        if (res.cseq.seq !== this.request.cseq.seq) {
+          // A 2xx to a re-INVITE of ours whose transaction has ended.
+          this.modification.receiveStray2xx(res);
+          return;
+        }
         if (this.dialog && tag === this.dialog.id.remoteTag) {
           // A retransmitted 2xx: its ACK was lost (§13.2.2.4).
           if (this.ack) this.sendAck(this.ack);
@@ -317,6 +420,7 @@ export class ClientInviteSession extends InviteSession {
     this.st = 'connected';
     this.dum.observeInvite({ type: 'confirmed', session: this, response: res });
     this.stopTimer('stale-call');
+    this.sessionTimer.negotiated(this.request, res, true);
     if (answer) {
       const body = answer.body;
       this.notify(() => this.handler.onAnswer?.(this.handle(), res, body));
@@ -333,6 +437,11 @@ export class ClientInviteSession extends InviteSession {
     const early = this.dialogSet.dialog(tag);
     if (early) this.dum.removeDialog(early);
     const dialog = Dialog.asUac(this.request, res);
+    if (early) {
+      // Requests of the early dialog (PRACK, UPDATE) used CSeq numbers both ways (§12.2.1.1).
+      dialog.localSeq = Math.max(dialog.localSeq, early.localSeq);
+      dialog.remoteSeq = early.remoteSeq;
+    }
     for (const d of this.dialogSet.dialogs) this.dum.removeDialog(d);
     this.dum.addDialog(this.dialogSet, dialog);
     this.dialog = dialog;
@@ -378,6 +487,37 @@ export class ClientInviteSession extends InviteSession {
 
   protected onFinish(): void {
     this.st = 'terminated';
+  }
+
+  protected get modificationPhase(): ModificationPhase {
+    switch (this.st) {
+      case 'calling':
+      case 'early':
+        return 'early';
+      case 'connected':
+        return 'confirmed';
+      case 'cancelling':
+      case 'terminating':
+      case 'terminated':
+        return 'closed';
+      default:
+        throw new Error(`invalid state ${this.st as string}`);
+    }
+  }
+
+  protected endWithBye(
+    reason: EndReason,
+    message?: SipRequest | SipResponse,
+    header?: string,
+  ): void {
+    if (this.st === 'calling' || this.st === 'early') {
+      this.end();
+      return;
+    }
+    this.st = 'terminating';
+    this.reportEnd(reason, message);
+    if (this.dialog) this.sendBye(this.dialog, header);
+    else this.finish();
   }
 
   /** Follow the transaction now carrying the INVITE (a retry with credentials, a redirect). */

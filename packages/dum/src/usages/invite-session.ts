@@ -1,6 +1,7 @@
 import {
   createResponse,
   type NameAddr,
+  parseHeader,
   type SipRequest,
   type SipResponse,
   type Uri,
@@ -12,16 +13,32 @@ import type { DialogUsageManager } from '../dum.ts';
 import { DumError } from '../errors.ts';
 import type { EndReason, InviteSessionHandler } from '../handlers.ts';
 import type { Handle } from '../handles.ts';
-import { OfferAnswer, type SessionDescription } from '../offer-answer.ts';
+import { OfferAnswer, type SessionDescription, toDescription } from '../offer-answer.ts';
 import type { Profile } from '../profile.ts';
 import { BaseUsage } from './base.ts';
 import { type ReferOptions, receiveInDialogRefer, sendInDialogRefer } from './refer.ts';
+import {
+  type ModificationHost,
+  type ModificationPhase,
+  SessionModification,
+} from './session-modification.ts';
+import { SessionTimer } from './session-timer.ts';
+
+/** How `end()` ends a session. */
+export interface EndOptions {
+  /**
+   * A Reason header (RFC 3326) for the BYE: a full value (`SIP ;cause=200 ;text="Call
+   * completed elsewhere"`, `Q.850 ;cause=16`), or a cause and text for protocol SIP.
+   */
+  reason?: string | { protocol?: string; cause: number; text?: string };
+}
 
 /**
  * What the client and server invite sessions share (RFC 3261 §13-15): the dialog set
  * and the session's dialog, the offer/answer state (kept apart from the dialog's),
- * requests within the dialog (BYE, INFO, MESSAGE, REFER; the rest is answered 501 for now),
- * the BYE that ends the session, and timers on the stack's clock.
+ * requests within the dialog (BYE, INFO, MESSAGE, REFER; re-INVITE and UPDATE through
+ * `SessionModification`; the rest is answered 501 for now), the BYE that ends the
+ * session, and timers on the stack's clock.
  *
  * A session stays in the DUM (its handles valid) until it has ended: after a BYE we
  * sent, until the BYE has its final response; otherwise at once.
@@ -40,6 +57,10 @@ export abstract class InviteSession extends BaseUsage {
   replaces: Handle<InviteSession> | undefined;
   /** An INFO or MESSAGE within the dialog waiting for `acceptNit` / `rejectNit`. */
   private pendingNit: { request: SipRequest; tx: ServerTransactionLike } | undefined;
+  /** re-INVITE and UPDATE, both ways (RFC 3261 §14, RFC 3311). */
+  protected readonly modification: SessionModification;
+  /** The session timer (RFC 4028), when the profile turns it on. */
+  protected readonly sessionTimer: SessionTimer;
 
   constructor(
     dum: DialogUsageManager,
@@ -54,6 +75,15 @@ export abstract class InviteSession extends BaseUsage {
     this.dialog = undefined;
     this.pendingNit = undefined;
     this.replaces = undefined;
+    this.modification = new SessionModification(this.modificationHost());
+    this.sessionTimer = new SessionTimer({
+      profile,
+      logger: dum.logger,
+      startTimer: (name, ms, fire) => this.startTimer(name, ms, fire),
+      stopTimer: (name) => this.stopTimer(name),
+      refresh: (method) => this.modification.refresh(method),
+      expire: () => this.sessionExpired(),
+    });
     dialogSet.inviteSession = this;
   }
 
@@ -66,27 +96,40 @@ export abstract class InviteSession extends BaseUsage {
   }
 
   /**
-   * End the session: CANCEL or reject before it is up, BYE after. Ending twice does
-   * nothing.
+   * End the session: CANCEL or reject before it is up, BYE after (with a Reason header,
+   * RFC 3326, when `options.reason` is given). Ending twice does nothing.
    */
-  abstract end(): void;
+  abstract end(options?: EndOptions): void;
 
-  /** @internal An ACK within the session's dialog (the ACK for a 2xx). */
-  receiveAck(_ack: SipRequest): void {}
+  /** @internal An ACK within the session's dialog (the ACK for a 2xx): here, one for a re-INVITE. */
+  receiveAck(ack: SipRequest): void {
+    this.modification.receiveAck(ack);
+  }
 
-  /** @internal A CANCEL for the INVITE that created the session. */
-  receiveCancel(_cancel: SipRequest): void {}
+  /**
+   * @internal A CANCEL for an INVITE of the peer's in this session: here, a re-INVITE
+   * not yet answered, which gets 487 and leaves the session as it was (§9.2, §14.2).
+   */
+  receiveCancel(_cancel: SipRequest, tx: ServerTransactionLike): void {
+    this.modification.receiveCancel(tx);
+  }
 
-  /** @internal A 2xx to the INVITE that matched no transaction (its transaction has ended). */
-  receiveStray2xx(_response: SipResponse): void {}
+  /**
+   * @internal A 2xx to an INVITE of ours that matched no transaction (its transaction
+   * has ended): here, a re-INVITE's, ACKed again.
+   */
+  receiveStray2xx(response: SipResponse): void {
+    this.modification.receiveStray2xx(response);
+  }
 
   /** The peer sent a BYE on the session's dialog, which was answered 200. */
   protected abstract byeReceived(bye: SipRequest): void;
 
   /**
    * @internal A request within one of the session's dialogs (§12.2.2): the CSeq is
-   * checked (500 when out of order), then BYE, INFO, MESSAGE and REFER are taken; other
-   * methods (re-INVITE, UPDATE, PRACK...) are answered 501 for now.
+   * checked (500 when out of order), then re-INVITE, UPDATE and PRACK go to
+   * `receiveSessionRequest`, BYE, INFO, MESSAGE and REFER are taken here; other methods
+   * are answered 501.
    */
   receiveRequest(request: SipRequest, tx: ServerTransactionLike, dialog: Dialog): void {
     const refused = dialog.receiveRequest(request, false);
@@ -102,6 +145,7 @@ export abstract class InviteSession extends BaseUsage {
       } else this.reply(request, tx, 481);
       return;
     }
+    if (this.receiveSessionRequest(request, tx)) return;
     switch (request.method) {
       case 'BYE':
         this.reply(request, tx, 200);
@@ -233,11 +277,13 @@ export abstract class InviteSession extends BaseUsage {
   }
 
   /**
-   * Send a BYE on `dialog` (§15.1.1). For the session's own dialog, the session ends when
-   * the BYE has its final response (or fails).
+   * Send a BYE on `dialog` (§15.1.1), with a Reason header when one is given (RFC 3326).
+   * For the session's own dialog, the session ends when the BYE has its final response
+   * (or fails).
    */
-  protected sendBye(dialog: Dialog): void {
+  protected sendBye(dialog: Dialog, reason?: string): void {
     const bye = dialog.makeRequest('BYE');
+    if (reason !== undefined) bye.setHeader('Reason', reason);
     const own = dialog === this.dialog;
     try {
       this.dum.sendClient(bye, this.profile, () => {
@@ -247,6 +293,11 @@ export abstract class InviteSession extends BaseUsage {
       this.dum.logger.warn({ err: e }, 'BYE not sent');
       if (own) this.finish();
     }
+  }
+
+  /** The Reason header value `end(options)` asks for, checked before anything changes. */
+  protected reasonHeader(options: EndOptions | undefined): string | undefined {
+    return options?.reason === undefined ? undefined : reasonValue(options.reason);
   }
 
   /** Tell the application the session ended (once). */
@@ -260,6 +311,7 @@ export abstract class InviteSession extends BaseUsage {
   /** Forget the session: timers stop, its dialogs leave the DUM, its handles go stale. */
   protected finish(): void {
     if (this.isEnded) return;
+    this.modification.dispose();
     this.stopTimers();
     this.onFinish();
     if (this.dialogSet.inviteSession === this) this.dialogSet.inviteSession = undefined;
@@ -303,4 +355,153 @@ export abstract class InviteSession extends BaseUsage {
     for (const h of this.timers.values()) this.dum.stack.clock.clearTimeout(h);
     this.timers.clear();
   }
+
+  // ---- session modification: re-INVITE and UPDATE (RFC 3261 §14, RFC 3311) ----
+
+  /** Where the session stands for re-INVITE and UPDATE; each side maps its own states. */
+  protected abstract get modificationPhase(): ModificationPhase;
+
+  /** End the session with a BYE for `reason` (a failed refresh, a missing ACK). */
+  protected abstract endWithBye(reason: EndReason, message?: SipRequest | SipResponse): void;
+
+  /**
+   * Send an offer (RFC 3264): in a re-INVITE on a connected session (or an UPDATE when
+   * `options.method` says so), in an UPDATE in an early dialog (RFC 3311). When the
+   * peer sent a re-INVITE without an offer (`onOfferRequired`), the offer goes in the
+   * 2xx to it instead. The answer arrives through `onAnswer`; a refusal through
+   * `onOfferRejected` (the session stays as it was).
+   */
+  provideOffer(
+    body: string | Uint8Array,
+    contentType = 'application/sdp',
+    options?: { method?: 'INVITE' | 'UPDATE' },
+  ): void {
+    this.assertLive();
+    this.modification.offer(toDescription(body, contentType), options?.method);
+  }
+
+  /** A re-INVITE or UPDATE is in progress, ours or the peer's (or ours waits to retry after a 491). */
+  get isModifying(): boolean {
+    return (
+      this.modification.pending !== undefined || this.modification.pendingIncoming !== undefined
+    );
+  }
+
+  /** Send a re-INVITE without an offer (RFC 3261 §14.1): the peer's offer comes to `onOffer`, answered in the ACK. */
+  requestOffer(): void {
+    this.assertLive();
+    this.modification.requestOffer();
+  }
+
+  /**
+   * Answer the offer passed to `onOffer`: an offer in a re-INVITE or UPDATE gets a 2xx
+   * with the answer; an offer in the 2xx to our offerless re-INVITE is answered in the
+   * ACK (call it from `onOffer` then).
+   */
+  provideAnswer(body: string | Uint8Array, contentType = 'application/sdp'): void {
+    this.assertLive();
+    const sd = toDescription(body, contentType);
+    if (this.modification.answer(sd) || this.modification.answerInAck(sd)) return;
+    throw new DumError('SIP_ERR_DUM_STATE', 'no offer is waiting for an answer');
+  }
+
+  /**
+   * Refuse the peer's re-INVITE or UPDATE (488 Not Acceptable Here by default, RFC 3261
+   * §14.2): the session goes on as it was.
+   */
+  reject(status = 488, reason?: string, headers?: [string, string][]): SipResponse {
+    this.assertLive();
+    const res = this.modification.reject(status, reason, headers);
+    if (!res) throw new DumError('SIP_ERR_DUM_STATE', 'no re-INVITE or UPDATE waits for an answer');
+    return res;
+  }
+
+  /**
+   * re-INVITE, UPDATE and PRACK in the session's dialog (the CSeq already checked).
+   * Returns false for the methods `receiveRequest` handles itself.
+   */
+  private receiveSessionRequest(request: SipRequest, tx: ServerTransactionLike): boolean {
+    if (request.method === 'PRACK') {
+      this.receivePrack(request, tx);
+      return true;
+    }
+    return this.modification.receive(request, tx);
+  }
+
+  /**
+   * A PRACK (RFC 3262): the UAS side takes it; here (the caller's side, which sends no
+   * reliable provisional response) it matches nothing: 481.
+   */
+  protected receivePrack(prack: SipRequest, tx: ServerTransactionLike): void {
+    this.reply(prack, tx, 481, undefined, 'Call/Transaction Does Not Exist (no reliable response)');
+  }
+
+  private modificationHost(): ModificationHost {
+    return {
+      dum: this.dum,
+      profile: this.profile,
+      handler: this.handler,
+      offerAnswer: this.offerAnswer,
+      ownsCallId: this.dialogSet.side === 'uac',
+      dialog: () => this.dialog,
+      phase: () => (this.isEnded ? 'closed' : this.modificationPhase),
+      ended: () => this.isEnded,
+      handle: () => this.handle() as Handle<InviteSession>,
+      session: () => this,
+      notify: (fn) => this.notify(fn),
+      reply: (request, tx, status, headers, reason, body) =>
+        this.reply(request, tx, status, headers, reason, body),
+      startTimer: (name, ms, fire) => this.startTimer(name, ms, fire),
+      stopTimer: (name) => this.stopTimer(name),
+      makeAck: (dialog, invite, body) => this.makeAck(dialog, invite, body),
+      sendAck: (ack) => this.sendAck(ack),
+      fail: (reason, message) => {
+        if (!this.isEnded) this.endWithBye(reason, message);
+      },
+      decorateRequest: (req) => this.sessionTimer.decorateRequest(req),
+      responseHeaders: (req) => this.sessionTimer.responseHeaders(req),
+      refreshed: (req, res, sentByUs) => this.sessionTimer.negotiated(req, res, sentByUs),
+      retryAfter422: (res) => this.sessionTimer.receive422(res),
+      refuse: (req) => this.sessionTimer.check(req),
+    };
+  }
+
+  // ---- session timer (RFC 4028) ----
+
+  /** The negotiated session interval in seconds, and who refreshes; interval 0 when no timer runs. */
+  get sessionTimerState(): { interval: number; refresher: 'local' | 'remote' | undefined } {
+    return { interval: this.sessionTimer.sessionInterval, refresher: this.sessionTimer.refresher };
+  }
+
+  /** RFC 4028 §10: no refresh came in time; the session ends with a BYE. */
+  private sessionExpired(): void {
+    if (this.isEnded) return;
+    this.dum.logger.info({ session: this.handleId }, 'the session expired (RFC 4028 §10)');
+    this.notify(() => this.handler.onSessionExpired?.(this.handle()));
+    if (!this.isEnded) this.endWithBye('timeout');
+  }
+}
+
+/**
+ * The text of a Reason header (RFC 3326 §2), checked by the parser: a value that does
+ * not parse throws `SIP_ERR_DUM_STATE` rather than going out on the wire.
+ */
+function reasonValue(reason: NonNullable<EndOptions['reason']>): string {
+  let value: string;
+  if (typeof reason === 'string') value = reason;
+  else {
+    const text =
+      reason.text === undefined ? '' : ` ;text="${reason.text.replace(/["\\]/g, '\\$&')}"`;
+    value = `${reason.protocol ?? 'SIP'} ;cause=${reason.cause}${text}`;
+  }
+  try {
+    if (/[\r\n]/.test(value)) throw new Error('line break');
+    parseHeader('Reason', value);
+  } catch (e) {
+    throw new DumError(
+      'SIP_ERR_DUM_STATE',
+      `not a Reason header value: ${JSON.stringify(value)} (${String(e)})`,
+    );
+  }
+  return value;
 }

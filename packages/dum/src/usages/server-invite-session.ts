@@ -2,6 +2,7 @@ import {
   createResponse,
   type NameAddr,
   parseHeader,
+  type RAck,
   type SipRequest,
   type SipResponse,
   Uri,
@@ -11,11 +12,13 @@ import { Dialog } from '../dialog.ts';
 import { DialogSet } from '../dialog-set.ts';
 import type { DialogUsageManager } from '../dum.ts';
 import { DumError } from '../errors.ts';
-import type { InviteSessionHandler } from '../handlers.ts';
+import type { EndReason, InviteSessionHandler } from '../handlers.ts';
 import { DialogSetId } from '../ids.ts';
 import { descriptionOf, type SessionDescription, toDescription } from '../offer-answer.ts';
 import type { Profile } from '../profile.ts';
-import { InviteSession } from './invite-session.ts';
+import { type EndOptions, InviteSession } from './invite-session.ts';
+import { hasOptionTag, ReliableProvisionals, supports100rel } from './prack.ts';
+import type { ModificationPhase } from './session-modification.ts';
 
 export type ServerInviteSessionState =
   | 'proceeding'
@@ -32,7 +35,15 @@ export type ServerInviteSessionState =
  *  ----------   ---------------------------   ---------------------------------   -----------
  *  (new)        INVITE                        onNewSession, onOffer or            proceeding
  *                                             onOfferRequired
+ *  (new)        INVITE without 100rel, prack  421 (RFC 3262 §3)                   terminated
+ *               required
+ *  (new)        INVITE below our Min-SE       422 (RFC 4028 §8.1)                 terminated
  *  proceeding   provisional()                 1xx (early dialog)                  proceeding
+ *  proceeding   provisional({reliable})       1xx with RSeq, retransmitted until  proceeding
+ *                                             its PRACK (RFC 3262 §3; see prack.ts)
+ *  proceeding   PRACK                         200 (answer/offer as RFC 3262 §5),  proceeding
+ *                                             onPrack; 481 when it matches none
+ *  proceeding   64*T1 without PRACK           500, onTerminated(timeout)          terminated
  *  proceeding   accept()                      2xx, retransmitted (T1..T2) until   accepted
  *                                             the ACK, ACK timer 64*T1
  *  proceeding   reject() / redirect()         300-699, onTerminated(rejected)     terminated
@@ -43,6 +54,12 @@ export type ServerInviteSessionState =
  *  accepted     64*T1 without ACK             BYE, onAckNotReceived,              terminating
  *                                             onTerminated(timeout)
  *  accepted     end()                         BYE waits for the ACK (§15)         accepted
+ *  proceeding/  UPDATE, provideOffer          SessionModification (UPDATE)        (same)
+ *   accepted
+ *  connected    re-INVITE, UPDATE, either     SessionModification                 connected
+ *               way
+ *  connected    session timer runs out        BYE, onSessionExpired,              terminating
+ *                                             onTerminated(timeout)
  *  connected    end()                         BYE, onTerminated(local-bye)        terminating
  *  connected    BYE                           200, onTerminated(remote-bye)       terminated
  *  terminating  final response to the BYE     -                                   terminated
@@ -60,6 +77,12 @@ export class ServerInviteSession extends InviteSession {
   private interval = 0;
   /** end() was called before the ACK came: the BYE goes when it does (§15). */
   private byeQueued = false;
+  /** Reliable provisional responses (RFC 3262 §3). */
+  private readonly reliable: ReliableProvisionals;
+  /** Set while `onOffer` runs for an offer in a PRACK: `provideAnswer` puts the answer in its 200. */
+  private answerForPrack: { answer: SessionDescription | undefined } | undefined;
+  /** The Reason header (RFC 3326) for the queued BYE. */
+  private byeReason: string | undefined;
 
   constructor(
     dum: DialogUsageManager,
@@ -81,6 +104,15 @@ export class ServerInviteSession extends InviteSession {
     this.tx = tx;
     this.received = received;
     this.ok = undefined;
+    this.answerForPrack = undefined;
+    this.reliable = new ReliableProvisionals({
+      respond: (res) => this.respond(res),
+      startTimer: (name, ms, fire) => this.startTimer(name, ms, fire),
+      stopTimer: (name) => this.stopTimer(name),
+      t1: dum.stack.timers.t1,
+      random: () => 1 + Math.floor(dum.random() * 0x7ffffffe),
+      giveUp: () => this.prackTimeout(),
+    });
     dum.addDialogSet(set);
     const dialog = Dialog.asUas(
       request,
@@ -106,6 +138,20 @@ export class ServerInviteSession extends InviteSession {
 
   /** @internal Tell the application about the new session and the offer (or its absence). */
   start(): void {
+    if (this.profile.get('prack') === 'required' && !supports100rel(this.request)) {
+      // RFC 3262 §3: we insist on reliable provisional responses; the caller does not take them.
+      this.dum.logger.info({ session: this.handleId }, 'INVITE without 100rel refused with 421');
+      this.respond(this.response(421, undefined, undefined, [['Require', '100rel']]));
+      this.finish();
+      return;
+    }
+    const refusal = this.sessionTimer.check(this.request);
+    if (refusal) {
+      // RFC 4028 §8.1: a session interval below our Min-SE.
+      this.respond(this.response(refusal.status, undefined, undefined, refusal.headers));
+      this.finish();
+      return;
+    }
     const offer = descriptionOf(this.request);
     if (offer) this.offerAnswer.receiveOffer(offer);
     this.notify(() => this.handler.onNewSession?.(this.handle(), this.request));
@@ -116,19 +162,87 @@ export class ServerInviteSession extends InviteSession {
     } else this.notify(() => this.handler.onOfferRequired?.(this.handle(), this.request));
   }
 
-  /** Send a provisional response (180 by default), with a body for early media. */
+  /**
+   * Send a provisional response (180 by default), with a body for early media.
+   *
+   * It is sent reliably (RFC 3262) when `reliable` is set, when the INVITE has
+   * Require: 100rel, or when the profile's `prack` is `required`: with RSeq, resent
+   * until its PRACK, and after the PRACK of the reliable one before it. A body in a
+   * reliable 1xx is the answer to the INVITE's offer, or the offer when the INVITE had
+   * none (its answer comes in the PRACK, to `onAnswer`).
+   */
   provisional(
     status = 180,
-    options?: { body?: string | Uint8Array; contentType?: string; reason?: string },
+    options?: {
+      body?: string | Uint8Array;
+      contentType?: string;
+      reason?: string;
+      reliable?: boolean;
+    },
   ): SipResponse {
     this.assertLive();
     if (status <= 100 || status >= 200)
       throw new DumError('SIP_ERR_DUM_STATE', `provisional takes 101-199, not ${status}`);
     this.assertState('proceeding', 'send a provisional response');
+    const mustBeReliable =
+      hasOptionTag(this.request, 'Require', '100rel') || this.profile.get('prack') === 'required';
+    const reliable = options?.reliable ?? mustBeReliable;
+    if (!reliable && mustBeReliable)
+      throw new DumError(
+        'SIP_ERR_DUM_STATE',
+        'every provisional response must be reliable here (100rel)',
+      );
+    if (reliable && (this.profile.get('prack') === 'never' || !supports100rel(this.request)))
+      throw new DumError(
+        'SIP_ERR_DUM_STATE',
+        'no reliable provisional response: the profile or the INVITE has no 100rel',
+      );
     const res = this.response(status, options?.reason, options);
-    this.respond(res);
+    if (!reliable) {
+      this.respond(res);
+      this.dum.observeInvite({ type: 'provisional', session: this, response: res });
+      return res;
+    }
+    const sd = descriptionOf(res);
+    if (sd) {
+      this.assertNoModification('send a session description in a reliable 1xx');
+      this.earlyDescription(sd);
+    } else if (this.offerAnswer.phase === 'none')
+      // RFC 3261 §13.2.1: the first reliable response to an INVITE without an offer carries one.
+      throw new DumError(
+        'SIP_ERR_DUM_STATE',
+        'the INVITE had no offer: this reliable 1xx must carry one',
+      );
+    this.reliable.send(res);
     this.dum.observeInvite({ type: 'provisional', session: this, response: res });
     return res;
+  }
+
+  /** The session description in a reliable 1xx: the answer, or the offer (RFC 3262 §5). */
+  private earlyDescription(sd: SessionDescription): void {
+    const oa = this.offerAnswer;
+    switch (oa.state.phase) {
+      case 'remote-offer':
+        oa.sendAnswer(sd);
+        return;
+      case 'none':
+        oa.sendOffer(sd);
+        return;
+      case 'stable':
+        // The same description again (as 3GPP flows repeat it in each 18x) changes nothing.
+        if (sameBody(oa.state.local.body, sd.body)) return;
+        throw new DumError(
+          'SIP_ERR_DUM_STATE',
+          'a new offer in a reliable 1xx is not supported; use UPDATE (RFC 3311)',
+        );
+      case 'local-offer':
+        throw new DumError(
+          'SIP_ERR_DUM_STATE',
+          'our offer in a reliable 1xx waits for its answer in the PRACK',
+        );
+      default:
+        throw new Error(`invalid offer/answer phase ${(oa.state as { phase: string }).phase}`);
+    }
   }
 
   /**
@@ -145,6 +259,7 @@ export class ServerInviteSession extends InviteSession {
     if (status < 200 || status >= 300)
       throw new DumError('SIP_ERR_DUM_STATE', `accept takes a 2xx, not ${status}`);
     this.assertState('proceeding', 'accept');
+    this.assertNoModification('accept');
     const sd: SessionDescription | undefined =
       options?.body !== undefined ? toDescription(options.body, options.contentType) : undefined;
     switch (this.offerAnswer.phase) {
@@ -164,25 +279,31 @@ export class ServerInviteSession extends InviteSession {
       default:
         if (sd) throw new DumError('SIP_ERR_DUM_STATE', 'no session description is due now');
     }
-    const res = this.response(status, undefined, sd);
+    const res = this.response(
+      status,
+      undefined,
+      sd,
+      this.sessionTimer.responseHeaders(this.request),
+    );
     this.addCapabilities(res);
-    this.respond(res);
-    if (this.dialog) this.dialog.early = false;
-    this.ok = res;
     this.st = 'accepted';
-    this.dum.observeInvite({ type: 'confirmed', session: this, response: res });
-    const timers = this.dum.stack.timers;
-    if (!this.received.transport.reliable) {
-      this.interval = timers.t1;
-      this.startTimer('retransmit-2xx', this.interval, () => this.retransmit2xx());
-    }
-    this.startTimer('ack', 64 * timers.t1, () => this.ackTimeout());
+    // RFC 3262 §3: the 2xx goes once every reliable 1xx has been PRACKed.
+    this.reliable.final2xx(() => this.send2xx(res));
     return res;
   }
 
-  /** Refuse the INVITE (300-699; 486 Busy Here by default). */
-  reject(status = 486, reason?: string, headers?: [string, string][]): SipResponse {
+  /**
+   * Refuse the INVITE (300-699; 486 Busy Here by default); once the session is up,
+   * refuse the peer's re-INVITE or UPDATE instead (488 by default, RFC 3261 §14.2).
+   */
+  override reject(status?: number, reason?: string, headers?: [string, string][]): SipResponse {
     this.assertLive();
+    if (this.st !== 'proceeding' || this.modification.pendingIncoming !== undefined)
+      return super.reject(status ?? 488, reason, headers);
+    return this.rejectInvite(status ?? 486, reason, headers);
+  }
+
+  private rejectInvite(status: number, reason?: string, headers?: [string, string][]): SipResponse {
     if (status < 300 || status > 699)
       throw new DumError('SIP_ERR_DUM_STATE', `reject takes 300-699, not ${status}`);
     this.assertState('proceeding', 'reject');
@@ -203,24 +324,28 @@ export class ServerInviteSession extends InviteSession {
       return c.includes('<') ? c : `<${c}>`;
     });
     for (const v of values) parseHeader('Contact', v);
-    return this.reject(
+    this.assertLive();
+    this.assertState('proceeding', 'redirect');
+    return this.rejectInvite(
       status,
       undefined,
       values.map((v) => ['Contact', v]),
     );
   }
 
-  end(): void {
+  end(options?: EndOptions): void {
+    const reason = this.reasonHeader(options);
     switch (this.st) {
       case 'proceeding':
-        this.reject(480);
+        this.rejectInvite(480);
         return;
       case 'accepted':
         // §15: the callee sends no BYE on a confirmed dialog before the ACK (or its timeout).
         this.byeQueued = true;
+        this.byeReason = reason;
         return;
       case 'connected':
-        this.bye('local-bye');
+        this.bye('local-bye', undefined, reason);
         return;
       case 'terminating':
       case 'terminated':
@@ -232,7 +357,11 @@ export class ServerInviteSession extends InviteSession {
 
   /** @internal */
   override receiveAck(ack: SipRequest): void {
-    if (ack.cseq.seq !== this.request.cseq.seq) return;
+    if (ack.cseq.seq !== this.request.cseq.seq) {
+      // The ACK for a 2xx to a re-INVITE.
+      super.receiveAck(ack);
+      return;
+    }
     switch (this.st) {
       case 'accepted': {
         this.stopTimer('retransmit-2xx');
@@ -259,7 +388,7 @@ export class ServerInviteSession extends InviteSession {
         }
         if (this.st !== 'connected') return;
         if (this.byeQueued) {
-          this.bye('local-bye');
+          this.bye('local-bye', undefined, this.byeReason);
           return;
         }
         this.notify(() => this.handler.onConnected?.(this.handle(), ack));
@@ -277,7 +406,11 @@ export class ServerInviteSession extends InviteSession {
   }
 
   /** @internal */
-  override receiveCancel(cancel: SipRequest): void {
+  override receiveCancel(cancel: SipRequest, tx: ServerTransactionLike): void {
+    if (tx !== this.tx) {
+      super.receiveCancel(cancel, tx);
+      return;
+    }
     switch (this.st) {
       case 'proceeding':
         // §9.2: the INVITE is answered 487; the stack already answered the CANCEL.
@@ -286,6 +419,14 @@ export class ServerInviteSession extends InviteSession {
         this.finish();
         return;
       case 'accepted':
+        if (this.ok === undefined) {
+          // The 2xx is still held for a PRACK (RFC 3262 §3): the CANCEL wins.
+          this.reliable.stop();
+          this.respond(this.response(487));
+          this.reportEnd('cancelled', cancel);
+          this.finish();
+        }
+        return;
       case 'connected':
       case 'terminating':
       case 'terminated':
@@ -320,6 +461,108 @@ export class ServerInviteSession extends InviteSession {
     this.st = 'terminated';
   }
 
+  private send2xx(res: SipResponse): void {
+    if (this.st !== 'accepted' || this.isEnded) return;
+    this.respond(res);
+    if (this.dialog) this.dialog.early = false;
+    this.ok = res;
+    this.dum.observeInvite({ type: 'confirmed', session: this, response: res });
+    const timers = this.dum.stack.timers;
+    if (!this.received.transport.reliable) {
+      this.interval = timers.t1;
+      this.startTimer('retransmit-2xx', this.interval, () => this.retransmit2xx());
+    }
+    this.startTimer('ack', 64 * timers.t1, () => this.ackTimeout());
+    this.sessionTimer.negotiated(this.request, res, false);
+  }
+
+  /** RFC 3262 §3: no PRACK for a reliable 1xx within 64*T1; the INVITE is refused with a 5xx. */
+  private prackTimeout(): void {
+    if (this.st !== 'proceeding' && !(this.st === 'accepted' && !this.ok)) return;
+    this.respond(this.response(500, 'Server Internal Error (no PRACK)'));
+    this.reportEnd('timeout');
+    this.finish();
+  }
+
+  /**
+   * A PRACK (RFC 3262 §3): 481 unless it acknowledges the reliable 1xx waiting for
+   * one. Its body is the answer to our offer in the 1xx, or a new offer (§5) answered
+   * in its 200 from `onOffer`.
+   */
+  protected override receivePrack(prack: SipRequest, tx: ServerTransactionLike): void {
+    let rack: RAck | undefined;
+    try {
+      rack = prack.get<RAck>('RAck');
+    } catch {
+      rack = undefined;
+    }
+    if (!this.reliable.receivePrack(rack, this.request.cseq.seq)) {
+      this.reply(
+        prack,
+        tx,
+        481,
+        undefined,
+        'Call/Transaction Does Not Exist (no such reliable response)',
+      );
+      return;
+    }
+    const oa = this.offerAnswer;
+    const sd = descriptionOf(prack);
+    let answer: SessionDescription | undefined;
+    let status = 200;
+    if (oa.phase === 'local-offer') {
+      if (sd && oa.receiveAnswer(sd)) {
+        const body = sd.body;
+        this.notify(() => this.handler.onAnswer?.(this.handle(), prack, body));
+      } else
+        this.dum.logger.warn(
+          { session: this.handleId },
+          'the PRACK carries no answer to the offer in our 1xx',
+        );
+    } else if (sd) {
+      const refused = oa.receiveOffer(sd);
+      if (refused !== undefined) status = refused;
+      else {
+        const pending: { answer: SessionDescription | undefined } = { answer: undefined };
+        this.answerForPrack = pending;
+        const body = sd.body;
+        this.notify(() => this.handler.onOffer?.(this.handle(), prack, body));
+        this.answerForPrack = undefined;
+        answer = pending.answer;
+        if (!answer) {
+          // The offer must be answered in the 200 to the PRACK: refused instead.
+          oa.abandon();
+          status = 488;
+        }
+      }
+    }
+    this.reply(
+      prack,
+      tx,
+      status,
+      undefined,
+      undefined,
+      answer ? { body: answer.body, contentType: answer.contentType } : undefined,
+    );
+    this.notify(() => this.handler.onPrack?.(this.handle(), prack));
+  }
+
+  /**
+   * Answer an offer: one in a PRACK (call it from `onOffer`; the answer goes in the
+   * 200 to the PRACK), or one in a re-INVITE or UPDATE (see `InviteSession.provideAnswer`).
+   */
+  override provideAnswer(body: string | Uint8Array, contentType = 'application/sdp'): void {
+    this.assertLive();
+    const pending = this.answerForPrack;
+    if (!pending || pending.answer !== undefined) {
+      super.provideAnswer(body, contentType);
+      return;
+    }
+    const sd = toDescription(body, contentType);
+    this.offerAnswer.sendAnswer(sd);
+    pending.answer = sd;
+  }
+
   /** Timer for the 2xx (§13.3.1.4): resend it, the interval doubling up to T2. */
   private retransmit2xx(): void {
     if (this.st !== 'accepted' || !this.ok) return;
@@ -342,11 +585,50 @@ export class ServerInviteSession extends InviteSession {
     this.bye('timeout');
   }
 
-  private bye(reason: 'local-bye' | 'timeout' | 'error', message?: SipRequest): void {
+  private bye(reason: EndReason, message?: SipRequest | SipResponse, header?: string): void {
     this.st = 'terminating';
     this.reportEnd(reason, message);
-    if (this.dialog) this.sendBye(this.dialog);
+    if (this.dialog) this.sendBye(this.dialog, header);
     else this.finish();
+  }
+
+  protected get modificationPhase(): ModificationPhase {
+    switch (this.st) {
+      case 'proceeding':
+      case 'accepted':
+        return 'early';
+      case 'connected':
+        return 'confirmed';
+      case 'terminating':
+      case 'terminated':
+        return 'closed';
+      default:
+        throw new Error(`invalid state ${this.st as string}`);
+    }
+  }
+
+  protected endWithBye(reason: EndReason, message?: SipRequest | SipResponse): void {
+    switch (this.st) {
+      case 'proceeding':
+        this.respond(this.response(500));
+        this.reportEnd(reason, message);
+        this.finish();
+        return;
+      case 'accepted':
+        this.stopTimer('retransmit-2xx');
+        this.stopTimer('ack');
+        this.ok = undefined;
+        this.bye(reason, message);
+        return;
+      case 'connected':
+        this.bye(reason, message);
+        return;
+      case 'terminating':
+      case 'terminated':
+        return;
+      default:
+        throw new Error(`invalid state ${this.st as string}`);
+    }
   }
 
   /** A response to the INVITE with our To tag and Contact (and the Record-Route, §12.1.1). */
@@ -374,7 +656,7 @@ export class ServerInviteSession extends InviteSession {
   /** Allow and Supported, as a 2xx to INVITE carries them. */
   private addCapabilities(res: SipResponse): void {
     res.setHeader('Allow', this.profile.get('supportedMethods').join(', '));
-    const tags = this.profile.get('supportedOptionTags');
+    const tags = this.profile.optionTags();
     if (tags.length > 0) res.setHeader('Supported', tags.join(', '));
   }
 
@@ -386,8 +668,21 @@ export class ServerInviteSession extends InviteSession {
     }
   }
 
+  /** An UPDATE's offer/answer is open in the early dialog: the INVITE's responses must wait. */
+  private assertNoModification(what: string): void {
+    if (this.isModifying)
+      throw new DumError(
+        'SIP_ERR_DUM_STATE',
+        `cannot ${what} while an UPDATE is in progress in the early dialog (RFC 3311 §5.1)`,
+      );
+  }
+
   private assertState(state: ServerInviteSessionState, what: string): void {
     if (this.st !== state)
       throw new DumError('SIP_ERR_DUM_STATE', `cannot ${what} in state ${this.st}`);
   }
+}
+
+function sameBody(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
