@@ -53,6 +53,7 @@ export {
 } from './profile.ts';
 export { RedirectManager } from './redirect.ts';
 export {
+  bindingKey,
   InMemoryRegistrationPersistence,
   type InMemoryRegistrationPersistenceOptions,
 } from './registration-persistence.ts';

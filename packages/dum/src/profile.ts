@@ -35,6 +35,11 @@ export interface ProfileSettings {
   defaultPublicationExpires: number;
   minPublicationExpires: number;
   maxPublicationExpires: number;
+  /**
+   * Seconds in the Retry-After of the 500 that a registrar or state agent answers when
+   * its store fails (a database or Redis that is down: RFC 3261 §10.3 step 7, §21.5.1).
+   */
+  storeFailureRetryAfter: number;
   /** Session timer (RFC 4028): interval asked for, and the smallest accepted. */
   sessionExpires: number;
   minSE: number;
@@ -93,6 +98,7 @@ const DEFAULTS: ProfileSettings = {
   defaultPublicationExpires: 3600,
   minPublicationExpires: 60,
   maxPublicationExpires: 86400,
+  storeFailureRetryAfter: 5,
   sessionExpires: 1800,
   minSE: 90,
   prack: 'supported',

@@ -87,8 +87,9 @@ export class ServerRegistration extends BaseUsage {
     try {
       if (!(await this.check())) return;
     } catch (e) {
-      this.dum.logger.error({ err: e }, 'a REGISTER could not be checked');
-      if (!this.answered) this.reject(500);
+      // Only the store can fail here: a malformed REGISTER has had its 400 already.
+      this.dum.logger.error({ err: e }, 'the registration store failed; REGISTER not checked');
+      if (!this.answered && !this.isEnded) this.reject(500, undefined, this.retryAfter());
       return;
     }
     const h = this.handler;
@@ -160,8 +161,10 @@ export class ServerRegistration extends BaseUsage {
       this.respond(res);
       return res;
     } catch (e) {
+      // §10.3 step 7: a failed commit (a database that is down) is answered 500; the
+      // Retry-After tells the UA when to try again (§21.5.1, §20.33).
       this.dum.logger.error({ err: e }, 'the registration store failed');
-      const res = this.response(500);
+      const res = this.response(500, undefined, this.retryAfter());
       this.respond(res);
       return res;
     }
@@ -175,6 +178,10 @@ export class ServerRegistration extends BaseUsage {
     const res = this.response(status, reason, headers);
     this.respond(res);
     return res;
+  }
+
+  private retryAfter(): [string, string][] {
+    return [['Retry-After', String(this.dum.masterProfile.get('storeFailureRetryAfter'))]];
   }
 
   private claim(): void {
