@@ -1,0 +1,12 @@
+export {
+  createClient,
+  LuaScript,
+  type RedisClientOptions,
+  type RedisStoreOptions,
+  STORE_CLIENT_DEFAULTS,
+} from './client.ts';
+export { RedisStoreError, type RedisStoreErrorCode } from './errors.ts';
+export {
+  RedisRegistrationPersistence,
+  type RedisRegistrationPersistenceOptions,
+} from './registration.ts';
