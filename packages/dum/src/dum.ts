@@ -56,8 +56,9 @@ import { ClientPagerMessage, ServerPagerMessage } from './usages/pager.ts';
 import { ServerInviteSession } from './usages/server-invite-session.ts';
 import {
   InMemoryPublicationStore,
+  type PublicationStore,
   receivePublish,
-  type ServerPublication,
+  ServerPublication,
 } from './usages/server-publication.ts';
 import { ServerRegistration } from './usages/server-registration.ts';
 import { ServerSubscription } from './usages/server-subscription.ts';
@@ -205,8 +206,20 @@ export class DialogUsageManager implements TransactionUser {
     if (!methods.includes('PUBLISH'))
       this.masterProfile.set('supportedMethods', [...methods, 'PUBLISH']);
   }
-  /** The state agent's publications (in memory). */
-  readonly publicationStore = new InMemoryPublicationStore();
+  /** The state agent's store: the one set, or the in-memory one the DUM makes on first use. */
+  get publicationStore(): PublicationStore {
+    this.pubStore ??= new InMemoryPublicationStore({ now: () => this.now() });
+    return this.pubStore;
+  }
+  /**
+   * Where the state agent keeps publications (RFC 3903 §6): a store shared by several
+   * DUMs (Redis) lets any of them take a refresh, modify or remove. Set it before the
+   * first PUBLISH arrives.
+   */
+  setPublicationStore(store: PublicationStore | undefined): void {
+    this.pubStore = store;
+  }
+  private pubStore: PublicationStore | undefined;
   private readonly publicationsByEtag = new Map<string, ServerPublication>();
   /** Handle requests of this method outside dialogs (OPTIONS is answered from the profile when none is set). */
   addOutOfDialogHandler(method: string, h: OutOfDialogHandler): void {
@@ -912,7 +925,7 @@ export class DialogUsageManager implements TransactionUser {
         this.serverPublications,
         this.publicationStore,
         this.publicationsByEtag,
-      );
+      ).catch((e: unknown) => this.logger.error({ err: e }, 'a PUBLISH could not be handled'));
       return;
     }
     if (method === 'MESSAGE' && this.serverPager) {
@@ -989,7 +1002,11 @@ export class DialogUsageManager implements TransactionUser {
    */
   async shutdown(options?: { timeoutMs?: number }): Promise<void> {
     this.shuttingDown = true;
-    for (const u of this.handles.all()) (u as { end?: () => void }).end?.();
+    for (const u of this.handles.all()) {
+      // A publication's state stays in its store, for other state agents or a restart.
+      if (u instanceof ServerPublication) u.release();
+      else (u as { end?: () => void }).end?.();
+    }
     const timeoutMs = options?.timeoutMs ?? 32_000;
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([

@@ -97,6 +97,8 @@ export {
 } from './usages/server-invite-session.ts';
 export {
   InMemoryPublicationStore,
+  type InMemoryPublicationStoreOptions,
+  type PublicationStore,
   type PublishedState,
   ServerPublication,
   type ServerPublicationOperation,
