@@ -6,6 +6,7 @@ export {
   STORE_CLIENT_DEFAULTS,
 } from './client.ts';
 export { RedisStoreError, type RedisStoreErrorCode } from './errors.ts';
+export { RedisPublicationStore, type RedisPublicationStoreOptions } from './publication.ts';
 export {
   RedisRegistrationPersistence,
   type RedisRegistrationPersistenceOptions,

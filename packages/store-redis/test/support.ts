@@ -124,3 +124,34 @@ export function registerText(o: {
     'Content-Length: 0\r\n\r\n'
   );
 }
+
+/** A PUBLISH of presence for alice from a scripted UA at 127.0.0.1:5090 to the agent at `to`. */
+export function publishText(o: {
+  to: number;
+  branch: string;
+  cseq: number;
+  expires: number;
+  ifMatch?: string;
+  body?: string;
+}): string {
+  const body = o.body ?? '';
+  return (
+    `PUBLISH sip:alice@example.test SIP/2.0\r\n` +
+    `Via: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bK${o.branch}\r\n` +
+    'Max-Forwards: 70\r\nFrom: <sip:alice@example.test>;tag=p1\r\nTo: <sip:alice@example.test>\r\n' +
+    `Call-ID: pub-1\r\nCSeq: ${o.cseq} PUBLISH\r\nEvent: presence\r\nExpires: ${o.expires}\r\n` +
+    (o.ifMatch ? `SIP-If-Match: ${o.ifMatch}\r\n` : '') +
+    (body ? 'Content-Type: application/pidf+xml\r\n' : '') +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+  );
+}
+
+/** A PIDF document with one tuple and `note`. */
+export function pidf(note: string): string {
+  return (
+    '<?xml version="1.0" encoding="UTF-8"?>\n' +
+    '<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="pres:alice@example.test">\n' +
+    `  <tuple id="a1"><status><basic>open</basic></status><note>${note}</note></tuple>\n` +
+    '</presence>\n'
+  );
+}
