@@ -6,15 +6,18 @@
  * Without redis-server the suite is skipped with a printed reason, except when CI=true,
  * where a missing redis-server fails it.
  */
+
+import { RedisServerProcess, redisServerRequirement } from '@sipworks/test-support';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RedisPublicationStore, RedisStoreError } from '../src/index.ts';
-import { RedisServerProcess, redisServer } from './redis-server.ts';
 import { nextFinal, pidf, publishText, RealTimeNet, until } from './support.ts';
 
 const A = 5062;
 const B = 5063;
 const ALICE = 'sip:alice@example.test';
+
+const redisServer = redisServerRequirement('store-redis');
 
 describe.skipIf(redisServer.skip)('RedisPublicationStore (RFC 3903 §6)', () => {
   let server: RedisServerProcess;
@@ -24,7 +27,7 @@ describe.skipIf(redisServer.skip)('RedisPublicationStore (RFC 3903 §6)', () => 
 
   beforeAll(async () => {
     redisServer.assertAvailable();
-    server = await RedisServerProcess.start();
+    server = await RedisServerProcess.start(redisServer.binary);
     admin = new Redis(server.url, { maxRetriesPerRequest: 1, lazyConnect: true });
     // The admin connection fails while a test has stopped Redis; that is expected.
     admin.on('error', () => {});

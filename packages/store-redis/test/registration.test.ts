@@ -9,15 +9,17 @@
 
 import type { ClientRegistration, ClientRegistrationHandler } from '@sipworks/dum';
 import { type Contact, parseHeader, type SipResponse } from '@sipworks/message';
+import { RedisServerProcess, redisServerRequirement } from '@sipworks/test-support';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RedisRegistrationPersistence, RedisStoreError } from '../src/index.ts';
-import { RedisServerProcess, redisServer } from './redis-server.ts';
 import { nextFinal, RealTimeNet, registerText, until } from './support.ts';
 
 const A = 5062;
 const B = 5063;
 const CAROL = 'sip:carol@example.test';
+
+const redisServer = redisServerRequirement('store-redis');
 
 describe.skipIf(redisServer.skip)('RedisRegistrationPersistence (RFC 3261 §10.3)', () => {
   let server: RedisServerProcess;
@@ -27,7 +29,7 @@ describe.skipIf(redisServer.skip)('RedisRegistrationPersistence (RFC 3261 §10.3
 
   beforeAll(async () => {
     redisServer.assertAvailable();
-    server = await RedisServerProcess.start();
+    server = await RedisServerProcess.start(redisServer.binary);
     admin = new Redis(server.url, { maxRetriesPerRequest: 1, lazyConnect: true });
     // The admin connection fails while a test has stopped Redis; that is expected.
     admin.on('error', () => {});

@@ -127,3 +127,5 @@ function listenTcp(address: string, port: number): Promise<net.Server> {
     s.listen(port, address, () => resolve(s));
   });
 }
+
+export { RedisServerProcess, redisServerRequirement } from './redis-server.ts';

@@ -1,14 +1,19 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import net from 'node:net';
-import { freePort, peerRequirement } from '@sipworks/test-support';
+import { freePort, type PeerRequirement, peerRequirement } from './index.ts';
 
-/** Whether redis-server is installed (`REDIS_SERVER` in the environment overrides where). */
-export const redisServer = peerRequirement({
-  peer: 'redis-server',
-  binary: process.env.REDIS_SERVER ?? 'redis-server',
-  install: 'apt-get install redis-server',
-  suite: 'store-redis',
-});
+/**
+ * Whether redis-server is installed (`REDIS_SERVER` in the environment overrides where),
+ * for the suite named `suite`; see `peerRequirement`.
+ */
+export function redisServerRequirement(suite: string): PeerRequirement {
+  return peerRequirement({
+    peer: 'redis-server',
+    binary: process.env.REDIS_SERVER ?? 'redis-server',
+    install: 'apt-get install redis-server',
+    suite,
+  });
+}
 
 /**
  * A throwaway redis-server on 127.0.0.1 and a free high port, without persistence
@@ -17,16 +22,19 @@ export const redisServer = peerRequirement({
  */
 export class RedisServerProcess {
   readonly port: number;
+  private readonly binary: string;
   private child: ChildProcess | undefined;
   private output = '';
 
-  private constructor(port: number) {
+  private constructor(binary: string, port: number) {
+    this.binary = binary;
     this.port = port;
   }
 
-  /** Start redis-server and wait (at most `ms`) until it answers PING. */
-  static async start(ms = 5_000): Promise<RedisServerProcess> {
-    const p = new RedisServerProcess(await freePort());
+  /** Start `binary` (found by `redisServerRequirement`) and wait (at most `ms`) until it answers PING. */
+  static async start(binary: string | undefined, ms = 5_000): Promise<RedisServerProcess> {
+    if (binary === undefined) throw new Error('redis-server is not installed');
+    const p = new RedisServerProcess(binary, await freePort());
     await p.start(ms);
     return p;
   }
@@ -43,11 +51,9 @@ export class RedisServerProcess {
 
   async start(ms = 5_000): Promise<void> {
     if (this.isRunning) return;
-    const binary = redisServer.binary;
-    if (binary === undefined) throw new Error(`redis-server: ${redisServer.reason}`);
     this.output = '';
     const child = spawn(
-      binary,
+      this.binary,
       [
         '--port',
         String(this.port),
