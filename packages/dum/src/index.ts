@@ -30,6 +30,7 @@ export type {
   InviteSessionHandler,
   OutOfDialogHandler,
   RegistrationPersistenceManager,
+  RegistrationUpdate,
   ServerPagerMessageHandler,
   ServerPublicationHandler,
   ServerRegistrationHandler,

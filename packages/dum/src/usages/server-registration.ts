@@ -11,6 +11,7 @@ import { DumError } from '../errors.ts';
 import type {
   ContactBinding,
   RegistrationPersistenceManager,
+  RegistrationUpdate,
   ServerRegistrationHandler,
 } from '../handlers.ts';
 import { bindingKey } from '../registration-persistence.ts';
@@ -121,11 +122,15 @@ export class ServerRegistration extends BaseUsage {
     this.claim();
     try {
       const now = this.dum.now();
-      if (this.operation === 'removeAll') await this.store.removeAll(this.aor);
       const path = this.request.headers('Path');
+      const update: RegistrationUpdate = {
+        removeAll: this.operation === 'removeAll',
+        remove: [],
+        put: [],
+      };
       for (const c of this.changes) {
         if (c.expires === 0) {
-          if (c.existed) await this.store.removeContact(this.aor, c.key);
+          if (c.existed) update.remove.push(c.key);
           continue;
         }
         const binding: ContactBinding = {
@@ -142,9 +147,9 @@ export class ServerRegistration extends BaseUsage {
         const regId = c.contact.params.get('reg-id');
         if (regId && /^\d+$/.test(regId)) binding.regId = Number(regId);
         if (path.length > 0) binding.path = path;
-        await this.store.putContact(binding);
+        update.put.push(binding);
       }
-      const all = await this.store.getContacts(this.aor);
+      const all = await this.apply(update);
       const res = createResponse(this.request, 200, undefined, {
         toTag: this.dum.newTag(),
         ...(options?.headers ? { headers: options.headers } : {}),
@@ -178,6 +183,15 @@ export class ServerRegistration extends BaseUsage {
     const res = this.response(status, reason, headers);
     this.respond(res);
     return res;
+  }
+
+  /** Store the changes, at once when the store can (§10.3 step 7: all or none). */
+  private async apply(update: RegistrationUpdate): Promise<ContactBinding[]> {
+    if (this.store.updateContacts) return this.store.updateContacts(this.aor, update);
+    if (update.removeAll) await this.store.removeAll(this.aor);
+    for (const key of update.remove) await this.store.removeContact(this.aor, key);
+    for (const b of update.put) await this.store.putContact(b);
+    return this.store.getContacts(this.aor);
   }
 
   private retryAfter(): [string, string][] {
