@@ -2,6 +2,7 @@ import {
   bindingKey,
   type ContactBinding,
   type RegistrationPersistenceManager,
+  type RegistrationUpdate,
 } from '@sipworks/dum';
 import { type Contact, parseHeader } from '@sipworks/message';
 import type { Redis } from 'ioredis';
@@ -67,6 +68,35 @@ end
 prune()
 settle()
 return 1`,
+);
+
+/**
+ * One REGISTER's changes, all in one step (RFC 3261 §10.3 step 7: all or none), then
+ * every binding left (flat: key, JSON, ...). ARGV[3]: '1' to remove every binding first;
+ * ARGV[4]: how many keys to remove, then the keys; then (key, JSON, expiry) per binding
+ * to add or refresh.
+ */
+const UPDATE = new LuaScript(
+  'registration-update',
+  `${COMMON}
+if ARGV[3] == '1' then redis.call('DEL', KEYS[1], KEYS[2]) end
+local n = tonumber(ARGV[4])
+for i = 5, 4 + n do
+  redis.call('HDEL', KEYS[1], ARGV[i])
+  redis.call('ZREM', KEYS[2], ARGV[i])
+end
+for i = 5 + n, #ARGV, 3 do
+  if tonumber(ARGV[i + 2]) > now then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    redis.call('ZADD', KEYS[2], ARGV[i + 2], ARGV[i])
+  else
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    redis.call('ZREM', KEYS[2], ARGV[i])
+  end
+end
+prune()
+settle()
+return redis.call('HGETALL', KEYS[1])`,
 );
 
 /** ARGV[3]: binding key. Remove one binding. */
@@ -151,34 +181,30 @@ export class RedisRegistrationPersistence implements RegistrationPersistenceMana
     const flat = (await this.conn.call('getContacts', (r) =>
       GET.run(r, this.keys(aor), [this.nowMs(), aor]),
     )) as string[];
-    const out: ContactBinding[] = [];
-    for (let i = 0; i + 1 < flat.length; i += 2)
-      out.push(decode(aor, flat[i] as string, flat[i + 1] as string));
-    // A hash has no order; list the bindings in a stable one (by Contact URI).
-    return out.sort((a, b) => (bindingKey(a) < bindingKey(b) ? -1 : 1));
+    return decodeAll(aor, flat);
   }
 
   async putContact(binding: ContactBinding): Promise<void> {
-    const expires = Math.round(binding.expires);
-    const stored: StoredBinding = {
-      contact: binding.contact.toString(),
-      expires,
-      callId: binding.callId,
-      cseq: binding.cseq,
-    };
-    if (binding.q !== undefined) stored.q = binding.q;
-    if (binding.instanceId !== undefined) stored.instanceId = binding.instanceId;
-    if (binding.regId !== undefined) stored.regId = binding.regId;
-    if (binding.path !== undefined) stored.path = [...binding.path];
+    const [key, json, expires] = encode(binding);
     await this.conn.call('putContact', (r) =>
-      PUT.run(r, this.keys(binding.aor), [
-        this.nowMs(),
-        binding.aor,
-        bindingKey(binding),
-        JSON.stringify(stored),
-        expires,
-      ]),
+      PUT.run(r, this.keys(binding.aor), [this.nowMs(), binding.aor, key, json, expires]),
     );
+  }
+
+  /** One REGISTER's changes in one atomic script and one round trip; every binding after them. */
+  async updateContacts(aor: string, update: RegistrationUpdate): Promise<ContactBinding[]> {
+    const args: (string | number)[] = [
+      this.nowMs(),
+      aor,
+      update.removeAll ? '1' : '0',
+      update.remove.length,
+      ...update.remove,
+    ];
+    for (const b of update.put) args.push(...encode(b));
+    const flat = (await this.conn.call('updateContacts', (r) =>
+      UPDATE.run(r, this.keys(aor), args),
+    )) as string[];
+    return decodeAll(aor, flat);
   }
 
   async removeContact(aor: string, contactUri: string): Promise<void> {
@@ -219,6 +245,30 @@ export class RedisRegistrationPersistence implements RegistrationPersistenceMana
   private nowMs(): number {
     return Math.floor(this.conn.now());
   }
+}
+
+/** A binding as the scripts take it: its key, its JSON, its expiry (whole ms). */
+function encode(binding: ContactBinding): [string, string, number] {
+  const expires = Math.round(binding.expires);
+  const stored: StoredBinding = {
+    contact: binding.contact.toString(),
+    expires,
+    callId: binding.callId,
+    cseq: binding.cseq,
+  };
+  if (binding.q !== undefined) stored.q = binding.q;
+  if (binding.instanceId !== undefined) stored.instanceId = binding.instanceId;
+  if (binding.regId !== undefined) stored.regId = binding.regId;
+  if (binding.path !== undefined) stored.path = [...binding.path];
+  return [bindingKey(binding), JSON.stringify(stored), expires];
+}
+
+/** HGETALL's flat answer as bindings, in a stable order (a hash has none): by Contact URI. */
+function decodeAll(aor: string, flat: string[]): ContactBinding[] {
+  const out: ContactBinding[] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2)
+    out.push(decode(aor, flat[i] as string, flat[i + 1] as string));
+  return out.sort((a, b) => (bindingKey(a) < bindingKey(b) ? -1 : 1));
 }
 
 function decode(aor: string, key: string, json: string): ContactBinding {

@@ -379,6 +379,61 @@ describe.skipIf(redisServer.skip)('RedisRegistrationPersistence (RFC 3261 §10.3
     expect((await nextFinal(peer)).status).toBe(500);
   });
 
+  it('§10.3 step 7: a REGISTER with several Contacts is applied by one script, all or none', async () => {
+    const { a, peer } = await twoRegistrars();
+    const send = (o: Parameters<typeof registerText>[0]) =>
+      peer.send(registerText(o), { address: '127.0.0.1', port: o.to });
+    const scriptCalls = async () => {
+      const info = await admin.info('commandstats');
+      let n = 0;
+      for (const m of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) n += Number(m[1]);
+      return n;
+    };
+    // Warm up: the scripts are loaded once.
+    await send({
+      to: A,
+      callId: 'm0',
+      cseq: 1,
+      contact: '<sip:carol@192.0.2.1>',
+      expires: 600,
+      branch: 'm0',
+    });
+    expect((await nextFinal(peer)).status).toBe(200);
+    const before = await scriptCalls();
+    await send({
+      to: A,
+      callId: 'm1',
+      cseq: 1,
+      contact:
+        '<sip:carol@192.0.2.2>, <sip:carol@192.0.2.3>;expires=300, <sip:carol@192.0.2.1>;expires=0',
+      expires: 600,
+      branch: 'm1',
+    });
+    const ok = await nextFinal(peer);
+    expect(ok.status).toBe(200);
+    // One script reads the bindings for the checks, one applies the three changes.
+    expect((await scriptCalls()) - before).toBe(2);
+    expect(ok.contacts.map((c) => [c.uri.host, c.expires])).toEqual([
+      ['192.0.2.2', 600],
+      ['192.0.2.3', 300],
+    ]);
+    const update = await a.store.updateContacts(CAROL, {
+      removeAll: true,
+      remove: [],
+      put: [
+        {
+          aor: CAROL,
+          contact: parseHeader<Contact>('Contact', '<sip:carol@192.0.2.9>')[0] as Contact,
+          expires: a.dum.now() + 60_000,
+          callId: 'm2',
+          cseq: 1,
+        },
+      ],
+    });
+    expect(update.map((b) => b.contact.uri.host)).toEqual(['192.0.2.9']);
+    expect(await admin.hkeys(`sipworks:reg:{${CAROL}}:bindings`)).toEqual(['sip:carol@192.0.2.9']);
+  });
+
   it('the key prefix keeps two deployments on one Redis apart', async () => {
     const now = () => Date.now();
     const east = store(now, { prefix: 'east:' });
