@@ -156,10 +156,16 @@ export class RedisConnection {
     if (this.closed) return;
     this.closed = true;
     if (!this.owned) return;
+    // QUIT waits for the replies still due; without a connection there are none, and a
+    // QUIT queued while ioredis reconnects would wait for Redis to come back.
+    if (this.redis.status !== 'ready') {
+      this.redis.disconnect();
+      return;
+    }
     try {
       await this.redis.quit();
     } catch {
-      // The connection is already gone: nothing is left to close.
+      // The connection went away meanwhile: nothing is left to close.
       this.redis.disconnect();
     }
   }
