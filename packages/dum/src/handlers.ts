@@ -237,6 +237,14 @@ export interface ContactBinding {
 
 /** The changes one REGISTER makes to the bindings of its address of record. */
 export interface RegistrationUpdate {
+  /**
+   * The REGISTER's Call-ID and CSeq. The registrar has checked them against the bindings
+   * it read (§10.3 steps 6-7); a store shared by several registrars may check again as
+   * it writes, and reject the update when a binding it touches now holds the same
+   * Call-ID with a CSeq as high (another registrar stored a newer REGISTER meanwhile).
+   */
+  callId: string;
+  cseq: number;
   /** Remove every binding first (`Contact: *`, RFC 3261 §10.3 step 6). */
   removeAll?: boolean;
   /** Binding keys (Contact URIs as written) to remove. */

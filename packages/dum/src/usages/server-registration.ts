@@ -124,6 +124,8 @@ export class ServerRegistration extends BaseUsage {
       const now = this.dum.now();
       const path = this.request.headers('Path');
       const update: RegistrationUpdate = {
+        callId: this.request.callId,
+        cseq: this.request.cseq.seq,
         removeAll: this.operation === 'removeAll',
         remove: [],
         put: [],
