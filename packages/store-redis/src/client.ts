@@ -141,6 +141,12 @@ export class RedisConnection {
       return await Promise.race([op(this.redis), timeout]);
     } catch (e) {
       if (e instanceof RedisStoreError) throw e;
+      if (e instanceof Error && e.message.startsWith('SIPWORKS_CSEQ'))
+        throw new RedisStoreError(
+          'SIP_ERR_STORE_REDIS_CSEQ',
+          `${what}: ${e.message.slice('SIPWORKS_CSEQ '.length)} (RFC 3261 §10.3 step 7)`,
+          { cause: e },
+        );
       throw new RedisStoreError(
         'SIP_ERR_STORE_REDIS_COMMAND',
         `${what}: ${e instanceof Error ? e.message : String(e)}`,

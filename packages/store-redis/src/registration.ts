@@ -73,19 +73,42 @@ return 1`,
 /**
  * One REGISTER's changes, all in one step (RFC 3261 §10.3 step 7: all or none), then
  * every binding left (flat: key, JSON, ...). ARGV[3]: '1' to remove every binding first;
- * ARGV[4]: how many keys to remove, then the keys; then (key, JSON, expiry) per binding
- * to add or refresh.
+ * ARGV[4], ARGV[5]: the REGISTER's Call-ID and CSeq; ARGV[6]: how many keys to remove,
+ * then the keys; then (key, JSON, expiry) per binding to add or refresh. Nothing is
+ * changed, and an error is answered, when a binding it touches holds the same Call-ID
+ * with a CSeq as high (§10.3 steps 6-7, checked again here because another registrar
+ * may have stored a newer REGISTER since this one was checked).
  */
 const UPDATE = new LuaScript(
   'registration-update',
   `${COMMON}
+prune()
+local callId = ARGV[4]
+local cseq = tonumber(ARGV[5])
+local function newer(json)
+  if not json then return false end
+  local ok, b = pcall(cjson.decode, json)
+  return ok and type(b) == 'table' and b.callId == callId and tonumber(b.cseq) ~= nil and tonumber(b.cseq) >= cseq
+end
+local n = tonumber(ARGV[6])
+local touched = {}
+if ARGV[3] == '1' then
+  touched = redis.call('HVALS', KEYS[1])
+else
+  for i = 7, 6 + n do table.insert(touched, redis.call('HGET', KEYS[1], ARGV[i])) end
+  for i = 7 + n, #ARGV, 3 do table.insert(touched, redis.call('HGET', KEYS[1], ARGV[i])) end
+end
+for i = 1, #touched do
+  if newer(touched[i]) then
+    return redis.error_reply('SIPWORKS_CSEQ a binding holds this Call-ID with a CSeq as high')
+  end
+end
 if ARGV[3] == '1' then redis.call('DEL', KEYS[1], KEYS[2]) end
-local n = tonumber(ARGV[4])
-for i = 5, 4 + n do
+for i = 7, 6 + n do
   redis.call('HDEL', KEYS[1], ARGV[i])
   redis.call('ZREM', KEYS[2], ARGV[i])
 end
-for i = 5 + n, #ARGV, 3 do
+for i = 7 + n, #ARGV, 3 do
   if tonumber(ARGV[i + 2]) > now then
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
     redis.call('ZADD', KEYS[2], ARGV[i + 2], ARGV[i])
@@ -94,7 +117,6 @@ for i = 5 + n, #ARGV, 3 do
     redis.call('ZREM', KEYS[2], ARGV[i])
   end
 end
-prune()
 settle()
 return redis.call('HGETALL', KEYS[1])`,
 );
@@ -197,6 +219,8 @@ export class RedisRegistrationPersistence implements RegistrationPersistenceMana
       this.nowMs(),
       aor,
       update.removeAll ? '1' : '0',
+      update.callId,
+      update.cseq,
       update.remove.length,
       ...update.remove,
     ];

@@ -418,6 +418,8 @@ describe.skipIf(redisServer.skip)('RedisRegistrationPersistence (RFC 3261 §10.3
       ['192.0.2.3', 300],
     ]);
     const update = await a.store.updateContacts(CAROL, {
+      callId: 'm2',
+      cseq: 1,
       removeAll: true,
       remove: [],
       put: [
@@ -432,6 +434,58 @@ describe.skipIf(redisServer.skip)('RedisRegistrationPersistence (RFC 3261 §10.3
     });
     expect(update.map((b) => b.contact.uri.host)).toEqual(['192.0.2.9']);
     expect(await admin.hkeys(`sipworks:reg:{${CAROL}}:bindings`)).toEqual(['sip:carol@192.0.2.9']);
+  });
+
+  it('§10.3 steps 6-7: an update checked against bindings another registrar has since changed is refused whole', async () => {
+    const { a, b } = await twoRegistrars();
+    const contact = (uri: string) => parseHeader<Contact>('Contact', uri)[0] as Contact;
+    const binding = (uri: string, callId: string, cseq: number) => ({
+      aor: CAROL,
+      contact: contact(uri),
+      expires: a.dum.now() + 60_000,
+      callId,
+      cseq,
+    });
+    // Registrar B stores CSeq 6 of Call-ID c1 ...
+    await b.store.updateContacts(CAROL, {
+      callId: 'c1',
+      cseq: 6,
+      remove: [],
+      put: [binding('<sip:carol@192.0.2.5>', 'c1', 6), binding('<sip:carol@192.0.2.6>', 'c1', 6)],
+    });
+    // ... after registrar A checked CSeq 5 against what it read before: A's write is refused.
+    const stale = a.store.updateContacts(CAROL, {
+      callId: 'c1',
+      cseq: 5,
+      remove: ['sip:carol@192.0.2.6'],
+      put: [binding('<sip:carol@192.0.2.7>', 'c1', 5)],
+    });
+    await expect(stale).rejects.toMatchObject({ code: 'SIP_ERR_STORE_REDIS_CSEQ' });
+    // Nothing of it was applied: neither the removal nor the addition.
+    expect((await a.store.getContacts(CAROL)).map((x) => [x.contact.uri.host, x.cseq])).toEqual([
+      ['192.0.2.5', 6],
+      ['192.0.2.6', 6],
+    ]);
+    // Contact: * is checked against every binding (§10.3 step 6).
+    await expect(
+      a.store.updateContacts(CAROL, {
+        callId: 'c1',
+        cseq: 6,
+        removeAll: true,
+        remove: [],
+        put: [],
+      }),
+    ).rejects.toBeInstanceOf(RedisStoreError);
+    expect(await a.store.getContacts(CAROL)).toHaveLength(2);
+    // A newer CSeq, or another Call-ID, goes through.
+    const after = await a.store.updateContacts(CAROL, {
+      callId: 'c1',
+      cseq: 7,
+      removeAll: true,
+      remove: [],
+      put: [],
+    });
+    expect(after).toEqual([]);
   });
 
   it('the key prefix keeps two deployments on one Redis apart', async () => {
