@@ -295,6 +295,10 @@ export class ServerPublication extends BaseUsage {
     }
     if (this.isEnded || this.etag !== etag) return;
     if (removed) this.call(() => this.handler.onExpired?.(this.handle(), etag));
+    // A PUBLISH the application still holds names state that is gone now (§6 step 5).
+    const p = this.pending;
+    this.pending = undefined;
+    if (p) reply(this.dum, p.req, p.tx, 412);
     this.drop();
   }
 
