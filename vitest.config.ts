@@ -16,6 +16,7 @@ export default defineConfig({
       project('transport-tcp', './packages/transport-tcp'),
       project('transport-tls', './packages/transport-tls'),
       project('transport-ws', './packages/transport-ws'),
+      project('store-redis', './packages/store-redis'),
       project('bench', './tools/bench'),
       project('interop', './tools/interop'),
       project('examples', './tools/examples'),

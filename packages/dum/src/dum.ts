@@ -77,8 +77,9 @@ import {
 import { ServerInviteSession } from './usages/server-invite-session.ts';
 import {
   InMemoryPublicationStore,
+  type PublicationStore,
   receivePublish,
-  type ServerPublication,
+  ServerPublication,
 } from './usages/server-publication.ts';
 import { type RegistrarOptions, ServerRegistration } from './usages/server-registration.ts';
 import { ServerSubscription } from './usages/server-subscription.ts';
@@ -311,12 +312,13 @@ export class DialogUsageManager implements TransactionUser {
     }
   }
 
-  /** @internal The composed state of a resource and event (undefined: none). */
-  composeState(resource: string, event: string): EventState | undefined {
+  /** @internal The composed state of a resource and event (undefined: none), from the publication store. */
+  async composeState(resource: string, event: string): Promise<EventState | undefined> {
     const c = this.composers.get(event);
     const compose = c === false || c === undefined ? latestPublication : c;
+    const states = await this.publicationStore.find(resource, event);
     try {
-      return compose(resource, event, this.publicationStore.findResource(resource, event));
+      return compose(resource, event, states);
     } catch (e) {
       this.logger.error({ err: e }, `the ${event} compositor threw`);
       return undefined;
@@ -329,19 +331,39 @@ export class DialogUsageManager implements TransactionUser {
    */
   publicationChanged(resource: string, event: string): void {
     if (this.composers.get(event) === false) return;
-    const subs = this.subscribers.get(`${event} ${resource}`);
-    if (!subs) return;
-    for (const sub of [...subs]) {
-      try {
-        sub.statePublished();
-      } catch (e) {
-        this.logger.error({ err: e }, 'a NOTIFY of published state could not be sent');
-      }
-    }
+    const key = `${event} ${resource}`;
+    if (!this.subscribers.get(key)?.size) return;
+    // One composition for every subscriber; those still there when it is ready get it.
+    this.composeState(resource, event).then(
+      (state) => {
+        for (const sub of [...(this.subscribers.get(key) ?? [])]) {
+          try {
+            sub.statePublished(state);
+          } catch (e) {
+            this.logger.error({ err: e }, 'a NOTIFY of published state could not be sent');
+          }
+        }
+      },
+      (e: unknown) => {
+        this.logger.error({ err: e }, 'the publication store failed: subscribers not notified');
+      },
+    );
   }
 
-  /** The state agent's publications (in memory). */
-  readonly publicationStore = new InMemoryPublicationStore();
+  /** The state agent's store: the one set, or the in-memory one the DUM makes on first use. */
+  get publicationStore(): PublicationStore {
+    this.pubStore ??= new InMemoryPublicationStore({ now: () => this.now() });
+    return this.pubStore;
+  }
+  /**
+   * Where the state agent keeps publications (RFC 3903 §6): a store shared by several
+   * DUMs (Redis) lets any of them take a refresh, modify or remove. Set it before the
+   * first PUBLISH arrives.
+   */
+  setPublicationStore(store: PublicationStore | undefined): void {
+    this.pubStore = store;
+  }
+  private pubStore: PublicationStore | undefined;
   private readonly publicationsByEtag = new Map<string, ServerPublication>();
   /** Handle requests of this method outside dialogs (OPTIONS is answered from the profile when none is set). */
   addOutOfDialogHandler(method: string, h: OutOfDialogHandler): void {
@@ -1293,7 +1315,7 @@ export class DialogUsageManager implements TransactionUser {
         this.serverPublications,
         this.publicationStore,
         this.publicationsByEtag,
-      );
+      ).catch((e: unknown) => this.logger.error({ err: e }, 'a PUBLISH could not be handled'));
       return;
     }
     // RFC 3515 §2.4.2: a REFER outside any dialog, to the ServerSubscriptionHandler for `refer`.
@@ -1381,7 +1403,11 @@ export class DialogUsageManager implements TransactionUser {
    */
   async shutdown(options?: { timeoutMs?: number }): Promise<void> {
     this.shuttingDown = true;
-    for (const u of this.handles.all()) (u as { end?: () => void }).end?.();
+    for (const u of this.handles.all()) {
+      // A publication's state stays in its store, for other state agents or a restart.
+      if (u instanceof ServerPublication) u.release();
+      else (u as { end?: () => void }).end?.();
+    }
     const timeoutMs = options?.timeoutMs ?? 32_000;
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([

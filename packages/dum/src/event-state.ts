@@ -25,7 +25,8 @@ export type PublicationComposer = (
  */
 export const latestPublication: PublicationComposer = (resource, event, states) => {
   let latest: PublishedState | undefined;
-  for (const s of states) if (!latest || s.modifiedAt >= latest.modifiedAt) latest = s;
+  for (const s of states)
+    if (!latest || (s.modifiedAt ?? 0) >= (latest.modifiedAt ?? 0)) latest = s;
   if (latest) return { body: latest.body, contentType: latest.contentType };
   if (event === 'presence')
     return {

@@ -322,6 +322,24 @@ export interface ContactBinding {
   path?: string[];
 }
 
+/** The changes one REGISTER makes to the bindings of its address of record. */
+export interface RegistrationUpdate {
+  /**
+   * The REGISTER's Call-ID and CSeq. The registrar has checked them against the bindings
+   * it read (§10.3 steps 6-7); a store shared by several registrars may check again as
+   * it writes, and reject the update when a binding it touches now holds the same
+   * Call-ID with a CSeq as high (another registrar stored a newer REGISTER meanwhile).
+   */
+  callId: string;
+  cseq: number;
+  /** Remove every binding first (`Contact: *`, RFC 3261 §10.3 step 6). */
+  removeAll?: boolean;
+  /** Binding keys (Contact URIs as written) to remove. */
+  remove: string[];
+  /** Bindings to add or refresh. */
+  put: ContactBinding[];
+}
+
 /**
  * Where a registrar keeps its bindings. The DUM ships one in memory; the interface is
  * small so that other stores (SQLite, Redis...) can be plugged in.
@@ -334,4 +352,11 @@ export interface RegistrationPersistenceManager {
   removeAll(aor: string): Promise<void>;
   /** Every address of record with at least one binding. */
   aors(): Promise<string[]>;
+  /**
+   * Optional: apply one REGISTER's changes all at once, or none of them (RFC 3261 §10.3
+   * step 7), and resolve with every binding of the AOR afterwards. A registrar uses it
+   * when the store has it; otherwise it calls `removeAll`, `removeContact` and
+   * `putContact` one by one, then `getContacts`.
+   */
+  updateContacts?(aor: string, update: RegistrationUpdate): Promise<ContactBinding[]>;
 }

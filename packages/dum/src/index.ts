@@ -66,6 +66,7 @@ export type {
   InviteSessionHandler,
   OutOfDialogHandler,
   RegistrationPersistenceManager,
+  RegistrationUpdate,
   ServerPagerMessageHandler,
   ServerPublicationHandler,
   ServerRegistrationHandler,
@@ -90,6 +91,7 @@ export {
 } from './profile.ts';
 export { RedirectManager } from './redirect.ts';
 export {
+  bindingKey,
   InMemoryRegistrationPersistence,
   type InMemoryRegistrationPersistenceOptions,
 } from './registration-persistence.ts';
@@ -149,6 +151,8 @@ export {
 } from './usages/server-invite-session.ts';
 export {
   InMemoryPublicationStore,
+  type InMemoryPublicationStoreOptions,
+  type PublicationStore,
   type PublishedState,
   ServerPublication,
   type ServerPublicationOperation,

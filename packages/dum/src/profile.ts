@@ -40,7 +40,12 @@ export interface ProfileSettings {
    * for `sessionExpires`, and the refresher keeps the session alive.
    */
   sessionTimers: boolean;
-  /** Session timer (RFC 4028): interval asked for, and the smallest accepted (s). */
+  /**
+   * Seconds in the Retry-After of the 500 that a registrar or state agent answers when
+   * its store fails (a database or Redis that is down: RFC 3261 §10.3 step 7, §21.5.1).
+   */
+  storeFailureRetryAfter: number;
+  /** Session timer (RFC 4028): interval asked for, and the smallest accepted. */
   sessionExpires: number;
   minSE: number;
   /** Who we ask to refresh in an INVITE we send (RFC 4028 §7.1): `uac` (us), `uas`, or leave it to the peer. */
@@ -140,6 +145,7 @@ const DEFAULTS: ProfileSettings = {
   minPublicationExpires: 60,
   maxPublicationExpires: 86400,
   sessionTimers: false,
+  storeFailureRetryAfter: 5,
   sessionExpires: 1800,
   minSE: 90,
   sessionRefresher: 'none',

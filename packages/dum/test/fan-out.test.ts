@@ -6,6 +6,7 @@ import {
   buildPidf,
   type ClientPublication,
   type Handle,
+  type InMemoryPublicationStore,
   PIDF_CONTENT_TYPE,
   parsePidf,
 } from '../src/index.ts';
@@ -33,7 +34,7 @@ async function setup() {
     onNewSubscription: (h) => {
       const s = h.get();
       s.accept(200);
-      s.send(s.publishedState());
+      void s.publishedState().then((n) => s.send(n));
     },
   });
   const notifies: SipRequest[] = [];
@@ -85,13 +86,13 @@ describe('publication to subscription fan-out (RFC 3903 §2, RFC 3856)', () => {
       await new Promise((r) => setImmediate(r));
     }
     expect(notifies.length).toBe(sentAt);
-    expect(server.dum.publicationStore.size).toBe(1);
+    expect((server.dum.publicationStore as InMemoryPublicationStore).size).toBe(1);
 
     // §4.5: removal: back to closed.
     pub.get().end();
     await until(clock, () => notifies.length === sentAt + 1);
     expect(basicOf(notifies.at(-1))).toEqual(['closed']);
-    expect(server.dum.publicationStore.size).toBe(0);
+    expect((server.dum.publicationStore as InMemoryPublicationStore).size).toBe(0);
   });
 
   it('RFC 3903 §6: a publication that expires is fanned out as closed', async () => {
@@ -141,7 +142,7 @@ describe('publication to subscription fan-out (RFC 3903 §2, RFC 3856)', () => {
 
     server.dum.setPublicationComposer('presence', false);
     publish(doc('open', 'tablet', 'a3'));
-    await until(clock, () => server.dum.publicationStore.size === 3);
+    await until(clock, () => (server.dum.publicationStore as InMemoryPublicationStore).size === 3);
     for (let i = 0; i < 20; i++) {
       clock.advance(10);
       await new Promise((r) => setImmediate(r));

@@ -1,11 +1,13 @@
 import type { SipResponse } from '@sipworks/message';
 import { MemoryNetwork, ScriptedPeer, VirtualClock } from '@sipworks/stack/testing';
 import { describe, expect, it } from 'vitest';
-import type {
-  ClientPublication,
-  ClientPublicationHandler,
-  Handle,
-  ServerPublication,
+import {
+  type ClientPublication,
+  type ClientPublicationHandler,
+  type Handle,
+  InMemoryPublicationStore,
+  type PublicationStore,
+  type ServerPublication,
 } from '../src/index.ts';
 import { node, until } from './support.ts';
 
@@ -74,7 +76,9 @@ describe('publications between two DUMs (RFC 3903)', () => {
     expect(out.success[0]?.header('SIP-ETag')).toBe(etag1);
     expect(h.get().expires).toBe(120);
     expect(ops.map((o) => o.op)).toEqual(['initial']);
-    expect(agent.dum.publicationStore.size).toBe(1);
+    expect(
+      await agent.dum.publicationStore.find('sip:alice@127.0.0.1:5062', 'presence'),
+    ).toHaveLength(1);
 
     // §4.3: refreshed after 108 s (0.9 * 120) with SIP-If-Match and no body.
     await until(clock, () => out.success.length === 2, { steps: 2000, stepMs: 100 });
@@ -91,7 +95,7 @@ describe('publications between two DUMs (RFC 3903)', () => {
     expect(ops[2]?.op).toBe('update');
     expect(ops[2]?.etag).toBe(etag2);
     expect(h.get().request.header('SIP-If-Match')).toBe(etag2);
-    const stored = agent.dum.publicationStore.find('sip:alice@127.0.0.1:5062', 'presence');
+    const stored = await agent.dum.publicationStore.find('sip:alice@127.0.0.1:5062', 'presence');
     expect(stored).toHaveLength(1);
     expect(new TextDecoder().decode(stored[0]?.body)).toContain('away');
 
@@ -100,7 +104,9 @@ describe('publications between two DUMs (RFC 3903)', () => {
     await until(clock, () => out.removed.length === 1);
     expect(ops[3]?.op).toBe('removed');
     expect(h.isValid()).toBe(false);
-    expect(agent.dum.publicationStore.size).toBe(0);
+    expect(await agent.dum.publicationStore.find('sip:alice@127.0.0.1:5062', 'presence')).toEqual(
+      [],
+    );
   });
 
   it('§6: the state agent expires a publication that is not refreshed (onExpired)', async () => {
@@ -121,7 +127,9 @@ describe('publications between two DUMs (RFC 3903)', () => {
     expect(ok.message.expires).toBe(60);
     await until(clock, () => ops.some((o) => o.op === 'expired'), { steps: 200, stepMs: 500 });
     expect(clock.now()).toBeGreaterThanOrEqual(60_000);
-    expect(agent.dum.publicationStore.size).toBe(0);
+    expect(await agent.dum.publicationStore.find('sip:alice@127.0.0.1:5062', 'presence')).toEqual(
+      [],
+    );
     expect(ops[0]?.handle.isValid()).toBe(false);
   });
 
@@ -251,5 +259,133 @@ describe('a publication against a scripted state agent (RFC 3903)', () => {
       ],
     });
     await until(clock, () => out.success.length === 1);
+  });
+});
+
+describe('state agents sharing a publication store (RFC 3903 §6)', () => {
+  function publishText(o: {
+    to: number;
+    branch: string;
+    cseq: number;
+    ifMatch?: string;
+    expires: number;
+    body?: string;
+  }): string {
+    const body = o.body ?? '';
+    return (
+      `PUBLISH sip:alice@127.0.0.1:5062 SIP/2.0\r\n` +
+      `Via: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bK${o.branch}\r\n` +
+      'Max-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=p1\r\nTo: <sip:alice@127.0.0.1>\r\n' +
+      `Call-ID: shared-1\r\nCSeq: ${o.cseq} PUBLISH\r\nEvent: presence\r\nExpires: ${o.expires}\r\n` +
+      (o.ifMatch ? `SIP-If-Match: ${o.ifMatch}\r\n` : '') +
+      (body ? `Content-Type: ${PIDF}\r\n` : '') +
+      `Content-Length: ${body.length}\r\n\r\n${body}`
+    );
+  }
+
+  async function twoAgents(store?: PublicationStore) {
+    const clock = new VirtualClock();
+    const network = new MemoryNetwork({ clock, seed: 37 });
+    const a = await node(network, clock, 5062, 'agent');
+    const b = await node(network, clock, 5063, 'agent');
+    const shared = store ?? new InMemoryPublicationStore({ now: () => a.dum.now() });
+    const ops = { a: [] as string[], b: [] as string[] };
+    for (const [n, list] of [
+      [a, ops.a],
+      [b, ops.b],
+    ] as const) {
+      n.dum.setPublicationStore(shared);
+      n.dum.addServerPublicationHandler('presence', {
+        onInitial: (_h, e) => list.push(`initial ${e}`),
+        onRefresh: (_h, e) => list.push(`refresh ${e}`),
+        onUpdate: (_h, e) => list.push(`update ${e}`),
+        onRemoved: (_h, e) => list.push(`removed ${e}`),
+        onExpired: (_h, e) => list.push(`expired ${e}`),
+      });
+    }
+    const peer = await new ScriptedPeer(network, clock, { port: 5090 }).start();
+    return { clock, a, b, ops, shared, peer };
+  }
+
+  it('§6 step 5: a refresh through B of state published through A; A then answers 412 to the old tag; B reports the expiry', async () => {
+    const { clock, a, b, ops, shared, peer } = await twoAgents();
+    const to = (port: number) => ({ address: '127.0.0.1', port });
+    await peer.send(
+      publishText({ to: 5062, branch: 's1', cseq: 1, expires: 60, body: pidf('a') }),
+      to(5062),
+    );
+    const e1 = (await peer.expectResponse(200, 'PUBLISH')).message.header('SIP-ETag') as string;
+    await peer.send(
+      publishText({ to: 5063, branch: 's2', cseq: 2, expires: 60, ifMatch: e1 }),
+      to(5063),
+    );
+    const e2 = (await peer.expectResponse(200, 'PUBLISH')).message.header('SIP-ETag') as string;
+    expect(e2).not.toBe(e1);
+    expect(ops.b).toEqual([`refresh ${e1}`]);
+    // The body published through A is what B now holds.
+    const [state] = await b.dum.publicationStore.find('sip:alice@127.0.0.1:5062', 'presence');
+    expect(state?.etag).toBe(e2);
+    expect(new TextDecoder().decode(state?.body)).toContain('<note>a</note>');
+    // A still holds a usage for e1, but the store says it was replaced.
+    await peer.send(
+      publishText({ to: 5062, branch: 's3', cseq: 3, expires: 60, ifMatch: e1 }),
+      to(5062),
+    );
+    await peer.expectResponse(412, 'PUBLISH');
+    // §6: the state expires once, reported by the agent that stored it last.
+    await until(clock, () => ops.b.length === 2, { steps: 200, stepMs: 500 });
+    expect(ops.b[1]).toBe(`expired ${e2}`);
+    // A's usage for e1 ended quietly: no second report of the expiry.
+    expect(ops.a).toHaveLength(1);
+    expect(ops.a[0]).toMatch(/^initial /);
+    expect(await shared.find('sip:alice@127.0.0.1:5062', 'presence')).toEqual([]);
+    expect(a.dum.handles.size + b.dum.handles.size).toBe(0);
+  });
+
+  it('§6: a publication outlives the shutdown of the agent that took it; another agent removes it', async () => {
+    const { a, b, ops, shared, peer } = await twoAgents();
+    const to = (port: number) => ({ address: '127.0.0.1', port });
+    await peer.send(
+      publishText({ to: 5062, branch: 'r1', cseq: 1, expires: 600, body: pidf('r') }),
+      to(5062),
+    );
+    const e1 = (await peer.expectResponse(200, 'PUBLISH')).message.header('SIP-ETag') as string;
+    await a.dum.shutdown({ timeoutMs: 100 });
+    expect((await shared.get(e1))?.aor).toBe('sip:alice@127.0.0.1:5062');
+    await peer.send(
+      publishText({ to: 5063, branch: 'r2', cseq: 2, expires: 0, ifMatch: e1 }),
+      to(5063),
+    );
+    const ok = await peer.expectResponse(200, 'PUBLISH');
+    expect(ok.message.expires).toBe(0);
+    expect(ops.b).toEqual([`removed ${e1}`]);
+    expect(await shared.get(e1)).toBeUndefined();
+    expect(b.dum.handles.size).toBe(0);
+  });
+
+  it('§6, RFC 3261 §21.5.1: a store that fails gets 500 with Retry-After, and the agent keeps going', async () => {
+    const broken: PublicationStore = {
+      newEtag: () => 'e0',
+      get: () => Promise.reject(new Error('store down')),
+      put: () => Promise.reject(new Error('store down')),
+      remove: () => Promise.reject(new Error('store down')),
+      find: () => Promise.reject(new Error('store down')),
+    };
+    const { a, peer } = await twoAgents(broken);
+    a.dum.masterProfile.set('storeFailureRetryAfter', 11);
+    const to = { address: '127.0.0.1', port: 5062 };
+    await peer.send(
+      publishText({ to: 5062, branch: 'f1', cseq: 1, expires: 60, body: pidf('f') }),
+      to,
+    );
+    const initial = await peer.expectResponse(500, 'PUBLISH');
+    expect(initial.message.header('Retry-After')).toBe('11');
+    await peer.send(
+      publishText({ to: 5062, branch: 'f2', cseq: 2, expires: 60, ifMatch: 'e0' }),
+      to,
+    );
+    const refresh = await peer.expectResponse(500, 'PUBLISH');
+    expect(refresh.message.header('Retry-After')).toBe('11');
+    expect(a.dum.handles.size).toBe(0);
   });
 });

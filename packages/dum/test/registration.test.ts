@@ -14,6 +14,9 @@ import {
   type ClientRegistration,
   type ClientRegistrationHandler,
   type Handle,
+  InMemoryRegistrationPersistence,
+  type RegistrationPersistenceManager,
+  type RegistrationUpdate,
   refreshDelaySeconds,
   ServerAuthManager,
   type ServerRegistration,
@@ -535,6 +538,67 @@ describe('registrar (RFC 3261 §10.3) against a scripted UA', () => {
       await registrar.dum.registrationPersistenceManager.getContacts('sip:carol@127.0.0.1'),
     ).toHaveLength(0);
     void clock;
+  });
+});
+
+describe('registrar with a store that applies a REGISTER at once (RFC 3261 §10.3 step 7)', () => {
+  it('§10.3 step 7: all changes of one REGISTER go to updateContacts in one call, and its answer is listed', async () => {
+    const clock = new VirtualClock();
+    const network = new MemoryNetwork({ clock, seed: 11 });
+    const registrar = await node(network, clock, REGISTRAR_PORT, 'registrar', REGISTRAR_PORT);
+    const inner = new InMemoryRegistrationPersistence({ now: () => registrar.dum.now() });
+    const calls: { aor: string; update: RegistrationUpdate }[] = [];
+    const single: string[] = [];
+    const store: RegistrationPersistenceManager = {
+      getContacts: (aor) => inner.getContacts(aor),
+      putContact: (b) => {
+        single.push('put');
+        return inner.putContact(b);
+      },
+      removeContact: (aor, key) => {
+        single.push('remove');
+        return inner.removeContact(aor, key);
+      },
+      removeAll: (aor) => {
+        single.push('removeAll');
+        return inner.removeAll(aor);
+      },
+      aors: () => inner.aors(),
+      async updateContacts(aor, update) {
+        calls.push({ aor, update });
+        if (update.removeAll) await inner.removeAll(aor);
+        for (const k of update.remove) await inner.removeContact(aor, k);
+        for (const b of update.put) await inner.putContact(b);
+        return inner.getContacts(aor);
+      },
+    };
+    registrar.dum.setRegistrationPersistenceManager(store);
+    registrar.dum.setServerRegistrationHandler({});
+    const peer = await peerOn(network, clock);
+    await peer.send(
+      registerText({
+        callId: 'u1',
+        cseq: 1,
+        contact: '<sip:carol@192.0.2.5>, <sip:carol@192.0.2.6>;expires=120',
+        expires: 600,
+        branch: 'u1',
+      }),
+      REGISTRAR,
+    );
+    const ok = await firstFinal(peer);
+    expect(ok.status).toBe(200);
+    expect(ok.contacts.map((c) => c.expires)).toEqual([600, 120]);
+    await peer.send(
+      registerText({ callId: 'u2', cseq: 1, contact: '*', expires: 0, branch: 'u2' }),
+      REGISTRAR,
+    );
+    expect((await firstFinal(peer)).status).toBe(200);
+    expect(single).toEqual([]);
+    expect(calls.map((c) => [c.aor, c.update.removeAll, c.update.put.length])).toEqual([
+      ['sip:carol@127.0.0.1', false, 2],
+      ['sip:carol@127.0.0.1', true, 0],
+    ]);
+    expect(await inner.aors()).toEqual([]);
   });
 });
 

@@ -52,7 +52,7 @@ describe('REGISTER, SUBSCRIBE/NOTIFY and PUBLISH between two DUMs on loopback', 
         onNewSubscription: (h) => {
           const s = h.get();
           s.accept(200);
-          s.send(s.publishedState());
+          void s.publishedState().then((n) => s.send(n));
         },
       });
       const client = await dumOver(protocol);

@@ -1,9 +1,11 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import dgram from 'node:dgram';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+
+import { freePort } from '@sipworks/test-support';
+
+export { freePort };
 
 /** Where SIPp is looked for; `SIPP` in the environment overrides it. */
 export const SIPP_BINARY = process.env.SIPP ?? '/usr/bin/sipp';
@@ -35,53 +37,6 @@ export function sippInfo(binary = SIPP_BINARY): SippInfo {
   }
   const version = /SIPp v\S+/.exec(out)?.[0] ?? out.trim().split('\n')[0] ?? '';
   return { available: true, version, tls: /TLS/.test(version) };
-}
-
-/**
- * A port free for both UDP and TCP on `address`: bind a UDP socket to port 0, listen on
- * the same port over TCP, then close both. `span` more ports above it (`port + 2`...)
- * must be free over UDP too (SIPp's media ports are `-mp` and `-mp + 2`).
- */
-export async function freePort(address = '127.0.0.1', span = 0): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const held: Array<() => Promise<void>> = [];
-    try {
-      const udp = await bindUdp(address, 0);
-      held.push(() => new Promise((r) => udp.close(() => r())));
-      const port = udp.address().port;
-      const tcp = await listenTcp(address, port);
-      held.push(() => new Promise((r) => tcp.close(() => r())));
-      for (let i = 1; i <= span; i++) {
-        const extra = await bindUdp(address, port + i);
-        held.push(() => new Promise((r) => extra.close(() => r())));
-      }
-      return port;
-    } catch {
-      // Taken in one of the protocols; try another.
-    } finally {
-      await Promise.all(held.map((close) => close()));
-    }
-  }
-  throw new Error('no free port found');
-}
-
-function bindUdp(address: string, port: number): Promise<dgram.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = dgram.createSocket(address.includes(':') ? 'udp6' : 'udp4');
-    s.once('error', (e) => {
-      s.close();
-      reject(e);
-    });
-    s.bind(port, address, () => resolve(s));
-  });
-}
-
-function listenTcp(address: string, port: number): Promise<net.Server> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(port, address, () => resolve(s));
-  });
 }
 
 export interface SippOptions {

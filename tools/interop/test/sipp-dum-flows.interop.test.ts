@@ -216,7 +216,7 @@ describe.skipIf(gate.skip)(
       const first = /SIP-ETag:\s*(\S+)/i.exec(trace)?.[1];
       expect(first).toBeDefined();
       expect(trace).toMatch(new RegExp(`SIP-If-Match:\\s*${first}`, 'i'));
-      const stored = server.dum.publicationStore.find(
+      const stored = await server.dum.publicationStore.find(
         `sip:alice@127.0.0.1:${server.port}`,
         'presence',
       );

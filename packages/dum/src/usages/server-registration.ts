@@ -13,6 +13,7 @@ import { DumError } from '../errors.ts';
 import type {
   ContactBinding,
   RegistrationPersistenceManager,
+  RegistrationUpdate,
   ServerRegistrationHandler,
 } from '../handlers.ts';
 import { bindingKey } from '../registration-persistence.ts';
@@ -107,8 +108,9 @@ export class ServerRegistration extends BaseUsage {
     try {
       if (!(await this.check())) return;
     } catch (e) {
-      this.dum.logger.error({ err: e }, 'a REGISTER could not be checked');
-      if (!this.answered) this.reject(500);
+      // Only the store can fail here: a malformed REGISTER has had its 400 already.
+      this.dum.logger.error({ err: e }, 'the registration store failed; REGISTER not checked');
+      if (!this.answered && !this.isEnded) this.reject(500, undefined, this.retryAfter());
       return;
     }
     const h = this.handler;
@@ -144,11 +146,17 @@ export class ServerRegistration extends BaseUsage {
     this.claim();
     try {
       const now = this.dum.now();
-      if (this.operation === 'removeAll') await this.store.removeAll(this.aor);
       const path = this.request.headers('Path');
+      const update: RegistrationUpdate = {
+        callId: this.request.callId,
+        cseq: this.request.cseq.seq,
+        removeAll: this.operation === 'removeAll',
+        remove: [],
+        put: [],
+      };
       for (const c of this.changes) {
         if (c.expires === 0) {
-          if (c.existed) await this.store.removeContact(this.aor, c.key);
+          if (c.existed) update.remove.push(c.key);
           continue;
         }
         const binding: ContactBinding = {
@@ -165,9 +173,9 @@ export class ServerRegistration extends BaseUsage {
         const regId = c.contact.params.get('reg-id');
         if (regId && /^\d+$/.test(regId)) binding.regId = Number(regId);
         if (path.length > 0) binding.path = path;
-        await this.store.putContact(binding);
+        update.put.push(binding);
       }
-      const all = await this.store.getContacts(this.aor);
+      const all = await this.apply(update);
       const res = createResponse(this.request, 200, undefined, {
         toTag: this.dum.newTag(),
         ...(options?.headers ? { headers: options.headers } : {}),
@@ -197,8 +205,10 @@ export class ServerRegistration extends BaseUsage {
       this.respond(res);
       return res;
     } catch (e) {
+      // §10.3 step 7: a failed commit (a database that is down) is answered 500; the
+      // Retry-After tells the UA when to try again (§21.5.1, §20.33).
       this.dum.logger.error({ err: e }, 'the registration store failed');
-      const res = this.response(500);
+      const res = this.response(500, undefined, this.retryAfter());
       this.respond(res);
       return res;
     }
@@ -246,6 +256,19 @@ export class ServerRegistration extends BaseUsage {
     const res = this.response(status, reason, headers);
     this.respond(res);
     return res;
+  }
+
+  /** Store the changes, at once when the store can (§10.3 step 7: all or none). */
+  private async apply(update: RegistrationUpdate): Promise<ContactBinding[]> {
+    if (this.store.updateContacts) return this.store.updateContacts(this.aor, update);
+    if (update.removeAll) await this.store.removeAll(this.aor);
+    for (const key of update.remove) await this.store.removeContact(this.aor, key);
+    for (const b of update.put) await this.store.putContact(b);
+    return this.store.getContacts(this.aor);
+  }
+
+  private retryAfter(): [string, string][] {
+    return [['Retry-After', String(this.dum.masterProfile.get('storeFailureRetryAfter'))]];
   }
 
   private claim(): void {

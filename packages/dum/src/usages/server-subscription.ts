@@ -4,6 +4,7 @@ import { Dialog } from '../dialog.ts';
 import { DialogSet } from '../dialog-set.ts';
 import type { DialogUsageManager } from '../dum.ts';
 import { DumError } from '../errors.ts';
+import type { EventState } from '../event-state.ts';
 import type { ServerSubscriptionHandler } from '../handlers.ts';
 import { DialogSetId } from '../ids.ts';
 import { BaseUsage } from './base.ts';
@@ -289,19 +290,21 @@ export class ServerSubscription extends BaseUsage {
    * A NOTIFY with the state the DUM's state agent holds for this resource and event: the
    * publications (RFC 3903) composed by the event's compositor (`dum.setPublicationComposer`;
    * by default the latest publication, or a closed PIDF for `presence`), or no body when
-   * there is no state. Send it with `send`. While the subscription is active, the DUM
-   * sends one by itself whenever a publication of the resource changes.
+   * there is no state. Resolves once the publication store has answered; send it with
+   * `send`. While the subscription is active, the DUM sends one by itself whenever a
+   * publication of the resource changes.
    */
-  publishedState(): SipRequest {
+  async publishedState(): Promise<SipRequest> {
     this.assertLive();
-    const state = this.dum.composeState(this.resource, this.event);
+    const state = await this.dum.composeState(this.resource, this.event);
+    this.assertLive();
     return state ? this.update(state.body, state.contentType) : this.neutralNotify();
   }
 
   /** @internal A publication of the resource changed: an active subscription is told (RFC 3903 §2). */
-  statePublished(): void {
+  statePublished(state: EventState | undefined): void {
     if (this.isEnded || this.st !== 'active') return;
-    this.send(this.publishedState());
+    this.send(state ? this.update(state.body, state.contentType) : this.neutralNotify());
   }
 
   /** A NOTIFY without a body (RFC 6665 §4.2.2: e.g. while pending); send it with `send`. */
