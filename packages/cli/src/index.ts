@@ -1,0 +1,17 @@
+export { EXIT, type ExitCode, CliError, UsageError } from './errors.ts';
+export { Ladder, type LadderMessage, type LadderOptions, formatTime, labelOf, renderLadder } from './ladder.ts';
+export { describeTransport, type ListenSpec, makeTransport, parseListen } from './listen.ts';
+export { type CliOptions, parseCommandLine, USAGE } from './options.ts';
+export {
+  LINKTYPE_RAW,
+  type PcapEndpoint,
+  PcapWriter,
+  pcapFileHeader,
+  pcapRecord,
+  udpPacket,
+} from './pcap.ts';
+export { pidf } from './presence.ts';
+export { run } from './run.ts';
+export { makeAnswer, makeOffer } from './sdp.ts';
+export { configureServer, readUsers, type ServerSettings } from './serve.ts';
+export { ladderMessage, type TraceMode, Wire, type WireOptions } from './wire.ts';
