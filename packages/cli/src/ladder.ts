@@ -114,7 +114,8 @@ export class Ladder {
     let line = ' '.repeat(TIME_WIDTH + 1);
     for (const name of this.cols) {
       const n = name.length > this.width - 2 ? `${name.slice(0, this.width - 3)}~` : name;
-      const left = Math.floor((this.width - n.length) / 2);
+      // The name's middle character sits over the lifeline.
+      const left = Math.max(0, Math.floor(this.width / 2) - Math.floor(n.length / 2));
       line += `${' '.repeat(left)}${n}${' '.repeat(this.width - left - n.length)}`;
     }
     line = line.trimEnd();
