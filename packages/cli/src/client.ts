@@ -11,8 +11,8 @@ import type { CliOptions } from './options.ts';
 import type { Output } from './output.ts';
 import { pidf } from './presence.ts';
 import { makeOffer } from './sdp.ts';
-import { hostPort, ladderMessage } from './wire.ts';
 import { protocolOf, sipUri, startUa, type Ua, withTransport } from './ua.ts';
+import { hostPort, ladderMessage } from './wire.ts';
 
 /** What a client command ended with. */
 interface Outcome {
@@ -47,7 +47,7 @@ export async function runClient(o: CliOptions, out: Output): Promise<ExitCode> {
   switch (o.command) {
     case 'options':
     case 'call':
-      needs(1, 'a URI: sipworks ' + o.command + ' sip:user@host[:port]');
+      needs(1, `a URI: sipworks ${o.command} sip:user@host[:port]`);
       targetText = first as string;
       break;
     case 'message':
@@ -57,12 +57,15 @@ export async function runClient(o: CliOptions, out: Output): Promise<ExitCode> {
     case 'register':
       needs(1, 'an address of record: sipworks register sip:alice@host --registrar sip:host');
       if (!o.registrar)
-        throw new UsageError('register needs --registrar URI (for example --registrar sip:127.0.0.1:5060)');
+        throw new UsageError(
+          'register needs --registrar URI (for example --registrar sip:127.0.0.1:5060)',
+        );
       targetText = first as string;
       break;
     case 'subscribe':
       needs(1, 'a URI: sipworks subscribe sip:bob@host --event presence');
-      if (!o.event) throw new UsageError('subscribe needs --event E (presence, message-summary, dialog...)');
+      if (!o.event)
+        throw new UsageError('subscribe needs --event E (presence, message-summary, dialog...)');
       targetText = first as string;
       break;
     case 'publish':
@@ -83,11 +86,14 @@ export async function runClient(o: CliOptions, out: Output): Promise<ExitCode> {
   const parsed = sipUri(targetText, o.command === 'register' ? 'the AOR' : 'the URI');
   // An address of record names a user, not a route: --transport applies to the registrar.
   const target = o.command === 'register' ? parsed : withTransport(parsed, o.transport);
-  const registrar = o.registrar ? withTransport(sipUri(o.registrar, '--registrar'), o.transport) : undefined;
+  const registrar = o.registrar
+    ? withTransport(sipUri(o.registrar, '--registrar'), o.transport)
+    : undefined;
   const proxy = o.proxy ? withTransport(sipUri(o.proxy, '--proxy'), o.transport) : undefined;
   const nextHop = o.command === 'register' ? (registrar as Uri) : (proxy ?? target);
   const need = [{ protocol: protocolOf(nextHop), host: nextHop.host }];
-  const fallbackHost = need[0]?.host.startsWith('127.') || need[0]?.host === 'localhost' ? '127.0.0.1' : '0.0.0.0';
+  const fallbackHost =
+    need[0]?.host.startsWith('127.') || need[0]?.host === 'localhost' ? '127.0.0.1' : '0.0.0.0';
   const ua = await startUa(
     o,
     out,
@@ -98,7 +104,8 @@ export async function runClient(o: CliOptions, out: Output): Promise<ExitCode> {
     const aor =
       o.command === 'register'
         ? targetText
-        : (o.from ?? `sip:${o.user ?? 'sipworks'}@${target.host}${target.port ? `:${target.port}` : ''}`);
+        : (o.from ??
+          `sip:${o.user ?? 'sipworks'}@${target.host}${target.port ? `:${target.port}` : ''}`);
     const profile = ua.dum.makeUserProfile({
       aor,
       ...(o.command === 'register' && registrar
@@ -170,7 +177,11 @@ function withDeadline(ctx: ClientContext, work: Promise<Outcome>): Promise<Outco
 }
 
 /** A final response as an outcome: 2xx ok, a network failure 1, one made locally 3. */
-function fromResponse(ctx: ClientContext, res: SipResponse, extra?: Record<string, unknown>): Outcome {
+function fromResponse(
+  ctx: ClientContext,
+  res: SipResponse,
+  extra?: Record<string, unknown>,
+): Outcome {
   if (res.status < 300) return { code: EXIT.ok, status: res.status, reason: res.reason, extra };
   if (!ctx.ua.wire.fromNetwork(res)) {
     return {
@@ -326,9 +337,19 @@ async function call(ctx: ClientContext): Promise<Outcome> {
         ctx.out.event('terminated', { reason }, `call ended: ${reason}`);
         const extra = { endReason: reason, ...times };
         if (times.answered !== undefined)
-          resolve({ code: EXIT.ok, status: res?.status ?? 200, reason: res?.reason ?? 'OK', extra });
+          resolve({
+            code: EXIT.ok,
+            status: res?.status ?? 200,
+            reason: res?.reason ?? 'OK',
+            extra,
+          });
         else if (res) resolve(fromResponse(ctx, res, extra));
-        else resolve({ code: EXIT.timeout, hint: `the call ended (${reason}) without an answer`, extra });
+        else
+          resolve({
+            code: EXIT.timeout,
+            hint: `the call ended (${reason}) without an answer`,
+            extra,
+          });
       },
     });
     dum.send<ClientInviteSession>(dum.makeInviteSession(ctx.target, ctx.profile, { body: offer }));
@@ -364,9 +385,20 @@ async function subscribe(ctx: ClientContext): Promise<Outcome> {
       onTerminated: (_h, notify) => {
         if (timer) clearTimeout(timer);
         if (notify) show('terminated')(_h, notify);
-        if (notifies > 0) resolve({ code: EXIT.ok, status: firstFinal?.status ?? 200, reason: firstFinal?.reason ?? 'OK', extra: { notifies } });
+        if (notifies > 0)
+          resolve({
+            code: EXIT.ok,
+            status: firstFinal?.status ?? 200,
+            reason: firstFinal?.reason ?? 'OK',
+            extra: { notifies },
+          });
         else if (firstFinal) resolve(fromResponse(ctx, firstFinal, { notifies }));
-        else resolve({ code: EXIT.timeout, hint: `the subscription to ${ctx.target} got no answer`, extra: { notifies } });
+        else
+          resolve({
+            code: EXIT.timeout,
+            hint: `the subscription to ${ctx.target} got no answer`,
+            extra: { notifies },
+          });
       },
       onRequestRetry: () => -1,
     });
@@ -387,7 +419,12 @@ async function subscribe(ctx: ClientContext): Promise<Outcome> {
 }
 
 /** Call `fn` with each final response to `method` in dialog set `callId` that arrives. */
-function watchFinal(ctx: ClientContext, callId: string, method: string, fn: (res: SipResponse) => void): void {
+function watchFinal(
+  ctx: ClientContext,
+  callId: string,
+  method: string,
+  fn: (res: SipResponse) => void,
+): void {
   ctx.ua.wire.watch((e) => {
     if (e.direction !== 'receive' || e.message.isRequest) return;
     const res = e.message as SipResponse;

@@ -9,17 +9,17 @@ import {
   ServerInviteSession,
   type UserProfile,
 } from '@sipworks/dum';
-import { SipStack, type Transport, type TransportMessageEvent, CHANNELS } from '@sipworks/stack';
+import { CHANNELS, SipStack, type Transport, type TransportMessageEvent } from '@sipworks/stack';
 import { EXIT, type ExitCode, UsageError } from './errors.ts';
 import { Ladder } from './ladder.ts';
-import { makeTransport, type ListenProtocol } from './listen.ts';
+import { type ListenProtocol, makeTransport } from './listen.ts';
 import type { CliOptions } from './options.ts';
 import type { Output } from './output.ts';
+import { PcapWriter } from './pcap.ts';
 import { pidf } from './presence.ts';
 import { makeAnswer, makeOffer } from './sdp.ts';
 import { configureServer } from './serve.ts';
 import { hostPort, ladderMessage } from './wire.ts';
-import { PcapWriter } from './pcap.ts';
 
 /** One demo user: a stack with one transport, a DUM, and what it saw. */
 interface User {
@@ -38,10 +38,11 @@ const STEP_TIMEOUT_MS = 5000;
 
 function saw(u: User, what: string): void {
   u.seen.push(what);
-  for (const w of [...u.waiters]) if (what.startsWith(w.what)) {
-    u.waiters.splice(u.waiters.indexOf(w), 1);
-    w.resolve();
-  }
+  for (const w of [...u.waiters])
+    if (what.startsWith(w.what)) {
+      u.waiters.splice(u.waiters.indexOf(w), 1);
+      w.resolve();
+    }
 }
 
 /** Resolves when `u` sees an event starting with `what` (or saw one already after `since`). */
@@ -62,7 +63,11 @@ class StepTimeout extends Error {}
 export async function runDemo(o: CliOptions, out: Output): Promise<ExitCode> {
   if (o.args.length > 0) throw new UsageError(`demo takes no arguments, got '${o.args[0]}'`);
   const names = new Map<string, string>();
-  const ladder = new Ladder({ colour: out.colour && !out.json, columnWidth: 22, columns: ['alice', 'server', 'bob', 'carol'] });
+  const ladder = new Ladder({
+    colour: out.colour && !out.json,
+    columnWidth: 22,
+    columns: ['alice', 'server', 'bob', 'carol'],
+  });
   const pcap = o.pcap ? new PcapWriter(o.pcap) : undefined;
   let messages = 0;
   const inFlight = new Map<string, string[]>();
@@ -123,7 +128,11 @@ export async function runDemo(o: CliOptions, out: Output): Promise<ExitCode> {
       log: () => {},
     });
     for (const t of Object.values(serverTransports))
-      out.event('listening', { who: 'server', transport: t.protocol.toLowerCase(), port: t.local.port }, `server listens on ${t.protocol.toLowerCase()}:127.0.0.1:${t.local.port}`);
+      out.event(
+        'listening',
+        { who: 'server', transport: t.protocol.toLowerCase(), port: t.local.port },
+        `server listens on ${t.protocol.toLowerCase()}:127.0.0.1:${t.local.port}`,
+      );
 
     // ---- the users ----
     const serverUri = (p: ListenProtocol, user?: string) =>
@@ -139,7 +148,9 @@ export async function runDemo(o: CliOptions, out: Output): Promise<ExitCode> {
       const aor = `sip:${name}@127.0.0.1`;
       const creds = { realm: 'sipworks', username: name, password: passwords.get(name) as string };
       const profile = dum.makeUserProfile({ aor }).addCredentials(creds);
-      const regProfile = dum.makeUserProfile({ aor, outboundProxy: serverUri(protocol) }).addCredentials(creds);
+      const regProfile = dum
+        .makeUserProfile({ aor, outboundProxy: serverUri(protocol) })
+        .addCredentials(creds);
       const u: User = { name, protocol, stack, dum, profile, regProfile, seen: [], waiters: [] };
       dum.setClientRegistrationHandler({
         onSuccess: () => saw(u, 'registered'),
@@ -148,7 +159,8 @@ export async function runDemo(o: CliOptions, out: Output): Promise<ExitCode> {
         onRequestRetry: () => -1,
       });
       dum.addClientSubscriptionHandler('presence', {
-        onUpdateActive: (_h, n) => saw(u, `notify ${/<basic>(\w+)</.exec(new TextDecoder().decode(n.body))?.[1] ?? 'none'}`),
+        onUpdateActive: (_h, n) =>
+          saw(u, `notify ${/<basic>(\w+)</.exec(new TextDecoder().decode(n.body))?.[1] ?? 'none'}`),
         onTerminated: () => saw(u, 'subscription-ended'),
         onRequestRetry: () => -1,
       });
@@ -175,7 +187,10 @@ export async function runDemo(o: CliOptions, out: Output): Promise<ExitCode> {
           const s = h.get();
           if (!(s instanceof ServerInviteSession)) return;
           const answer = makeAnswer(new TextDecoder().decode(body), '127.0.0.1');
-          setTimeout(() => h.isValid() && (h.get() as ServerInviteSession).accept({ body: answer }), 100);
+          setTimeout(
+            () => h.isValid() && (h.get() as ServerInviteSession).accept({ body: answer }),
+            100,
+          );
           void m;
         },
         onProvisional: (_h, r) => saw(u, `provisional ${r.status}`),
@@ -198,7 +213,10 @@ export async function runDemo(o: CliOptions, out: Output): Promise<ExitCode> {
         await Promise.race([
           fn(),
           new Promise<never>((_r, reject) => {
-            timer = setTimeout(() => reject(new StepTimeout(`${title}: nothing after ${STEP_TIMEOUT_MS} ms`)), STEP_TIMEOUT_MS);
+            timer = setTimeout(
+              () => reject(new StepTimeout(`${title}: nothing after ${STEP_TIMEOUT_MS} ms`)),
+              STEP_TIMEOUT_MS,
+            );
           }),
         ]);
         steps.push({ step: title, ok: true, ms: Math.round(performance.now() - start) });
@@ -214,7 +232,12 @@ export async function runDemo(o: CliOptions, out: Output): Promise<ExitCode> {
     await step('register (digest auth)', async () => {
       for (const u of users) {
         const since = u.seen.length;
-        regs.set(u, u.dum.send<ClientRegistration>(u.dum.makeRegistration(undefined, u.regProfile, { expires: 300 })));
+        regs.set(
+          u,
+          u.dum.send<ClientRegistration>(
+            u.dum.makeRegistration(undefined, u.regProfile, { expires: 300 }),
+          ),
+        );
         await until(u, 'registered', since);
       }
     });
@@ -223,8 +246,20 @@ export async function runDemo(o: CliOptions, out: Output): Promise<ExitCode> {
     await step('subscribe to presence', async () => {
       const a = alice.seen.length;
       const b = bob.seen.length;
-      subs.push(alice.dum.send(alice.dum.makeSubscription(serverUri('udp', 'bob'), 'presence', alice.profile, { expires: 300 })));
-      subs.push(bob.dum.send(bob.dum.makeSubscription(serverUri('tcp', 'alice'), 'presence', bob.profile, { expires: 300 })));
+      subs.push(
+        alice.dum.send(
+          alice.dum.makeSubscription(serverUri('udp', 'bob'), 'presence', alice.profile, {
+            expires: 300,
+          }),
+        ),
+      );
+      subs.push(
+        bob.dum.send(
+          bob.dum.makeSubscription(serverUri('tcp', 'alice'), 'presence', bob.profile, {
+            expires: 300,
+          }),
+        ),
+      );
       await Promise.all([until(alice, 'notify', a), until(bob, 'notify', b)]);
     });
 
@@ -232,29 +267,65 @@ export async function runDemo(o: CliOptions, out: Output): Promise<ExitCode> {
     await step('publish presence (open)', async () => {
       const a = alice.seen.length;
       const b = bob.seen.length;
-      pubs.push(alice.dum.send(alice.dum.makePublication(serverUri('udp', 'alice'), 'presence', alice.profile, pidf('sip:alice@127.0.0.1', 'open'), 'application/pidf+xml', { expires: 300 })));
+      pubs.push(
+        alice.dum.send(
+          alice.dum.makePublication(
+            serverUri('udp', 'alice'),
+            'presence',
+            alice.profile,
+            pidf('sip:alice@127.0.0.1', 'open'),
+            'application/pidf+xml',
+            { expires: 300 },
+          ),
+        ),
+      );
       await Promise.all([until(alice, 'published', a), until(bob, 'notify open', b)]);
       const a2 = alice.seen.length;
-      pubs.push(bob.dum.send(bob.dum.makePublication(serverUri('tcp', 'bob'), 'presence', bob.profile, pidf('sip:bob@127.0.0.1', 'open'), 'application/pidf+xml', { expires: 300 })));
+      pubs.push(
+        bob.dum.send(
+          bob.dum.makePublication(
+            serverUri('tcp', 'bob'),
+            'presence',
+            bob.profile,
+            pidf('sip:bob@127.0.0.1', 'open'),
+            'application/pidf+xml',
+            { expires: 300 },
+          ),
+        ),
+      );
       await until(alice, 'notify open', a2);
     });
 
     await step('MESSAGE relayed by the server', async () => {
       const a = alice.seen.length;
       const b = bob.seen.length;
-      alice.dum.makePagerMessage(serverUri('udp', 'bob'), alice.profile).get().page('Hello Bob, alice here');
-      await Promise.all([until(bob, 'message-from alice', b), until(alice, 'message-delivered', a)]);
+      alice.dum
+        .makePagerMessage(serverUri('udp', 'bob'), alice.profile)
+        .get()
+        .page('Hello Bob, alice here');
+      await Promise.all([
+        until(bob, 'message-from alice', b),
+        until(alice, 'message-delivered', a),
+      ]);
       const c = carol.seen.length;
       const b2 = bob.seen.length;
-      carol.dum.makePagerMessage(serverUri('ws', 'bob'), carol.profile).get().page('Hi Bob, from carol over WebSocket');
-      await Promise.all([until(bob, 'message-from carol', b2), until(carol, 'message-delivered', c)]);
+      carol.dum
+        .makePagerMessage(serverUri('ws', 'bob'), carol.profile)
+        .get()
+        .page('Hi Bob, from carol over WebSocket');
+      await Promise.all([
+        until(bob, 'message-from carol', b2),
+        until(carol, 'message-delivered', c),
+      ]);
     });
 
     await step('call alice -> bob through the server (B2BUA), then hang up', async () => {
       const a = alice.seen.length;
       const b = bob.seen.length;
       const call = alice.dum.send<ClientInviteSession>(
-        alice.dum.makeInviteSession(serverUri('udp', 'bob'), alice.profile, { body: makeOffer('127.0.0.1') }),
+        alice.dum.makeInviteSession(serverUri('udp', 'bob'), alice.profile, {
+          body: makeOffer('127.0.0.1'),
+        }),
       );
       await Promise.all([until(alice, 'connected', a), until(bob, 'connected', b)]);
       // HOLD (re-INVITE with a=sendonly) goes here once the DUM has re-INVITE: it is being
@@ -279,12 +350,22 @@ export async function runDemo(o: CliOptions, out: Output): Promise<ExitCode> {
     });
     await new Promise((r) => setTimeout(r, 50));
     const ms = Math.round(performance.now() - t0);
-    out.event('summary', { ok: true, messages, steps, elapsedMs: ms }, summary(steps, messages, ms));
+    out.event(
+      'summary',
+      { ok: true, messages, steps, elapsedMs: ms },
+      summary(steps, messages, ms),
+    );
     return EXIT.ok;
   } catch (e) {
     const ms = Math.round(performance.now() - t0);
-    out.event('summary', { ok: false, messages, steps, elapsedMs: ms }, summary(steps, messages, ms));
-    out.error(`demo failed: ${(e as Error).message}; run it again with --trace=full to see every message`);
+    out.event(
+      'summary',
+      { ok: false, messages, steps, elapsedMs: ms },
+      summary(steps, messages, ms),
+    );
+    out.error(
+      `demo failed: ${(e as Error).message}; run it again with --trace=full to see every message`,
+    );
     return e instanceof StepTimeout ? EXIT.timeout : EXIT.failure;
   } finally {
     dc.unsubscribe(CHANNELS.send, onSend);
@@ -294,7 +375,11 @@ export async function runDemo(o: CliOptions, out: Output): Promise<ExitCode> {
   }
 }
 
-function summary(steps: { step: string; ok: boolean; ms: number }[], messages: number, ms: number): string {
+function summary(
+  steps: { step: string; ok: boolean; ms: number }[],
+  messages: number,
+  ms: number,
+): string {
   const lines = ['', 'Summary'];
   for (const s of steps) lines.push(`  ${s.ok ? 'ok  ' : 'FAIL'} ${s.step} (${s.ms} ms)`);
   lines.push('  -- hold (re-INVITE) and transfer (REFER): not yet in the DUM');

@@ -1,5 +1,12 @@
-export { EXIT, type ExitCode, CliError, UsageError } from './errors.ts';
-export { Ladder, type LadderMessage, type LadderOptions, formatTime, labelOf, renderLadder } from './ladder.ts';
+export { CliError, EXIT, type ExitCode, UsageError } from './errors.ts';
+export {
+  formatTime,
+  Ladder,
+  type LadderMessage,
+  type LadderOptions,
+  labelOf,
+  renderLadder,
+} from './ladder.ts';
 export { describeTransport, type ListenSpec, makeTransport, parseListen } from './listen.ts';
 export { type CliOptions, parseCommandLine, USAGE } from './options.ts';
 export {

@@ -143,8 +143,13 @@ export class Ladder {
       // A message to oneself (a loop): drawn beside the lifeline.
       const c = this.centre(a);
       const text = `<-- ${m.label}`;
-      for (let i = 0; i < text.length && c + 1 + i < total; i++) cells[c + 1 + i] = text[i] as string;
-      paint.push({ from: c + 1, to: Math.min(total, c + 1 + text.length), colour: colourOf(m.status) });
+      for (let i = 0; i < text.length && c + 1 + i < total; i++)
+        cells[c + 1 + i] = text[i] as string;
+      paint.push({
+        from: c + 1,
+        to: Math.min(total, c + 1 + text.length),
+        colour: colourOf(m.status),
+      });
     } else {
       const left = Math.min(this.centre(a), this.centre(b));
       const right = Math.max(this.centre(a), this.centre(b));

@@ -97,7 +97,11 @@ function number(name: string, value: string | undefined, min: number): number | 
   return n;
 }
 
-function oneOf<T extends string>(name: string, value: string | undefined, allowed: readonly T[]): T | undefined {
+function oneOf<T extends string>(
+  name: string,
+  value: string | undefined,
+  allowed: readonly T[],
+): T | undefined {
   if (value === undefined) return undefined;
   if (!(allowed as readonly string[]).includes(value))
     throw new UsageError(`--${name} ${value}: expected one of ${allowed.join(', ')}`);
@@ -126,7 +130,9 @@ export function parseCommandLine(argv: string[]): CliOptions {
   const help = v.help === true;
   if (command === undefined) {
     if (help) return defaults('help', [], trace);
-    throw new UsageError('no command given: name one of options, register, message, call, subscribe, publish, serve, demo');
+    throw new UsageError(
+      'no command given: name one of options, register, message, call, subscribe, publish, serve, demo',
+    );
   }
   if (!(COMMANDS as readonly string[]).includes(command))
     throw new UsageError(`unknown command '${command}': use one of ${COMMANDS.join(', ')}`);

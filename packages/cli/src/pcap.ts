@@ -41,7 +41,8 @@ export function pcapFileHeader(linktype = LINKTYPE_RAW): Uint8Array {
 /** One's-complement sum of 16-bit words (RFC 1071), folded, not yet complemented. */
 function sum16(data: Uint8Array, initial = 0): number {
   let s = initial;
-  for (let i = 0; i + 1 < data.length; i += 2) s += ((data[i] as number) << 8) | (data[i + 1] as number);
+  for (let i = 0; i + 1 < data.length; i += 2)
+    s += ((data[i] as number) << 8) | (data[i + 1] as number);
   if (data.length % 2 === 1) s += (data[data.length - 1] as number) << 8;
   while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
   return s;
@@ -63,7 +64,8 @@ function ipv6Bytes(address: string): Buffer {
   }
   const [head, rest] = a.includes('::') ? (a.split('::') as [string, string]) : [a, undefined];
   const h = head ? head.split(':').map((x) => Number.parseInt(x || '0', 16)) : [];
-  const r = rest !== undefined && rest !== '' ? rest.split(':').map((x) => Number.parseInt(x, 16)) : [];
+  const r =
+    rest !== undefined && rest !== '' ? rest.split(':').map((x) => Number.parseInt(x, 16)) : [];
   const words =
     rest === undefined
       ? [...h, ...tail]

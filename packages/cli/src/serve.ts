@@ -1,14 +1,14 @@
 import { readFileSync } from 'node:fs';
 import {
-  type ContactBinding,
-  canonicalAor,
   type ClientInviteSession,
   type ClientPagerMessage,
+  type ContactBinding,
+  canonicalAor,
   type DialogUsageManager,
   type Handle,
   type InviteSession,
   ServerAuthManager,
-  ServerInviteSession,
+  type ServerInviteSession,
   type ServerSubscription,
   SqliteRegistrationPersistence,
 } from '@sipworks/dum';
@@ -41,7 +41,9 @@ export function readUsers(file: string): Map<string, string> {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new CliError(`cannot read --users ${file}: ${(e as Error).message}; give a file of user:password lines`);
+    throw new CliError(
+      `cannot read --users ${file}: ${(e as Error).message}; give a file of user:password lines`,
+    );
   }
   const users = new Map<string, string>();
   text.split(/\r?\n/).forEach((raw, i) => {
@@ -52,7 +54,8 @@ export function readUsers(file: string): Map<string, string> {
       throw new UsageError(`--users ${file} line ${i + 1}: expected user:password, got '${line}'`);
     users.set(line.slice(0, colon), line.slice(colon + 1));
   });
-  if (users.size === 0) throw new UsageError(`--users ${file} names no user: add user:password lines`);
+  if (users.size === 0)
+    throw new UsageError(`--users ${file} names no user: add user:password lines`);
   return users;
 }
 
@@ -100,7 +103,11 @@ interface Bridge {
  * users, and an endpoint for everything else (OPTIONS, MESSAGE, INVITE answered with
  * 180 then 200).
  */
-export function configureServer(dum: DialogUsageManager, transports: Transport[], s: ServerSettings): void {
+export function configureServer(
+  dum: DialogUsageManager,
+  transports: Transport[],
+  s: ServerSettings,
+): void {
   if (s.users) {
     const users = s.users;
     dum.setServerAuthManager(
@@ -138,12 +145,15 @@ export function configureServer(dum: DialogUsageManager, transports: Transport[]
     if (found.length === 0 && uri.user) {
       // The same user registered under another host spelling or port (localhost, 127.0.0.1...).
       for (const aor of await store.aors()) {
-        if (aor.replace(/^sips?:/, '').split('@')[0] === uri.user) found = found.concat(await store.getContacts(aor));
+        if (aor.replace(/^sips?:/, '').split('@')[0] === uri.user)
+          found = found.concat(await store.getContacts(aor));
       }
     }
     return found.filter((b) => {
       const c = b.contact.uri;
-      return !ownAddresses.has(hostPort({ address: c.host.replace(/^\[|\]$/g, ''), port: c.port ?? 5060 }));
+      return !ownAddresses.has(
+        hostPort({ address: c.host.replace(/^\[|\]$/g, ''), port: c.port ?? 5060 }),
+      );
     });
   };
 
@@ -159,24 +169,31 @@ export function configureServer(dum: DialogUsageManager, transports: Transport[]
       sub.send(sub.update(st.body, st.contentType));
     }
   };
-  const onPublish = (remove: boolean) => (h: Handle<import('@sipworks/dum').ServerPublication>, etag: string, publish: SipRequest) => {
-    h.get().accept();
-    const key = resourceKey(publish.uri);
-    if (remove) published.delete(key);
-    else if (publish.body.length > 0)
-      published.set(key, { body: publish.body, contentType: publish.header('Content-Type') ?? 'application/pidf+xml', etag });
-    s.log(`${remove ? 'unpublished' : 'published'} presence of ${key}`, { resource: key });
-    notifyAll(key);
-  };
+  const onPublish =
+    (remove: boolean) =>
+    (h: Handle<import('@sipworks/dum').ServerPublication>, etag: string, publish: SipRequest) => {
+      h.get().accept();
+      const key = resourceKey(publish.uri);
+      if (remove) published.delete(key);
+      else if (publish.body.length > 0)
+        published.set(key, {
+          body: publish.body,
+          contentType: publish.header('Content-Type') ?? 'application/pidf+xml',
+          etag,
+        });
+      s.log(`${remove ? 'unpublished' : 'published'} presence of ${key}`, { resource: key });
+      notifyAll(key);
+    };
   dum.addServerPublicationHandler('presence', {
     onInitial: onPublish(false),
     onUpdate: onPublish(false),
     onRemoved: onPublish(true),
     onExpired: (_h, etag) => {
-      for (const [key, p] of published) if (p.etag === etag) {
-        published.delete(key);
-        notifyAll(key);
-      }
+      for (const [key, p] of published)
+        if (p.etag === etag) {
+          published.delete(key);
+          notifyAll(key);
+        }
     },
   });
   for (const event of ['presence', 'message-summary', 'dialog']) {
@@ -253,11 +270,16 @@ export function configureServer(dum: DialogUsageManager, transports: Transport[]
     },
     onProvisional: (h, res) => {
       const b = bridges.get(h.id);
-      if (!b || !b.caller.isValid() || b.caller.get().state !== 'proceeding' || res.status === 100) return;
+      if (!b?.caller.isValid() || b.caller.get().state !== 'proceeding' || res.status === 100)
+        return;
       const caller = b.caller.get();
       try {
         if (res.body.length > 0)
-          caller.provisional(res.status, { body: res.body, contentType: res.header('Content-Type') ?? 'application/sdp', reason: res.reason });
+          caller.provisional(res.status, {
+            body: res.body,
+            contentType: res.header('Content-Type') ?? 'application/sdp',
+            reason: res.reason,
+          });
         else caller.provisional(res.status, { reason: res.reason });
       } catch (e) {
         s.log(`could not mirror ${res.status}: ${(e as Error).message}`, {});
@@ -306,7 +328,11 @@ export function configureServer(dum: DialogUsageManager, transports: Transport[]
     },
   });
 
-  const bridge = (h: Handle<ServerInviteSession>, invite: SipRequest, contacts: ContactBinding[]) => {
+  const bridge = (
+    h: Handle<ServerInviteSession>,
+    invite: SipRequest,
+    contacts: ContactBinding[],
+  ) => {
     const contact = contacts[0] as ContactBinding;
     const from = invite.from.clone();
     from.params.delete('tag');
@@ -315,9 +341,13 @@ export function configureServer(dum: DialogUsageManager, transports: Transport[]
     const req = dum.makeInviteSession(
       contact.contact.uri,
       profile,
-      invite.body.length > 0 ? { body: invite.body, ...(ct ? { contentType: ct } : {}) } : undefined,
+      invite.body.length > 0
+        ? { body: invite.body, ...(ct ? { contentType: ct } : {}) }
+        : undefined,
     );
-    s.log(`bridging INVITE ${invite.from.uri} -> ${contact.contact.uri}`, { to: contact.contact.uri.toString() });
+    s.log(`bridging INVITE ${invite.from.uri} -> ${contact.contact.uri}`, {
+      to: contact.contact.uri.toString(),
+    });
     const b: Bridge = { caller: h, callee: undefined, answer: undefined, failure: undefined };
     bridges.set(h.id, b);
     const callee = dum.send<ClientInviteSession>(req);
@@ -335,7 +365,10 @@ export function configureServer(dum: DialogUsageManager, transports: Transport[]
     const me = local === '0.0.0.0' || local === '::' ? '127.0.0.1' : local;
     let sdp: string;
     try {
-      sdp = invite.body.length > 0 ? makeAnswer(new TextDecoder().decode(invite.body), me) : makeOffer(me);
+      sdp =
+        invite.body.length > 0
+          ? makeAnswer(new TextDecoder().decode(invite.body), me)
+          : makeOffer(me);
     } catch (e) {
       session.reject(488, `Not Acceptable Here (${(e as Error).message})`);
       return;
@@ -374,7 +407,15 @@ function relayMessage(
           pager.get().page(msg.body, ct);
         }),
     ),
-  ).then((all) => all.reduce((best, r) => (r.status < 300 || (best.status >= 300 && r.status < best.status) ? (best.status < 300 ? best : r) : best)));
+  ).then((all) =>
+    all.reduce((best, r) =>
+      r.status < 300 || (best.status >= 300 && r.status < best.status)
+        ? best.status < 300
+          ? best
+          : r
+        : best,
+    ),
+  );
 }
 
 /** `sipworks serve`: run until SIGINT or SIGTERM. */
@@ -414,7 +455,8 @@ export async function runServe(o: CliOptions, out: Output): Promise<ExitCode> {
       answer: o.answer,
       answerDelayMs: o.answerDelay,
       earlyMedia: o.earlyMedia,
-      log: (line, fields) => out.event('log', { message: line, ...fields }, `${formatTime(Date.now())} ${line}`),
+      log: (line, fields) =>
+        out.event('log', { message: line, ...fields }, `${formatTime(Date.now())} ${line}`),
     });
   } catch (e) {
     wire.stop();
@@ -450,7 +492,13 @@ function logRequest(out: Output, e: TransportMessageEvent): void {
   if (r.method === 'ACK') return;
   out.event(
     'request',
-    { method: r.method, uri: r.uri.toString(), from: r.from.uri.toString(), protocol: e.protocol, source: hostPort(e.remote) },
+    {
+      method: r.method,
+      uri: r.uri.toString(),
+      from: r.from.uri.toString(),
+      protocol: e.protocol,
+      source: hostPort(e.remote),
+    },
     `${formatTime(e.time)} ${r.method} ${r.uri} from ${r.from.uri} (${e.protocol.toLowerCase()} ${hostPort(e.remote)})`,
   );
 }

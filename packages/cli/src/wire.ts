@@ -32,7 +32,9 @@ export function ladderMessage(e: TransportMessageEvent): LadderMessage {
     time: e.time,
     from: e.direction === 'send' ? local : remote,
     to: e.direction === 'send' ? remote : local,
-    label: labelOf(res ? { status: res.status, reason: res.reason } : { method: (m as SipRequest).method }),
+    label: labelOf(
+      res ? { status: res.status, reason: res.reason } : { method: (m as SipRequest).method },
+    ),
     status: res?.status,
     note: e.protocol,
   };

@@ -23,10 +23,10 @@ describe('ladder renderer (a call flow drawn as sngrep does, RFC 3261 §24.2 exa
   });
 
   it('places the lifelines under the names and keeps unrelated columns as plain lifelines', () => {
-    const lines = renderLadder(
-      [{ time: T, from: 'C', to: 'A', label: 'MESSAGE' }],
-      { columns: ['A', 'B', 'C'], columnWidth: 16 },
-    );
+    const lines = renderLadder([{ time: T, from: 'C', to: 'A', label: 'MESSAGE' }], {
+      columns: ['A', 'B', 'C'],
+      columnWidth: 16,
+    });
     const header = lines[0] as string;
     const arrow = lines[1] as string;
     for (const name of ['A', 'C']) expect(arrow[header.indexOf(name)]).toMatch(/[|<>]/);
@@ -72,9 +72,7 @@ describe('ladder renderer (a call flow drawn as sngrep does, RFC 3261 §24.2 exa
   });
 
   it('writes a note (the transport) after the arrow, and a loop beside the lifeline', () => {
-    const lines = renderLadder([
-      { time: T, from: 'A', to: 'A', label: 'OPTIONS', note: 'UDP' },
-    ]);
+    const lines = renderLadder([{ time: T, from: 'A', to: 'A', label: 'OPTIONS', note: 'UDP' }]);
     expect(lines[1]).toMatch(/\|<-- OPTIONS UDP$/);
   });
 

@@ -81,7 +81,9 @@ export class Server {
       const hit = this.events.find(pred);
       if (hit) return hit;
       if (Date.now() > end || this.child.exitCode !== null)
-        throw new Error(`serve: no matching event; stdout:\n${this.stdout}\nstderr:\n${this.stderr}`);
+        throw new Error(
+          `serve: no matching event; stdout:\n${this.stdout}\nstderr:\n${this.stderr}`,
+        );
       await new Promise<void>((r) => {
         const t = setTimeout(r, 200);
         this.waiters.push(() => {
