@@ -166,6 +166,7 @@ export async function runDemo(o: CliOptions, out: Output): Promise<ExitCode> {
       });
       dum.addClientPublicationHandler('presence', {
         onSuccess: () => saw(u, 'published'),
+        onRemove: () => saw(u, 'unpublished'),
         onFailure: (_h, r) => saw(u, `publish-failed ${r.status}`),
       });
       dum.setClientPagerMessageHandler({
@@ -341,7 +342,9 @@ export async function runDemo(o: CliOptions, out: Output): Promise<ExitCode> {
     await step('unsubscribe and unregister', async () => {
       for (const s of subs) if (s.isValid()) s.get().end();
       await Promise.all([until(alice, 'subscription-ended'), until(bob, 'subscription-ended')]);
+      const unpublished = [until(alice, 'unpublished'), until(bob, 'unpublished')];
       for (const p of pubs) if (p.isValid()) p.get().end();
+      await Promise.all(unpublished);
       for (const u of users) {
         const since = u.seen.length;
         regs.get(u)?.get().removeMyBindings();

@@ -164,7 +164,8 @@ export function configureServer(
     for (const h of watchers.get(key) ?? []) {
       if (!h.isValid()) continue;
       const sub = h.get();
-      if (sub.event !== 'presence') continue;
+      // A subscription being ended has had its final NOTIFY (RFC 6665 §4.2.2).
+      if (sub.event !== 'presence' || sub.state === 'terminated') continue;
       const st = stateBody('presence', sub.subscribe.uri, published.get(key));
       sub.send(sub.update(st.body, st.contentType));
     }
