@@ -126,6 +126,9 @@ export async function runClient(o: CliOptions, out: Output): Promise<ExitCode> {
         }),
       );
     const outcome = await withDeadline(ctx, commandFor(ctx));
+    // Let what is still going finish: a CANCEL after a timeout, the answer to a BYE or to an
+    // unsubscribe. Registrations and publications are left in place (they are the point).
+    await settle(ctx.ua, outcome.code === EXIT.timeout);
     report(ctx, outcome);
     return outcome.code;
   } finally {
@@ -151,6 +154,24 @@ function commandFor(ctx: ClientContext): Promise<Outcome> {
     default:
       throw new UsageError(`${ctx.o.command} is not a client command`);
   }
+}
+
+/** How long to wait for a CANCEL's, BYE's or unsubscribe's answer before exiting. */
+const SETTLE_MS = 2000;
+
+/**
+ * End the invite sessions and subscriptions still alive (CANCEL before an answer, BYE
+ * after, Expires: 0) when `endAll`, then wait, bounded, until the usages that ended are
+ * gone (their last request answered).
+ */
+async function settle(ua: Ua, endAll: boolean): Promise<void> {
+  const lingering = () =>
+    ua.dum.handles
+      .all()
+      .filter((u) => /InviteSession|ClientSubscription/.test((u as { kind?: string }).kind ?? ''));
+  if (endAll) for (const u of lingering()) (u as { end?: () => void }).end?.();
+  const until = Date.now() + SETTLE_MS;
+  while (lingering().length > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
 }
 
 /** The command's outcome, or a timeout outcome after `--timeout` seconds. */
@@ -184,13 +205,17 @@ function fromResponse(
 ): Outcome {
   if (res.status < 300) return { code: EXIT.ok, status: res.status, reason: res.reason, extra };
   if (!ctx.ua.wire.fromNetwork(res)) {
+    const tls = /certificate|unknown CA|hostname mismatch|TLS handshake/i.test(res.reason);
     return {
       code: EXIT.timeout,
       status: res.status,
       reason: res.reason,
-      hint:
-        `${res.reason}: no answer from ${ctx.target}; check the address, the port and the ` +
-        'transport (--transport udp|tcp|tls|ws), and that a server is running there',
+      hint: tls
+        ? `${res.reason}: the server's TLS certificate was not accepted; give the server a ` +
+          'certificate a trusted CA issued for that name, trust its CA with --ca FILE, or pass ' +
+          '--insecure to skip the check'
+        : `${res.reason}: no answer from ${ctx.target}; check the address, the port and the ` +
+          'transport (--transport udp|tcp|tls|ws|wss), and that a server is running there',
       extra,
     };
   }

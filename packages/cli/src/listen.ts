@@ -13,6 +13,11 @@ export interface ListenSpec {
   protocol: ListenProtocol;
   host: string;
   port: number;
+  /**
+   * Added by a client for the protocol of its target, not asked for with --listen: a TLS
+   * or WSS transport without a certificate then only opens connections.
+   */
+  clientOnly?: boolean;
 }
 
 const PROTOCOLS = new Set<string>(['udp', 'tcp', 'tls', 'ws', 'wss']);
@@ -35,6 +40,8 @@ export function parseListen(value: string): ListenSpec {
 export interface TlsFiles {
   cert?: string | undefined;
   key?: string | undefined;
+  /** Trust anchors (PEM) added to Node's CAs, for the server certificates we check. */
+  ca?: string | undefined;
   /** Do not verify server certificates (connections this side opens). */
   insecure?: boolean | undefined;
 }
@@ -49,11 +56,15 @@ function read(file: string, what: string): string {
   }
 }
 
-/** The transport for a listen spec. TLS and WSS listeners need `--cert` and `--key`. */
+/**
+ * The transport for a listen spec. TLS and WSS listeners need `--cert` and `--key`;
+ * without them a TLS transport, or a WSS one a client added, only opens connections.
+ */
 export function makeTransport(spec: ListenSpec, tls: TlsFiles): Transport {
   const { host: address, port } = spec;
   const cert = tls.cert ? read(tls.cert, 'certificate (--cert)') : undefined;
   const key = tls.key ? read(tls.key, 'key (--key)') : undefined;
+  const ca = tls.ca ? read(tls.ca, 'CA certificates (--ca)') : undefined;
   switch (spec.protocol) {
     case 'udp':
       return new UdpTransport({ address, port });
@@ -64,18 +75,34 @@ export function makeTransport(spec: ListenSpec, tls: TlsFiles): Transport {
         address,
         port,
         ...(cert && key ? { cert, key } : {}),
+        ...(ca ? { ca } : {}),
         ...(tls.insecure ? { rejectUnauthorized: false } : {}),
       });
     case 'ws':
       return new WsTransport({ address, port, pingIntervalMs: 0 });
     case 'wss':
-      if (!cert || !key)
-        throw new UsageError('--listen wss:... needs --cert FILE and --key FILE (PEM)');
+      if (!cert || !key) {
+        if (!spec.clientOnly)
+          throw new UsageError('--listen wss:... needs --cert FILE and --key FILE (PEM)');
+        // A client: connections out only, as a browser has them (RFC 7118 §5.4).
+        return new WsTransport({
+          address,
+          listen: false,
+          secure: true,
+          pingIntervalMs: 0,
+          tls: { ...(ca ? { ca } : {}), ...(tls.insecure ? { rejectUnauthorized: false } : {}) },
+        });
+      }
       return new WsTransport({
         address,
         port,
         pingIntervalMs: 0,
-        tls: { cert, key, ...(tls.insecure ? { rejectUnauthorized: false } : {}) },
+        tls: {
+          cert,
+          key,
+          ...(ca ? { ca } : {}),
+          ...(tls.insecure ? { rejectUnauthorized: false } : {}),
+        },
       });
     default:
       throw new UsageError(`unknown protocol ${spec.protocol satisfies never}`);

@@ -44,6 +44,7 @@ Common options:
   --user NAME --password PW  digest credentials (the user also names the From)
   --from URI                 the From address (default sip:USER@target-host)
   --cert FILE --key FILE     certificate and key (PEM) for tls and wss listeners
+  --ca FILE                  trust these CA certificates (PEM) for the server's TLS certificate
   --insecure                 do not verify the server's TLS certificate
   --timeout SECONDS          give up after this long (default 10)
   --trace[=full]             draw a ladder diagram of the messages (full: print them too)
@@ -66,6 +67,7 @@ export interface CliOptions {
   from: string | undefined;
   cert: string | undefined;
   key: string | undefined;
+  ca: string | undefined;
   insecure: boolean;
   timeout: number;
   trace: TraceMode;
@@ -146,6 +148,7 @@ export function parseCommandLine(argv: string[]): CliOptions {
   o.from = v.from;
   o.cert = v.cert;
   o.key = v.key;
+  o.ca = v.ca;
   o.insecure = v.insecure === true;
   o.timeout = number('timeout', v.timeout, 0.1) ?? o.timeout;
   o.pcap = v.pcap;
@@ -186,6 +189,7 @@ function defaults(command: Command, args: string[], trace: TraceMode): CliOption
     from: undefined,
     cert: undefined,
     key: undefined,
+    ca: undefined,
     insecure: false,
     timeout: 10,
     trace,
@@ -224,6 +228,7 @@ function parse(args: string[]) {
       from: { type: 'string' },
       cert: { type: 'string' },
       key: { type: 'string' },
+      ca: { type: 'string' },
       insecure: { type: 'boolean' },
       timeout: { type: 'string', short: 't' },
       pcap: { type: 'string' },

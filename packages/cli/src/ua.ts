@@ -61,7 +61,7 @@ export async function startUa(
     const p = n.protocol as ListenSpec['protocol'];
     if (!specs.some((s) => s.protocol === p)) {
       const host = n.host.startsWith('[') || n.host.includes(':') ? '::1' : loopbackOrAny(n.host);
-      specs.push({ protocol: p, host, port: 0 });
+      specs.push({ protocol: p, host, port: 0, clientOnly: true });
     }
   }
   const wire = new Wire({
@@ -75,7 +75,7 @@ export async function startUa(
   const transports: Transport[] = [];
   try {
     for (const s of specs) {
-      const t = makeTransport(s, { cert: o.cert, key: o.key, insecure: o.insecure });
+      const t = makeTransport(s, { cert: o.cert, key: o.key, ca: o.ca, insecure: o.insecure });
       try {
         await stack.addTransport(t);
       } catch (e) {

@@ -1,10 +1,10 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LINKTYPE_RAW, pcapFileHeader, pcapRecord, udpPacket } from '../src/pcap.ts';
-import { killAll, sipworks } from './support.ts';
+import { externalTool, killAll, sipworks } from './support.ts';
 
 /** One's-complement sum over 16-bit words, as a receiver checks a checksum (RFC 1071). */
 function fold(data: Uint8Array, initial = 0): number {
@@ -66,20 +66,10 @@ describe('pcap records (libpcap format, LINKTYPE_RAW, RFC 768 / RFC 791 / RFC 82
   });
 });
 
-/** tshark, when installed; CI must have it (.ci/run installs it). */
-function tsharkInfo(): { available: boolean; reason: string } {
-  const r = spawnSync('tshark', ['--version'], { encoding: 'utf8', timeout: 10_000 });
-  if (r.error) return { available: false, reason: `tshark not found (${r.error.message})` };
-  return { available: r.status === 0, reason: r.stderr };
-}
-const tshark = tsharkInfo();
-const inCi = process.env.CI === 'true';
-if (!tshark.available && !inCi)
-  console.warn(
-    `[cli] pcap read-back test skipped: ${tshark.reason} (apt-get install tshark); with CI=true it fails instead`,
-  );
+/** tshark reads the capture back; CI has it (.ci/run installs it). */
+const tshark = externalTool('tshark', ['--version'], 'apt-get install tshark');
 
-describe.skipIf(!tshark.available && !inCi)('--pcap read back by tshark', () => {
+describe.skipIf(tshark.skip)('--pcap read back by tshark', () => {
   afterEach(() => killAll());
 
   it('the demo capture decodes as SIP: REGISTER, 401, INVITE, 180, BYE... (RFC 3261 §7)', async () => {

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -118,4 +118,27 @@ export class Server {
 export function killAll(): void {
   for (const c of running) c.kill('SIGKILL');
   running.clear();
+}
+
+/** Whether this run is CI's, where a missing tool fails the tests that need it. */
+export const inCi = process.env.CI === 'true';
+
+/**
+ * Whether an external program runs (`name ...args` exits 0). When it does not, the tests
+ * that need it skip with the reason printed, as the interop suites do, except in CI
+ * (`CI=true`), where they run and fail.
+ */
+export function externalTool(
+  name: string,
+  args: string[],
+  install: string,
+): { available: boolean; reason: string; skip: boolean } {
+  const r = spawnSync(name, args, { encoding: 'utf8', timeout: 10_000 });
+  const available = !r.error && r.status === 0;
+  const reason = r.error ? `${name} not found (${r.error.message})` : `${name} exited ${r.status}`;
+  if (!available && !inCi)
+    console.warn(
+      `[cli] tests needing ${name} skipped: ${reason} (${install}); with CI=true they fail instead`,
+    );
+  return { available, reason, skip: !available && !inCi };
 }
