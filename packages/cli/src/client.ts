@@ -386,7 +386,7 @@ async function subscribe(ctx: ClientContext): Promise<Outcome> {
   const event = ctx.o.event as string;
   const pkg = event.split(';')[0]?.trim().toLowerCase() ?? event;
   let notifies = 0;
-  let firstFinal: SipResponse | undefined;
+  let lastFinal: SipResponse | undefined;
   return new Promise((resolve) => {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const show = (kind: string) => (_h: unknown, notify: SipRequest) => {
@@ -413,11 +413,11 @@ async function subscribe(ctx: ClientContext): Promise<Outcome> {
         if (notifies > 0)
           resolve({
             code: EXIT.ok,
-            status: firstFinal?.status ?? 200,
-            reason: firstFinal?.reason ?? 'OK',
+            status: lastFinal?.status ?? 200,
+            reason: lastFinal?.reason ?? 'OK',
             extra: { notifies },
           });
-        else if (firstFinal) resolve(fromResponse(ctx, firstFinal, { notifies }));
+        else if (lastFinal) resolve(fromResponse(ctx, lastFinal, { notifies }));
         else
           resolve({
             code: EXIT.timeout,
@@ -432,7 +432,8 @@ async function subscribe(ctx: ClientContext): Promise<Outcome> {
     });
     // The SUBSCRIBE's final response, for the exit status (the handler is not given it).
     watchFinal(ctx, req.callId, 'SUBSCRIBE', (res) => {
-      firstFinal ??= res;
+      // The last one counts: a 401/407 is followed by the retry's answer.
+      lastFinal = res;
       responseEvent(ctx, res);
     });
     if (ctx.o.duration === undefined)

@@ -34,7 +34,7 @@ Server:
     --answer-delay MS                 ring this long before answering (default 200)
     --early-media                     send 183 with SDP before the 200
     --session-expires S, --prack never|supported|required   session timer and 100rel settings
-  demo                                a server and two users on loopback: the whole flow, drawn
+  demo                                a server and three users on loopback: the whole flow, drawn
 
 Common options:
   --listen PROTO:HOST:PORT   udp|tcp|tls|ws|wss; repeatable; port 0 picks a free one
