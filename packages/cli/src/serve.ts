@@ -228,15 +228,15 @@ export function configureServer(
   dum.setServerPagerMessageHandler({
     onMessageArrived: (h, msg) => {
       const text = new TextDecoder().decode(msg.body);
-      contactsOf(msg.uri).then(
-        (contacts) => {
+      contactsOf(msg.uri)
+        .then((contacts) => {
           if (!h.isValid()) return;
           if (contacts.length === 0) {
             s.log(`MESSAGE from ${msg.from.uri}: ${text}`, { from: msg.from.uri.toString(), text });
             h.get().accept();
             return;
           }
-          relayMessage(dum, msg, contacts, pagerCallbacks).then((res) => {
+          return relayMessage(dum, msg, contacts, pagerCallbacks).then((res) => {
             if (!h.isValid()) return;
             s.log(`relayed MESSAGE ${msg.from.uri} -> ${msg.uri}: ${res.status} ${res.reason}`, {
               status: res.status,
@@ -244,12 +244,11 @@ export function configureServer(
             if (res.status < 300) h.get().accept(res.status);
             else h.get().reject(res.status, res.reason);
           });
-        },
-        (e: unknown) => {
-          s.log(`MESSAGE lookup failed: ${(e as Error).message}`, {});
+        })
+        .catch((e: unknown) => {
+          s.log(`MESSAGE from ${msg.from.uri} failed: ${(e as Error).message}`, {});
           if (h.isValid()) h.get().reject(500);
-        },
-      );
+        });
     },
   });
 
@@ -260,14 +259,17 @@ export function configureServer(
   };
   dum.setInviteSessionHandler({
     onNewSession: (h, invite) => {
-      contactsOf(invite.uri).then(
-        (contacts) => {
+      const fail = (e: unknown) => {
+        s.log(`INVITE from ${invite.from.uri} failed: ${(e as Error).message}`, {});
+        if (h.isValid() && h.get().state === 'proceeding') h.get().reject(500);
+      };
+      contactsOf(invite.uri)
+        .then((contacts) => {
           if (!h.isValid() || h.get().state !== 'proceeding') return;
           if (contacts.length > 0) bridge(h, invite, contacts);
           else answerAsEndpoint(h, invite);
-        },
-        () => h.isValid() && h.get().reject(500),
-      );
+        })
+        .catch(fail);
     },
     onProvisional: (h, res) => {
       const b = bridges.get(h.id);
@@ -408,14 +410,12 @@ function relayMessage(
           pager.get().page(msg.body, ct);
         }),
     ),
-  ).then((all) =>
-    all.reduce((best, r) =>
-      r.status < 300 || (best.status >= 300 && r.status < best.status)
-        ? best.status < 300
-          ? best
-          : r
-        : best,
-    ),
+  ).then(
+    (all) =>
+      // A 2xx from any contact delivers it; otherwise the lowest failure is the best answer
+      // (RFC 3261 §16.7 picks the best of the forks' responses the same way).
+      all.find((r) => r.status < 300) ??
+      all.reduce((best, r) => (r.status < best.status ? r : best)),
   );
 }
 
