@@ -12,6 +12,7 @@ export default defineConfig({
       project('message', './packages/message'),
       project('stack', './packages/stack'),
       project('dum', './packages/dum'),
+      project('cli', './packages/cli'),
       project('transport-udp', './packages/transport-udp'),
       project('transport-tcp', './packages/transport-tcp'),
       project('transport-tls', './packages/transport-tls'),

@@ -6,6 +6,7 @@ import {
   type ClientSubscriptionHandler,
   type Handle,
   NOTIFY_WAIT_MS,
+  ServerAuthManager,
   type ServerSubscription,
 } from '../src/index.ts';
 import { node, until } from './support.ts';
@@ -138,6 +139,30 @@ describe('subscriptions between two DUMs (RFC 6665)', () => {
     expect(serverEvents).toEqual(['terminated']);
     expect(alice.dum.dialogCount).toBe(0);
     expect(bob.dum.dialogCount).toBe(0);
+  });
+
+  it('§4.1.2.3, RFC 3261 §12.2.1.1: after a challenged SUBSCRIBE, the unsubscribe takes the CSeq after the retried one', async () => {
+    const { clock, alice, bob, served, serverEvents } = await twoDums();
+    bob.dum.setServerAuthManager(
+      new ServerAuthManager(async () => ({ password: 'pw' }), { realm: 'r' }),
+    );
+    alice.profile.addCredentials({ realm: 'r', username: 'alice', password: 'pw' });
+    const { seen, handler } = subscriber();
+    alice.dum.addClientSubscriptionHandler('presence', handler);
+    const h = alice.dum.send<ClientSubscription>(
+      alice.dum.makeSubscription('sip:bob@127.0.0.1:5062', 'presence', alice.profile),
+    );
+    await until(clock, () => served.length > 0);
+    // The SUBSCRIBE that passed the challenge is the second one (CSeq 2).
+    expect(served[0]?.get().subscribe.cseq.seq).toBe(2);
+    const s = served[0]?.get() as ServerSubscription;
+    s.accept(200);
+    s.send(s.update(pidf('open'), PIDF));
+    await until(clock, () => seen.active.length === 1);
+    h.get().end();
+    await until(clock, () => seen.terminated.length === 1 && !h.isValid());
+    expect(state(seen.terminated[0])?.state).toBe('terminated');
+    expect(serverEvents).toEqual(['terminated']);
   });
 
   it('§4.1.3: the notifier ends with reason and retry-after; onRequestRetry subscribes again', async () => {

@@ -87,6 +87,11 @@ export class ClientSubscriptionCreator {
       sub = this.bind(dialog, undefined);
       if (!sub) return;
     }
+    // The 2xx answers the SUBSCRIBE as last sent: after a 401/407 or a redirect that is a
+    // retry with a higher CSeq than the request this creator holds. The next request in
+    // the dialog takes the CSeq after it (RFC 3261 §12.2.1.1), else the notifier refuses
+    // it as out of order.
+    if (sub.dialog && sub.dialog.localSeq < res.cseq.seq) sub.dialog.localSeq = res.cseq.seq;
     sub.initialAccepted(res);
   }
 

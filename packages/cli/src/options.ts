@@ -1,0 +1,254 @@
+import { parseArgs } from 'node:util';
+import { UsageError } from './errors.ts';
+import { type ListenSpec, parseListen } from './listen.ts';
+import type { TraceMode } from './wire.ts';
+
+export const COMMANDS = [
+  'options',
+  'register',
+  'message',
+  'call',
+  'subscribe',
+  'publish',
+  'serve',
+  'demo',
+  'help',
+] as const;
+export type Command = (typeof COMMANDS)[number];
+
+export const USAGE = `Usage: sipworks COMMAND [ARGS] [OPTIONS]
+
+Client commands:
+  options URI                         send OPTIONS (a SIP ping)
+  register AOR --registrar URI        register AOR (or --unregister) [--expires S] [--contact URI]
+  message URI TEXT                    send a MESSAGE (RFC 3428)
+  call URI [--duration S]             INVITE with an SDP offer, hold, then BYE
+  subscribe URI --event E             SUBSCRIBE and print each NOTIFY [--duration S] [--expires S]
+  publish URI --event presence --status open|closed   PUBLISH a PIDF document [--expires S]
+Server:
+  serve                               registrar, presence server, relay (B2BUA) and endpoint
+    --users FILE                      user:password lines: digest auth for every request outside a dialog
+    --store memory|sqlite:PATH        where bindings are kept (default memory)
+    --realm REALM                     the digest realm (default sipworks)
+    --answer auto|ring|busy           how calls to the server itself are answered (default auto)
+    --answer-delay MS                 ring this long before answering (default 200)
+    --early-media                     send 183 with SDP before the 200
+    --session-expires S, --prack never|supported|required   session timer and 100rel settings
+  demo                                a server and three users on loopback: the whole flow, drawn
+
+Common options:
+  --listen PROTO:HOST:PORT   udp|tcp|tls|ws|wss; repeatable; port 0 picks a free one
+                             (clients: udp:127.0.0.1:0; serve: udp and tcp on 127.0.0.1:5060)
+  --transport udp|tcp|tls|ws send over this transport (adds ;transport= to the URIs)
+  --proxy URI                send through this outbound proxy
+  --user NAME --password PW  digest credentials (the user also names the From)
+  --from URI                 the From address (default sip:USER@target-host)
+  --cert FILE --key FILE     certificate and key (PEM) for tls and wss listeners
+  --ca FILE                  trust these CA certificates (PEM) for the server's TLS certificate
+  --insecure                 do not verify the server's TLS certificate
+  --timeout SECONDS          give up after this long (default 10)
+  --trace[=full]             draw a ladder diagram of the messages (full: print them too)
+  --pcap FILE                write every message to a pcap file
+  --json                     print one JSON object per line
+  -h, --help                 this text
+
+Exit status: 0 success, 1 the peer answered with a failure, 2 usage error,
+3 timeout or transport error.`;
+
+/** Everything the command line said. */
+export interface CliOptions {
+  command: Command;
+  args: string[];
+  listen: ListenSpec[];
+  transport: 'udp' | 'tcp' | 'tls' | 'ws' | 'wss' | undefined;
+  proxy: string | undefined;
+  user: string | undefined;
+  password: string | undefined;
+  from: string | undefined;
+  cert: string | undefined;
+  key: string | undefined;
+  ca: string | undefined;
+  insecure: boolean;
+  timeout: number;
+  trace: TraceMode;
+  pcap: string | undefined;
+  json: boolean;
+  registrar: string | undefined;
+  expires: number | undefined;
+  contact: string | undefined;
+  unregister: boolean;
+  duration: number | undefined;
+  event: string | undefined;
+  status: 'open' | 'closed' | undefined;
+  users: string | undefined;
+  store: string;
+  realm: string;
+  answer: 'auto' | 'ring' | 'busy';
+  answerDelay: number;
+  earlyMedia: boolean;
+  sessionExpires: number | undefined;
+  prack: 'never' | 'supported' | 'required' | undefined;
+  help: boolean;
+}
+
+function number(name: string, value: string | undefined, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min)
+    throw new UsageError(`--${name} ${value}: expected a number of at least ${min}`);
+  return n;
+}
+
+function oneOf<T extends string>(
+  name: string,
+  value: string | undefined,
+  allowed: readonly T[],
+): T | undefined {
+  if (value === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(value))
+    throw new UsageError(`--${name} ${value}: expected one of ${allowed.join(', ')}`);
+  return value as T;
+}
+
+/** Parse the command line (without `node` and the script). Throws `UsageError`. */
+export function parseCommandLine(argv: string[]): CliOptions {
+  let trace: TraceMode = 'off';
+  const rest: string[] = [];
+  for (const a of argv) {
+    if (a === '--trace' || a === '--trace=ladder') trace = 'ladder';
+    else if (a === '--trace=full') trace = 'full';
+    else if (a.startsWith('--trace='))
+      throw new UsageError(`${a}: expected --trace or --trace=full`);
+    else rest.push(a);
+  }
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(rest);
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message.replace(/\. To specify.*$/s, '')}`);
+  }
+  const v = parsed.values;
+  const [command, ...args] = parsed.positionals;
+  const help = v.help === true;
+  if (command === undefined) {
+    if (help) return defaults('help', [], trace);
+    throw new UsageError(
+      'no command given: name one of options, register, message, call, subscribe, publish, serve, demo',
+    );
+  }
+  if (!(COMMANDS as readonly string[]).includes(command))
+    throw new UsageError(`unknown command '${command}': use one of ${COMMANDS.join(', ')}`);
+  const o = defaults(command as Command, args, trace);
+  o.help = help;
+  o.listen = (v.listen ?? []).map(parseListen);
+  o.transport = oneOf('transport', v.transport, ['udp', 'tcp', 'tls', 'ws', 'wss'] as const);
+  o.proxy = v.proxy;
+  o.user = v.user;
+  o.password = v.password;
+  o.from = v.from;
+  o.cert = v.cert;
+  o.key = v.key;
+  o.ca = v.ca;
+  o.insecure = v.insecure === true;
+  o.timeout = number('timeout', v.timeout, 0.1) ?? o.timeout;
+  o.pcap = v.pcap;
+  o.json = v.json === true;
+  o.registrar = v.registrar;
+  o.expires = number('expires', v.expires, 0);
+  o.contact = v.contact;
+  o.unregister = v.unregister === true;
+  o.duration = number('duration', v.duration, 0);
+  o.event = v.event;
+  o.status = oneOf('status', v.status, ['open', 'closed'] as const);
+  o.users = v.users;
+  o.store = v.store ?? 'memory';
+  o.realm = v.realm ?? 'sipworks';
+  o.answer = oneOf('answer', v.answer, ['auto', 'ring', 'busy'] as const) ?? 'auto';
+  o.answerDelay = number('answer-delay', v['answer-delay'], 0) ?? 200;
+  o.earlyMedia = v['early-media'] === true;
+  o.sessionExpires = number('session-expires', v['session-expires'], 90);
+  o.prack = oneOf('prack', v.prack, ['never', 'supported', 'required'] as const);
+  if ((o.cert === undefined) !== (o.key === undefined))
+    throw new UsageError('--cert and --key go together: give both PEM files');
+  if (o.password !== undefined && o.user === undefined)
+    throw new UsageError('--password needs --user NAME');
+  if (!/^(memory|sqlite:.+)$/.test(o.store))
+    throw new UsageError(`--store ${o.store}: expected memory or sqlite:PATH`);
+  return o;
+}
+
+function defaults(command: Command, args: string[], trace: TraceMode): CliOptions {
+  return {
+    command,
+    args,
+    listen: [],
+    transport: undefined,
+    proxy: undefined,
+    user: undefined,
+    password: undefined,
+    from: undefined,
+    cert: undefined,
+    key: undefined,
+    ca: undefined,
+    insecure: false,
+    timeout: 10,
+    trace,
+    pcap: undefined,
+    json: false,
+    registrar: undefined,
+    expires: undefined,
+    contact: undefined,
+    unregister: false,
+    duration: undefined,
+    event: undefined,
+    status: undefined,
+    users: undefined,
+    store: 'memory',
+    realm: 'sipworks',
+    answer: 'auto',
+    answerDelay: 200,
+    earlyMedia: false,
+    sessionExpires: undefined,
+    prack: undefined,
+    help: false,
+  };
+}
+
+function parse(args: string[]) {
+  return parseArgs({
+    args,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      listen: { type: 'string', multiple: true },
+      transport: { type: 'string' },
+      proxy: { type: 'string' },
+      user: { type: 'string', short: 'u' },
+      password: { type: 'string', short: 'p' },
+      from: { type: 'string' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
+      ca: { type: 'string' },
+      insecure: { type: 'boolean' },
+      timeout: { type: 'string', short: 't' },
+      pcap: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      registrar: { type: 'string' },
+      expires: { type: 'string' },
+      contact: { type: 'string' },
+      unregister: { type: 'boolean' },
+      duration: { type: 'string' },
+      event: { type: 'string' },
+      status: { type: 'string' },
+      users: { type: 'string' },
+      store: { type: 'string' },
+      realm: { type: 'string' },
+      answer: { type: 'string' },
+      'answer-delay': { type: 'string' },
+      'early-media': { type: 'boolean' },
+      'session-expires': { type: 'string' },
+      prack: { type: 'string' },
+    },
+  });
+}

@@ -1,0 +1,505 @@
+import { readFileSync } from 'node:fs';
+import {
+  type ClientInviteSession,
+  type ClientPagerMessage,
+  type ContactBinding,
+  canonicalAor,
+  type DialogUsageManager,
+  type Handle,
+  type InviteSession,
+  ServerAuthManager,
+  type ServerInviteSession,
+  type ServerSubscription,
+  SqliteRegistrationPersistence,
+} from '@sipworks/dum';
+import type { SipRequest, SipResponse, Uri } from '@sipworks/message';
+import type { Transport, TransportMessageEvent } from '@sipworks/stack';
+import { CliError, EXIT, type ExitCode, UsageError } from './errors.ts';
+import { formatTime } from './ladder.ts';
+import type { CliOptions } from './options.ts';
+import type { Output } from './output.ts';
+import { pidf } from './presence.ts';
+import { makeAnswer, makeOffer } from './sdp.ts';
+import { startUa } from './ua.ts';
+import { hostPort } from './wire.ts';
+
+/** How the server behaves; the `serve` options, and what the demo sets. */
+export interface ServerSettings {
+  /** user -> password; digest auth for every request outside a dialog when given. */
+  users?: Map<string, string> | undefined;
+  realm: string;
+  answer: 'auto' | 'ring' | 'busy';
+  answerDelayMs: number;
+  earlyMedia: boolean;
+  /** What the server tells about what it does (one line each). */
+  log: (line: string, fields: Record<string, unknown>) => void;
+}
+
+/** Read a `user:password` file (blank lines and `#` comments skipped). */
+export function readUsers(file: string): Map<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CliError(
+      `cannot read --users ${file}: ${(e as Error).message}; give a file of user:password lines`,
+    );
+  }
+  const users = new Map<string, string>();
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const colon = line.indexOf(':');
+    if (colon <= 0)
+      throw new UsageError(`--users ${file} line ${i + 1}: expected user:password, got '${line}'`);
+    users.set(line.slice(0, colon), line.slice(colon + 1));
+  });
+  if (users.size === 0)
+    throw new UsageError(`--users ${file} names no user: add user:password lines`);
+  return users;
+}
+
+/** `user@host`, the key under which presence and subscriptions are kept (port and scheme aside). */
+function resourceKey(uri: Uri): string {
+  return `${uri.user ?? ''}@${uri.host.toLowerCase()}`;
+}
+
+/** The state of one event package for one resource, as a NOTIFY body. */
+function stateBody(
+  event: string,
+  uri: Uri,
+  published: { body: Uint8Array; contentType: string } | undefined,
+): { body: string | Uint8Array; contentType: string } {
+  const entity = `sip:${uri.user ? `${uri.user}@` : ''}${uri.host}`;
+  switch (event) {
+    case 'presence':
+      return published ?? { body: pidf(entity, 'closed'), contentType: 'application/pidf+xml' };
+    case 'message-summary':
+      // RFC 3842 §5.2: nothing is stored, so nothing waits.
+      return {
+        body: `Messages-Waiting: no\r\nMessage-Account: ${entity}\r\n`,
+        contentType: 'application/simple-message-summary',
+      };
+    default:
+      // RFC 4235: the full state of no dialogs.
+      return {
+        body: `<?xml version="1.0"?>\n<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="0" state="full" entity="${entity}"/>\n`,
+        contentType: 'application/dialog-info+xml',
+      };
+  }
+}
+
+/** One bridged call: the caller's session (ours as callee) and the leg we placed. */
+interface Bridge {
+  caller: Handle<ServerInviteSession>;
+  callee: Handle<ClientInviteSession> | undefined;
+  answer: string | undefined;
+  failure: SipResponse | undefined;
+}
+
+/**
+ * Make `dum` a registrar, a presence server (PUBLISH, SUBSCRIBE/NOTIFY for presence,
+ * message-summary and dialog), a relay for MESSAGE and a B2BUA for INVITE to registered
+ * users, and an endpoint for everything else (OPTIONS, MESSAGE, INVITE answered with
+ * 180 then 200).
+ */
+export function configureServer(
+  dum: DialogUsageManager,
+  transports: Transport[],
+  s: ServerSettings,
+): void {
+  if (s.users) {
+    const users = s.users;
+    dum.setServerAuthManager(
+      new ServerAuthManager(
+        async (username) => {
+          const password = users.get(username);
+          return password === undefined ? undefined : { password };
+        },
+        { realm: s.realm },
+      ),
+    );
+  }
+  dum.setServerRegistrationHandler({
+    onAdd: (h, req) => {
+      s.log(`registered ${req.to.uri} at ${req.contacts.map((c) => c.uri.toString()).join(', ')}`, {
+        aor: req.to.uri.toString(),
+      });
+      void h.get().accept();
+    },
+    onRemove: (h, req) => {
+      s.log(`unregistered ${req.to.uri}`, { aor: req.to.uri.toString() });
+      void h.get().accept();
+    },
+    onRemoveAll: (h, req) => {
+      s.log(`unregistered ${req.to.uri} (all bindings)`, { aor: req.to.uri.toString() });
+      void h.get().accept();
+    },
+  });
+
+  const store = dum.registrationPersistenceManager;
+  const ownAddresses = new Set(transports.map((t) => hostPort(t.local)));
+  /** The contacts registered for the user a request is addressed to, ours excluded. */
+  const contactsOf = async (uri: Uri): Promise<ContactBinding[]> => {
+    let found = await store.getContacts(canonicalAor(uri));
+    if (found.length === 0 && uri.user) {
+      // The same user registered under another host spelling or port (localhost, 127.0.0.1...).
+      for (const aor of await store.aors()) {
+        if (aor.replace(/^sips?:/, '').split('@')[0] === uri.user)
+          found = found.concat(await store.getContacts(aor));
+      }
+    }
+    return found.filter((b) => {
+      const c = b.contact.uri;
+      return !ownAddresses.has(
+        hostPort({ address: c.host.replace(/^\[|\]$/g, ''), port: c.port ?? 5060 }),
+      );
+    });
+  };
+
+  // ---- presence ----
+  const published = new Map<string, { body: Uint8Array; contentType: string; etag: string }>();
+  const watchers = new Map<string, Set<Handle<ServerSubscription>>>();
+  const notifyAll = (key: string) => {
+    for (const h of watchers.get(key) ?? []) {
+      if (!h.isValid()) continue;
+      const sub = h.get();
+      // A subscription being ended has had its final NOTIFY (RFC 6665 §4.2.2).
+      if (sub.event !== 'presence' || sub.state === 'terminated') continue;
+      const st = stateBody('presence', sub.subscribe.uri, published.get(key));
+      sub.send(sub.update(st.body, st.contentType));
+    }
+  };
+  const onPublish =
+    (remove: boolean) =>
+    (h: Handle<import('@sipworks/dum').ServerPublication>, etag: string, publish: SipRequest) => {
+      h.get().accept();
+      const key = resourceKey(publish.uri);
+      if (remove) published.delete(key);
+      else if (publish.body.length > 0)
+        published.set(key, {
+          body: publish.body,
+          contentType: publish.header('Content-Type') ?? 'application/pidf+xml',
+          etag,
+        });
+      s.log(`${remove ? 'unpublished' : 'published'} presence of ${key}`, { resource: key });
+      notifyAll(key);
+    };
+  dum.addServerPublicationHandler('presence', {
+    onInitial: onPublish(false),
+    onUpdate: onPublish(false),
+    onRemoved: onPublish(true),
+    onExpired: (_h, etag) => {
+      for (const [key, p] of published)
+        if (p.etag === etag) {
+          published.delete(key);
+          notifyAll(key);
+        }
+    },
+  });
+  for (const event of ['presence', 'message-summary', 'dialog']) {
+    const forget = (h: Handle<ServerSubscription>) => {
+      for (const set of watchers.values()) set.delete(h);
+    };
+    dum.addServerSubscriptionHandler(event, {
+      onNewSubscription: (h, subscribe) => {
+        const sub = h.get();
+        const key = resourceKey(subscribe.uri);
+        sub.accept(200);
+        sub.setSubscriptionState('active');
+        const st = stateBody(event, subscribe.uri, published.get(key));
+        sub.send(sub.update(st.body, st.contentType));
+        let set = watchers.get(key);
+        if (!set) watchers.set(key, (set = new Set()));
+        set.add(h);
+        s.log(`${subscribe.from.uri} subscribed to ${event} of ${key}`, { event, resource: key });
+      },
+      onTerminated: forget,
+      onExpired: forget,
+    });
+  }
+
+  // ---- MESSAGE: relay to a registered user, else take it ----
+  const pagerCallbacks = new Map<number, (res: SipResponse) => void>();
+  dum.setClientPagerMessageHandler({
+    onSuccess: (h, res) => pagerCallbacks.get(h.id)?.(res),
+    onFailure: (h, res) => pagerCallbacks.get(h.id)?.(res),
+  });
+  dum.setServerPagerMessageHandler({
+    onMessageArrived: (h, msg) => {
+      const text = new TextDecoder().decode(msg.body);
+      contactsOf(msg.uri)
+        .then((contacts) => {
+          if (!h.isValid()) return;
+          if (contacts.length === 0) {
+            s.log(`MESSAGE from ${msg.from.uri}: ${text}`, { from: msg.from.uri.toString(), text });
+            h.get().accept();
+            return;
+          }
+          return relayMessage(dum, msg, contacts, pagerCallbacks).then((res) => {
+            if (!h.isValid()) return;
+            s.log(`relayed MESSAGE ${msg.from.uri} -> ${msg.uri}: ${res.status} ${res.reason}`, {
+              status: res.status,
+            });
+            if (res.status < 300) h.get().accept(res.status);
+            else h.get().reject(res.status, res.reason);
+          });
+        })
+        .catch((e: unknown) => {
+          s.log(`MESSAGE from ${msg.from.uri} failed: ${(e as Error).message}`, {});
+          if (h.isValid()) h.get().reject(500);
+        });
+    },
+  });
+
+  // ---- INVITE: bridge to a registered user, else answer as an endpoint ----
+  const bridges = new Map<number, Bridge>();
+  const end = (h: Handle<InviteSession> | undefined) => {
+    if (h?.isValid()) h.get().end();
+  };
+  dum.setInviteSessionHandler({
+    onNewSession: (h, invite) => {
+      const fail = (e: unknown) => {
+        s.log(`INVITE from ${invite.from.uri} failed: ${(e as Error).message}`, {});
+        if (h.isValid() && h.get().state === 'proceeding') h.get().reject(500);
+      };
+      contactsOf(invite.uri)
+        .then((contacts) => {
+          if (!h.isValid() || h.get().state !== 'proceeding') return;
+          if (contacts.length > 0) bridge(h, invite, contacts);
+          else answerAsEndpoint(h, invite);
+        })
+        .catch(fail);
+    },
+    onProvisional: (h, res) => {
+      const b = bridges.get(h.id);
+      if (!b?.caller.isValid() || b.caller.get().state !== 'proceeding' || res.status === 100)
+        return;
+      const caller = b.caller.get();
+      try {
+        if (res.body.length > 0)
+          caller.provisional(res.status, {
+            body: res.body,
+            contentType: res.header('Content-Type') ?? 'application/sdp',
+            reason: res.reason,
+          });
+        else caller.provisional(res.status, { reason: res.reason });
+      } catch (e) {
+        s.log(`could not mirror ${res.status}: ${(e as Error).message}`, {});
+      }
+    },
+    onAnswer: (h, _m, body) => {
+      const b = bridges.get(h.id);
+      if (b && b.callee?.id === h.id) b.answer = new TextDecoder().decode(body);
+    },
+    onConnected: (h) => {
+      const b = bridges.get(h.id);
+      if (!b || b.callee?.id !== h.id) return;
+      if (!b.caller.isValid() || b.caller.get().state !== 'proceeding') {
+        end(h);
+        return;
+      }
+      try {
+        b.caller.get().accept(b.answer !== undefined ? { body: b.answer } : undefined);
+        s.log('call bridged', {});
+      } catch (e) {
+        s.log(`could not accept the caller: ${(e as Error).message}`, {});
+        end(h);
+        end(b.caller);
+      }
+    },
+    onFailure: (h, res) => {
+      const b = bridges.get(h.id);
+      if (b) b.failure = res;
+    },
+    onTerminated: (h, reason) => {
+      const b = bridges.get(h.id);
+      if (!b) return;
+      bridges.delete(h.id);
+      if (b.callee?.id === h.id) {
+        // The callee's leg ended: end the caller's the same way.
+        if (b.caller.isValid() && b.caller.get().state === 'proceeding') {
+          const st = b.failure && b.failure.status >= 300 ? b.failure : undefined;
+          b.caller.get().reject(st?.status ?? 480, st?.reason);
+        } else end(b.caller);
+        bridges.delete(b.caller.id);
+      } else {
+        end(b.callee);
+        if (b.callee) bridges.delete(b.callee.id);
+      }
+      s.log(`call ended (${reason})`, { reason });
+    },
+  });
+
+  const bridge = (
+    h: Handle<ServerInviteSession>,
+    invite: SipRequest,
+    contacts: ContactBinding[],
+  ) => {
+    const contact = contacts[0] as ContactBinding;
+    const from = invite.from.clone();
+    from.params.delete('tag');
+    const profile = dum.makeUserProfile({ aor: from });
+    const ct = invite.header('Content-Type');
+    const req = dum.makeInviteSession(
+      contact.contact.uri,
+      profile,
+      invite.body.length > 0
+        ? { body: invite.body, ...(ct ? { contentType: ct } : {}) }
+        : undefined,
+    );
+    s.log(`bridging INVITE ${invite.from.uri} -> ${contact.contact.uri}`, {
+      to: contact.contact.uri.toString(),
+    });
+    const b: Bridge = { caller: h, callee: undefined, answer: undefined, failure: undefined };
+    bridges.set(h.id, b);
+    const callee = dum.send<ClientInviteSession>(req);
+    b.callee = callee;
+    bridges.set(callee.id, b);
+  };
+
+  const answerAsEndpoint = (h: Handle<ServerInviteSession>, invite: SipRequest) => {
+    const session = h.get();
+    if (s.answer === 'busy') {
+      session.reject(486);
+      return;
+    }
+    const local = transports[0]?.local.address ?? '127.0.0.1';
+    const me = local === '0.0.0.0' || local === '::' ? '127.0.0.1' : local;
+    let sdp: string;
+    try {
+      sdp =
+        invite.body.length > 0
+          ? makeAnswer(new TextDecoder().decode(invite.body), me)
+          : makeOffer(me);
+    } catch (e) {
+      session.reject(488, `Not Acceptable Here (${(e as Error).message})`);
+      return;
+    }
+    if (s.earlyMedia) session.provisional(183, { body: sdp });
+    else session.provisional(180);
+    if (s.answer === 'ring') return;
+    const t = setTimeout(() => {
+      if (h.isValid() && h.get().state === 'proceeding') h.get().accept({ body: sdp });
+    }, s.answerDelayMs);
+    t.unref?.();
+  };
+}
+
+/** Send a new MESSAGE (from the server, with the original From) to each contact; the best final response wins. */
+function relayMessage(
+  dum: DialogUsageManager,
+  msg: SipRequest,
+  contacts: ContactBinding[],
+  callbacks: Map<number, (res: SipResponse) => void>,
+): Promise<SipResponse> {
+  const from = msg.from.clone();
+  from.params.delete('tag');
+  const profile = dum.makeUserProfile({ aor: from });
+  const ct = msg.header('Content-Type') ?? 'text/plain';
+  return Promise.all(
+    contacts.map(
+      (c) =>
+        new Promise<SipResponse>((resolve) => {
+          const pager: Handle<ClientPagerMessage> = dum.makePagerMessage(c.contact.uri, profile);
+          callbacks.set(pager.id, (res) => {
+            callbacks.delete(pager.id);
+            if (pager.isValid()) pager.get().end();
+            resolve(res);
+          });
+          pager.get().page(msg.body, ct);
+        }),
+    ),
+  ).then(
+    (all) =>
+      // A 2xx from any contact delivers it; otherwise the lowest failure is the best answer
+      // (RFC 3261 §16.7 picks the best of the forks' responses the same way).
+      all.find((r) => r.status < 300) ??
+      all.reduce((best, r) => (r.status < best.status ? r : best)),
+  );
+}
+
+/** `sipworks serve`: run until SIGINT or SIGTERM. */
+export async function runServe(o: CliOptions, out: Output): Promise<ExitCode> {
+  if (o.args.length > 0) throw new UsageError(`serve takes no arguments, got '${o.args[0]}'`);
+  const users = o.users ? readUsers(o.users) : undefined;
+  const ua = await startUa(
+    o,
+    out,
+    [
+      { protocol: 'udp', host: '127.0.0.1', port: 5060 },
+      { protocol: 'tcp', host: '127.0.0.1', port: 5060 },
+    ],
+    [],
+    { onRequest: (e: TransportMessageEvent) => logRequest(out, e) },
+  );
+  const { dum, stack, transports, wire } = ua;
+  let sqlite: SqliteRegistrationPersistence | undefined;
+  try {
+    if (o.store.startsWith('sqlite:')) {
+      const path = o.store.slice('sqlite:'.length);
+      try {
+        sqlite = await SqliteRegistrationPersistence.open(path, { clock: stack.clock });
+      } catch (e) {
+        throw new CliError(
+          `cannot open the SQLite store ${path}: ${(e as Error).message}; install better-sqlite3 (npm install better-sqlite3@12) and check the path`,
+        );
+      }
+      dum.setRegistrationPersistenceManager(sqlite);
+    }
+    const master = dum.masterProfile;
+    if (o.sessionExpires !== undefined) master.set('sessionExpires', o.sessionExpires);
+    if (o.prack !== undefined) master.set('prack', o.prack);
+    configureServer(dum, transports, {
+      users,
+      realm: o.realm,
+      answer: o.answer,
+      answerDelayMs: o.answerDelay,
+      earlyMedia: o.earlyMedia,
+      log: (line, fields) =>
+        out.event('log', { message: line, ...fields }, `${formatTime(Date.now())} ${line}`),
+    });
+  } catch (e) {
+    wire.stop();
+    await stack.stop();
+    throw e;
+  }
+  for (const t of transports) {
+    const a = t.local;
+    out.event(
+      'listening',
+      { transport: t.protocol.toLowerCase(), address: a.address, port: a.port },
+      `listening on ${t.protocol.toLowerCase()}:${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
+    );
+  }
+  out.line(
+    `registrar, presence and relay ready${users ? ` (digest auth, realm ${o.realm}, ${users.size} users)` : ''}; Ctrl-C stops`,
+  );
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  out.event('stopping', {}, 'stopping');
+  await dum.shutdown({ timeoutMs: 2000 });
+  wire.stop();
+  await stack.stop();
+  sqlite?.close();
+  out.event('stopped', {}, 'stopped');
+  return EXIT.ok;
+}
+
+function logRequest(out: Output, e: TransportMessageEvent): void {
+  const r = e.message as SipRequest;
+  if (r.method === 'ACK') return;
+  out.event(
+    'request',
+    {
+      method: r.method,
+      uri: r.uri.toString(),
+      from: r.from.uri.toString(),
+      protocol: e.protocol,
+      source: hostPort(e.remote),
+    },
+    `${formatTime(e.time)} ${r.method} ${r.uri} from ${r.from.uri} (${e.protocol.toLowerCase()} ${hostPort(e.remote)})`,
+  );
+}
