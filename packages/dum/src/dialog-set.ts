@@ -3,7 +3,12 @@ import type { ServerTransactionLike } from '@sipworks/stack';
 import type { Dialog } from './dialog.ts';
 import type { AppDialogSet } from './dum.ts';
 import type { DialogSetId } from './ids.ts';
+import type { ClientSubscription } from './usages/client-subscription.ts';
 import type { InviteSession } from './usages/invite-session.ts';
+import type { ServerSubscription } from './usages/server-subscription.ts';
+
+/** A subscription usage of either side. */
+export type SubscriptionUsage = ClientSubscription | ServerSubscription;
 
 /**
  * Every dialog born of one request (Call-ID and local tag): one per remote tag when the
@@ -27,6 +32,8 @@ export class DialogSet {
           tx: ServerTransactionLike,
           dialog: Dialog | undefined,
         ): void;
+        /** The live subscriptions (either side) in the dialog with this remote tag. */
+        subscriptionsIn(remoteTag: string): readonly SubscriptionUsage[];
       }
     | undefined;
   private readonly byRemoteTag = new Map<string, Dialog>();

@@ -24,7 +24,7 @@ import {
 } from '@sipworks/stack';
 import { ClientAuthManager } from './client-auth.ts';
 import type { Dialog } from './dialog.ts';
-import { DialogSet } from './dialog-set.ts';
+import { DialogSet, type SubscriptionUsage } from './dialog-set.ts';
 import { randomHex } from './digest.ts';
 import { DumError } from './errors.ts';
 import { type EventState, latestPublication, type PublicationComposer } from './event-state.ts';
@@ -895,6 +895,31 @@ export class DialogUsageManager implements TransactionUser {
     if (!dialog) return undefined;
     const session = this.dialogSets.get(id.dialogSetId.key)?.inviteSession;
     return session && !session.isEnded ? session.handle() : undefined;
+  }
+
+  /** The subscriptions we made (subscriber side) that live in a dialog. */
+  findClientSubscriptions(id: DialogId): Handle<ClientSubscription>[] {
+    return this.subscriptionsIn(id)
+      .filter((s): s is ClientSubscription => s.kind === 'ClientSubscription')
+      .map((s) => s.handle());
+  }
+
+  /** The subscriptions we serve (notifier side) that live in a dialog. */
+  findServerSubscriptions(id: DialogId): Handle<ServerSubscription>[] {
+    return this.subscriptionsIn(id)
+      .filter((s): s is ServerSubscription => s.kind === 'ServerSubscription')
+      .map((s) => s.handle());
+  }
+
+  /** The application's object of a dialog set (an incoming request's, or the one given to `send`). */
+  findAppDialogSet(id: DialogSetId): AppDialogSet | undefined {
+    return this.dialogSets.get(id.key)?.appDialogSet;
+  }
+
+  private subscriptionsIn(id: DialogId): readonly SubscriptionUsage[] {
+    if (!this.dialogs.has(id.key)) return [];
+    const usage = this.dialogSets.get(id.dialogSetId.key)?.subscriptionUsage;
+    return usage ? usage.subscriptionsIn(id.remoteTag) : [];
   }
 
   /** @internal */

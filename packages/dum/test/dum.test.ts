@@ -7,13 +7,16 @@ import { describe, expect, it, vi } from 'vitest';
 import {
   type ClientInviteSession,
   type ClientOutOfDialogReq,
+  type ClientSubscription,
   computeHa1,
+  type DialogId,
   DialogUsageManager,
   type DigestAlgorithm,
   type Handle,
   nodeHasher,
   ServerAuthManager,
   type ServerInviteSession,
+  type ServerSubscription,
 } from '../src/index.ts';
 import { type Node, node, until } from './support.ts';
 
@@ -392,6 +395,38 @@ describe('DialogUsageManager: AppDialogSet (the application object of a dialog s
     await until(clock, () => destroyed.length === 2);
     expect(destroyed.sort()).toEqual(['callee', 'caller']);
     expect(ended).toEqual(['local-bye']);
+  });
+});
+
+describe('DialogUsageManager: finding usages by dialog (findInviteSession and friends)', () => {
+  it('findClientSubscriptions / findServerSubscriptions return the handles of a dialog; none once it ends', async () => {
+    const { a, b, clock } = await pair();
+    const served: Handle<ServerSubscription>[] = [];
+    b.dum.addServerSubscriptionHandler('presence', {
+      onNewSubscription: (h) => {
+        served.push(h);
+        h.get().accept(200);
+        h.get().send(h.get().neutralNotify());
+      },
+    });
+    let active = false;
+    a.dum.addClientSubscriptionHandler('presence', { onUpdateActive: () => (active = true) });
+    const sub = a.dum.send<ClientSubscription>(
+      a.dum.makeSubscription(`sip:bob@127.0.0.1:${b.port}`, 'presence', a.profile),
+    );
+    await until(clock, () => active);
+    const aSide = sub.get().dialog?.id as DialogId;
+    const bSide = served[0]?.get().dialog.id as DialogId;
+    expect(a.dum.findClientSubscriptions(aSide).map((h) => h.id)).toEqual([sub.id]);
+    expect(a.dum.findServerSubscriptions(aSide)).toEqual([]);
+    expect(b.dum.findServerSubscriptions(bSide).map((h) => h.id)).toEqual([served[0]?.id]);
+    expect(b.dum.findClientSubscriptions(bSide)).toEqual([]);
+    expect(a.dum.findInviteSession(aSide)).toBeUndefined();
+    expect(a.dum.findAppDialogSet(aSide.dialogSetId)).toEqual({});
+    sub.get().end();
+    await until(clock, () => !sub.isValid());
+    expect(a.dum.findClientSubscriptions(aSide)).toEqual([]);
+    expect(a.dum.findAppDialogSet(aSide.dialogSetId)).toBeUndefined();
   });
 });
 

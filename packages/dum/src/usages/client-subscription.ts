@@ -152,6 +152,11 @@ export class ClientSubscriptionCreator {
     return sub;
   }
 
+  /** @internal The live subscriptions in the dialog with this remote tag. */
+  subscriptionsIn(remoteTag: string): readonly ClientSubscription[] {
+    return (this.byRemoteTag.get(remoteTag) ?? []).filter((s) => !s.isEnded);
+  }
+
   /** @internal Another subscription in the dialog of `sub` (RFC 6665 §4.5.2). */
   join(dialog: Dialog, sub: ClientSubscription): void {
     const subs = this.byRemoteTag.get(dialog.id.remoteTag);

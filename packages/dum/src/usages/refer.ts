@@ -210,6 +210,13 @@ export class DialogSubscriptions implements SubscriptionOwner, ServerSubscriptio
     this.servers.set(key(sub.event, sub.eventId), sub);
   }
 
+  /** @internal The live subscriptions of either side in the session's dialog. */
+  subscriptionsIn(remoteTag: string): readonly (ClientSubscription | ServerSubscription)[] {
+    return [...this.clients.values(), ...this.servers.values()].filter(
+      (s) => !s.isEnded && s.dialog?.id.remoteTag === remoteTag,
+    );
+  }
+
   /** A NOTIFY (to our subscriptions) or SUBSCRIBE (a refresh of one of theirs) in the dialog. */
   receiveRequest(req: SipRequest, tx: ServerTransactionLike, dialog: Dialog | undefined): void {
     let pkg: string | undefined;

@@ -84,6 +84,11 @@ export class ServerSubscriptionDialog implements DialogHolder {
     return this.subs;
   }
 
+  /** @internal The live subscriptions in the dialog (it has one remote tag). */
+  subscriptionsIn(remoteTag: string): readonly ServerSubscription[] {
+    return remoteTag === this.dialog.id.remoteTag ? this.subs.filter((s) => !s.isEnded) : [];
+  }
+
   add(sub: ServerSubscription): void {
     if (this.subs.includes(sub)) return;
     if (this.subs.length === 0) {
