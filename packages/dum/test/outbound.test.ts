@@ -145,4 +145,31 @@ describe('SIP Outbound and GRUU between DUMs (RFC 5626, RFC 5627)', () => {
     expect(h.get().state).toBe('registered');
     expect(h.get().consecutiveFailures).toBe(0);
   });
+
+  it('RFC 5626 §4.4.2: a UDP flow is kept alive with STUN; when the registrar stops answering, the flow fails and the UA registers again', async () => {
+    const { clock, network, alice, ok } = await setup();
+    let lost = 0;
+    alice.dum.setClientRegistrationHandler({
+      onSuccess: (_h, r) => ok.push(r),
+      onFlowTerminated: () => lost++,
+    });
+    const h = alice.dum.send<ClientRegistration>(
+      alice.dum.makeRegistration(undefined, alice.profile, { expires: 3600 }),
+    );
+    await until(clock, () => ok.length === 1);
+    const reg = h.get();
+    expect(reg.outboundActive).toBe(true);
+    expect(reg.flow?.transport.reliable).toBe(false);
+    // Flow-Timer 120: a Binding request every 96-120 s, answered on the registrar's SIP port.
+    await until(clock, () => reg.pongs >= 2, { steps: 300, stepMs: 1000 });
+    expect(lost).toBe(0);
+    // The registrar goes silent: no STUN answer within 10 s fails the flow (§4.4.2).
+    network.conditions = { drop: 1 };
+    await until(clock, () => lost === 1, { steps: 200, stepMs: 1000 });
+    // Back again: the new REGISTER (retransmitted meanwhile) forms a new flow.
+    network.conditions = {};
+    await until(clock, () => ok.length === 2, { steps: 100, stepMs: 1000 });
+    expect(h.get().state).toBe('registered');
+    expect(h.get().outboundActive).toBe(true);
+  });
 });

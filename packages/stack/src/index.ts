@@ -48,6 +48,14 @@ export {
   type StreamConnectionsOptions,
   type StreamSocket,
 } from './stream.ts';
+export {
+  bindingRequest,
+  bindingSuccess,
+  isStun,
+  parseStun,
+  STUN_MAGIC_COOKIE,
+  type StunMessage,
+} from './stun.ts';
 export { DEFAULT_TIMERS, type TimerConfig } from './timers.ts';
 export type {
   ClientTransactionHandler,

@@ -10,7 +10,7 @@ import {
   Via,
   validateMessage,
 } from '@sipworks/message';
-import { type Clock, systemClock } from './clock.ts';
+import { type Clock, systemClock, type TimerHandle } from './clock.ts';
 import { SipStackError, TransportError } from './errors.ts';
 import { diagnostics, type Logger, silentLogger } from './events.ts';
 import { sentByHost } from './host.ts';
@@ -25,6 +25,14 @@ import {
   resolveTargets,
 } from './resolver.ts';
 import type { ServerTransactionLike } from './server-transaction.ts';
+import {
+  bindingRequest,
+  bindingSuccess,
+  isStun,
+  newTransactionId,
+  parseStun,
+  type StunMessage,
+} from './stun.ts';
 import { DEFAULT_TIMERS, type TimerConfig } from './timers.ts';
 import {
   type ClientTransactionHandler,
@@ -88,6 +96,12 @@ export interface SipStackOptions {
   random?: () => number;
   /** Add `;alias` to the Via of requests sent over TCP and TLS, so the peer reuses the connection (RFC 5923; default true). */
   alias?: boolean;
+  /**
+   * Answer STUN Binding requests arriving on datagram transports, as a SIP server that
+   * supports outbound does on its SIP port (RFC 5626 §8; default true). STUN responses
+   * are always taken, for `sendKeepAlive`.
+   */
+  stunServer?: boolean;
 }
 
 export interface SendOptions {
@@ -144,6 +158,7 @@ export class SipStack {
   private readonly retryAfter: number;
   private readonly rport: boolean;
   private readonly alias: boolean;
+  private readonly stunServer: boolean;
   private readonly random: () => number;
   private resolverValue: DnsResolver | undefined;
   private started = false;
@@ -153,6 +168,10 @@ export class SipStack {
   private readonly ctx: TransactionContext;
   /** `sendKeepAlive` calls waiting for the pong of a connection. */
   private readonly pongWaiters = new Map<string, Set<(ok: boolean) => void>>();
+  /** `sendKeepAlive` calls on datagram flows waiting for a STUN response, by transaction id. */
+  private readonly stunWaiters = new Map<string, (mapped: StunMessage['mapped']) => void>();
+  /** The reflexive address each datagram flow's last STUN response reported (RFC 5626 §4.4.2). */
+  private readonly stunMapped = new Map<string, string>();
   /** The state last published per transaction, for the `from` of `sip:transaction:state`. */
   private readonly lastStates = new WeakMap<Transaction, string>();
 
@@ -164,6 +183,7 @@ export class SipStack {
     this.retryAfter = options.retryAfter ?? 5;
     this.rport = options.rport ?? true;
     this.alias = options.alias ?? true;
+    this.stunServer = options.stunServer ?? true;
     this.random = options.random ?? Math.random;
     this.resolverValue = options.resolver;
     this.branchPrefix = Math.floor(this.random() * 2 ** 40).toString(36);
@@ -413,11 +433,16 @@ export class SipStack {
    * for its CRLF pong (RFC 5626 §4.4.1). Resolves true when the pong arrives within
    * `timeoutMs` (default 10,000, the RFC's limit), false when it does not, the connection
    * closes first, or the ping cannot be sent. The flow is the one a transaction used
-   * (`tx.flow`): its connection id names the connection. Datagram flows resolve false
-   * (RFC 5626 §4.4.2 keeps them alive with STUN, which the stack does not do).
+   * (`tx.flow`): its connection id names the connection.
+   *
+   * On a datagram flow (UDP) the keep-alive is a STUN Binding request (RFC 5626 §4.4.2),
+   * sent again at 500 ms, 1 s, 2 s... until `timeoutMs`: true when its response arrives,
+   * false when none does, or when the response reports another reflexive address than
+   * the flow's previous one (a NAT binding that changed: the flow has failed).
    */
   sendKeepAlive(flow: Flow, timeoutMs = 10_000): Promise<boolean> {
     const t = flow.transport;
+    if (!t.reliable) return this.sendStunKeepAlive(flow, timeoutMs);
     const id = flow.destination.connectionId;
     if (!t.reliable || id === undefined || !this.list.includes(t) || !this.running)
       return Promise.resolve(false);
@@ -596,6 +621,59 @@ export class SipStack {
     return id;
   }
 
+  /** RFC 5626 §4.4.2: a STUN Binding request on a datagram flow, retransmitted as RFC 5389 §7.2.1 says. */
+  private sendStunKeepAlive(flow: Flow, timeoutMs: number): Promise<boolean> {
+    const t = flow.transport;
+    if (!this.list.includes(t) || !this.running) return Promise.resolve(false);
+    const tid = newTransactionId((b) => {
+      for (let i = 0; i < b.length; i++) b[i] = Math.floor(this.random() * 256);
+    });
+    const request = bindingRequest(tid);
+    const flowKey = `${t.protocol}|${t.local.address}|${t.local.port}|${flow.destination.address}|${flow.destination.port}`;
+    return new Promise<boolean>((resolve) => {
+      let rto = 500;
+      let retransmit: TimerHandle | undefined;
+      const finish = (ok: boolean): void => {
+        this.clock.clearTimeout(deadline);
+        if (retransmit !== undefined) this.clock.clearTimeout(retransmit);
+        this.stunWaiters.delete(tid);
+        resolve(ok);
+      };
+      const send = (): void => {
+        t.send(request, { ...flow.destination }).catch(() => finish(false));
+        retransmit = this.clock.setTimeout(() => {
+          rto *= 2;
+          send();
+        }, rto);
+      };
+      const deadline = this.clock.setTimeout(() => finish(false), timeoutMs);
+      this.stunWaiters.set(tid, (mapped) => {
+        const now = mapped ? `${mapped.address}:${mapped.port}` : undefined;
+        const before = this.stunMapped.get(flowKey);
+        if (now !== undefined) this.stunMapped.set(flowKey, now);
+        finish(before === undefined || now === undefined || before === now);
+      });
+      send();
+    });
+  }
+
+  /** A STUN message on a datagram transport: a Binding request is answered, a response goes to its keep-alive. */
+  private receiveStun(transport: Transport, data: Uint8Array, source: Source): void {
+    const m = parseStun(data);
+    if (!m) return;
+    if (m.kind === 'request') {
+      if (!this.stunServer) return;
+      transport
+        .send(bindingSuccess(m.transactionId, source), {
+          address: source.address,
+          port: source.port,
+        })
+        .catch((e: unknown) => this.logger.debug({ err: e, source }, 'STUN response not sent'));
+      return;
+    }
+    if (m.kind === 'success') this.stunWaiters.get(m.transactionId)?.(m.mapped);
+  }
+
   // ---- receiving ----
 
   private sinkFor(transport: Transport): TransportSink {
@@ -629,6 +707,10 @@ export class SipStack {
     if (data instanceof Uint8Array) {
       bytes = data;
       if (isKeepAlive(data)) return;
+      if (!transport.reliable && isStun(data)) {
+        this.receiveStun(transport, data, source);
+        return;
+      }
       try {
         msg = parseMessage(data);
       } catch (e) {

@@ -1,6 +1,6 @@
 import dgram from 'node:dgram';
 import { createRequest, createResponse, parseMessage, type SipResponse } from '@sipworks/message';
-import { SipStack } from '@sipworks/stack';
+import { bindingRequest, parseStun, SipStack } from '@sipworks/stack';
 import { answerAll, sendAndWait as send } from '@sipworks/stack/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { UdpTransport } from '../src/index.ts';
@@ -91,4 +91,31 @@ describe('UDP transport (RFC 3261 §18)', () => {
     });
     s.close();
   });
+
+  for (const address of ['127.0.0.1', '::1']) {
+    it(`RFC 5626 §4.4.2: STUN keep-alives between two stacks over ${address}, and a raw Binding request answered with our reflexive address`, async () => {
+      const a = await udpStack(address);
+      const b = await udpStack(address);
+      const flow = {
+        transport: a.transport,
+        destination: { address, port: b.transport.local.port },
+      };
+      expect(await a.stack.sendKeepAlive(flow, 3000)).toBe(true);
+      const sock = dgram.createSocket(address.includes(':') ? 'udp6' : 'udp4');
+      try {
+        await new Promise<void>((r) => sock.bind(0, address, () => r()));
+        const answer = new Promise<Buffer>((r) => sock.once('message', (m) => r(m)));
+        sock.send(bindingRequest('a1b2c3d4e5f60718293a4b5c'), b.transport.local.port, address);
+        const m = parseStun(new Uint8Array(await answer));
+        expect(m?.kind).toBe('success');
+        expect(m?.transactionId).toBe('a1b2c3d4e5f60718293a4b5c');
+        expect(m?.mapped?.port).toBe(sock.address().port);
+      } finally {
+        sock.close();
+      }
+      // Nobody at the port: false once the deadline passes.
+      const nobody = { ...flow, destination: { address, port: 9 } };
+      expect(await a.stack.sendKeepAlive(nobody, 1200)).toBe(false);
+    });
+  }
 });

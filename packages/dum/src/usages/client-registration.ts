@@ -378,16 +378,23 @@ export class ClientRegistration extends BaseUsage {
     this.flow = flow;
     this.flowTimer = flowTimer;
     this.pongs = 0;
-    if (!flow.transport.reliable || flow.destination.connectionId === undefined) return;
-    this.unwatchFlow = this.dum.watchFlow(flow, () => this.flowFailed('the connection closed'));
+    if (flow.transport.reliable) {
+      if (flow.destination.connectionId === undefined) return;
+      this.unwatchFlow = this.dum.watchFlow(flow, () => this.flowFailed('the connection closed'));
+    }
+    // A datagram flow is kept alive with STUN (RFC 5626 §4.4.2), a stream with CRLFCRLF.
     this.scheduleKeepAlive();
   }
 
   private scheduleKeepAlive(): void {
     const r = Math.random();
     const configured = this.profile.get('outboundKeepAliveSeconds');
+    // RFC 5626 §4.4.1: 80-100% of the Flow-Timer, else of 120 s on a stream and 29 s on UDP.
+    const reliable = this.flow?.transport.reliable ?? true;
     const seconds =
-      this.flowTimer !== undefined ? this.flowTimer * (0.8 + 0.2 * r) : (configured ?? 95 + 25 * r);
+      this.flowTimer !== undefined
+        ? this.flowTimer * (0.8 + 0.2 * r)
+        : (configured ?? (reliable ? 95 + 25 * r : 29 * (0.8 + 0.2 * r)));
     const clock = this.dum.stack.clock;
     this.keepAliveTimer = clock.setTimeout(() => {
       this.keepAliveTimer = undefined;
