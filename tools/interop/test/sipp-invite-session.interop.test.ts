@@ -216,6 +216,81 @@ describe.skipIf(gate.skip)(
       expect(pracks[0]?.message.header('RAck')).toBe(`4711 ${invite.cseq.seq} INVITE`);
     });
 
+    it("RFC 3261 §9.1 + §14.1: the DUM CANCELs its own re-INVITE after SIPp's 180; 200 to the CANCEL, 487, ACK, the call stays up", async () => {
+      const uac = await pool.start();
+      wire.start();
+      const { proc, port } = await startServer('reinvite-cancel-uas.xml');
+      const log: string[] = [];
+      let session: Handle<InviteSession> | undefined;
+      uac.dum.setInviteSessionHandler({
+        onConnected(h) {
+          log.push('connected');
+          session = h;
+          h.get().provideOffer(directed(sdp('alice', 4000), 'sendonly'));
+        },
+        onAnswer: () => void log.push('answer'),
+        onOfferRejected(h, res) {
+          log.push(`rejected:${res?.status}`);
+          setTimeout(() => h.isValid() && h.get().end(), 50);
+        },
+        onTerminated: (_h, reason) => void log.push(`terminated:${reason}`),
+      });
+      uac.dum.send(
+        uac.dum.makeInviteSession(`sip:service@127.0.0.1:${port}`, uac.profile('alice'), {
+          body: sdp('alice', 4000),
+        }),
+      );
+      await waitUntil(
+        () => wire.statuses(uac.port, 'INVITE').includes(180),
+        'the 180 to the re-INVITE',
+      );
+      expect(session?.get().cancelModification()).toBe(true);
+      await waitUntil(() => log.some((l) => l.startsWith('terminated')), 'the call to end');
+      await serverPassed(proc);
+      expect(log).toEqual(['answer', 'connected', 'rejected:487', 'terminated:local-bye']);
+      const reinvite = wire.requests(uac.port, 'send', 'INVITE')[1]?.message;
+      const cancel = wire.requests(uac.port, 'send', 'CANCEL')[0]?.message;
+      expect(cancel?.cseq.seq).toBe(reinvite?.cseq.seq);
+      expect(cancel?.headers('Via')[0]).toBe(reinvite?.headers('Via')[0]);
+      const acks = wire.requests(uac.port, 'send', 'ACK').map((e) => e.message.cseq.seq);
+      expect(acks).toContain(reinvite?.cseq.seq);
+    });
+
+    it("RFC 3262 §5 + RFC 6337 §3.1: after the answer in SIPp's reliable 183, the DUM UAC offers again in the PRACK; SIPp answers in the 200 to the PRACK", async () => {
+      const uac = await pool.start();
+      wire.start();
+      const { proc, port } = await startServer('prack-offer-uas.xml');
+      const answers: string[] = [];
+      const log: string[] = [];
+      uac.dum.setInviteSessionHandler({
+        onAnswer(h, _m, body) {
+          answers.push(text(body));
+          // The first answer came in the reliable 183: the new offer rides in its PRACK.
+          if (answers.length === 1) h.get().provideOffer(directed(sdp('alice', 4000), 'sendonly'));
+        },
+        onOfferRejected: (_h, res) => void log.push(`rejected:${res?.status}`),
+        onConnected(h) {
+          log.push('connected');
+          setTimeout(() => h.isValid() && h.get().end(), 50);
+        },
+        onTerminated: (_h, reason) => void log.push(`terminated:${reason}`),
+      });
+      uac.dum.send(
+        uac.dum.makeInviteSession(`sip:service@127.0.0.1:${port}`, uac.profile('alice'), {
+          body: sdp('alice', 4000),
+        }),
+      );
+      await waitUntil(() => log.some((l) => l.startsWith('terminated')), 'the call to end');
+      await serverPassed(proc);
+      expect(log).toEqual(['connected', 'terminated:local-bye']);
+      expect(answers).toHaveLength(2);
+      expect(answers[1]).toMatch(/^a=recvonly/m);
+      const prack = wire.requests(uac.port, 'send', 'PRACK')[0]?.message;
+      expect(prack?.bodyText).toMatch(/^a=sendonly/m);
+      // No UPDATE was needed.
+      expect(wire.requests(uac.port, 'send', 'UPDATE')).toEqual([]);
+    });
+
     it('RFC 4028 §7.2 + §10: SIPp answers Session-Expires refresher=uac with Allow: UPDATE, the DUM refreshes by UPDATE at half the interval', async () => {
       const uac = await pool.start();
       uac.dum.masterProfile.set('sessionTimers', true).set('sessionExpires', 90).set('minSE', 90);
