@@ -598,6 +598,30 @@ describe('cancelling our re-INVITE and rolling back (RFC 3261 §9.1, §14.1; RFC
     expect(rec.events.some((e) => e.startsWith('rejected'))).toBe(false);
   });
 
+  it('§14.1 cancelModification() while our re-INVITE waits to be sent again after a 491: it is not sent; a 491 after our CANCEL is not retried', async () => {
+    const { clock, rec, peer, h } = await scripted();
+    h.get().provideOffer(A2);
+    const ours = await peer.expectRequest('INVITE');
+    await answerWith(peer, ours, 491);
+    await peer.expectRequest('ACK');
+    expect(h.get().isModifying).toBe(true); // waiting for the retry
+    expect(h.get().cancelModification()).toBe(true);
+    expect(h.get().isModifying).toBe(false);
+    await peer.expectNothing(5000);
+    // Again, cancelled after a 100; the peer answers 491 rather than 487: no retry either.
+    h.get().provideOffer(sdp('alice', 4004, 3));
+    const second = await peer.expectRequest('INVITE');
+    await peer.respond(second, 100);
+    h.get().cancelModification();
+    const cancel = await peer.expectRequest('CANCEL');
+    await peer.respond(cancel, 200, { toTag: 'b1' });
+    await answerWith(peer, second, 491);
+    await peer.expectRequest('ACK');
+    await until(clock, () => rec.has('rejected:491'));
+    await peer.expectNothing(5000);
+    expect(h.get().offerAnswer.phase).toBe('stable');
+  });
+
   it('§9 cancelModification() returns false with nothing pending and throws for an UPDATE', async () => {
     const { peer, h } = await scripted();
     expect(h.get().cancelModification()).toBe(false);
