@@ -417,6 +417,28 @@ describe('an offer of the caller in the PRACK (RFC 3262 §5, RFC 6337 §3.1)', (
     expect(b.rec.has('prack')).toBe(true);
   });
 
+  it('§5 provideOffer from onProvisional of a later reliable 180 (the exchange already complete) puts the offer in that PRACK', async () => {
+    const { a, b, clock } = await sessionPair();
+    const caller = a.dum.send<ClientInviteSession>(
+      a.dum.makeInviteSession('sip:bob@127.0.0.1:5062', a.profile, { body: OFFER }),
+    );
+    const onProvisional = a.rec.onProvisional.bind(a.rec);
+    a.rec.onProvisional = (h, r) => {
+      onProvisional(h, r);
+      if (r.status === 180) h.get().provideOffer(A2);
+    };
+    b.rec.answer = B2;
+    await until(clock, () => b.rec.server !== undefined);
+    const callee = b.rec.server as NonNullable<typeof b.rec.server>;
+    callee.get().provisional(183, { body: ANSWER, reliable: true });
+    callee.get().provisional(180, { reliable: true });
+    await until(clock, () => a.rec.count('answer') === 2);
+    expect(b.rec.bodies.get('offer')).toBe(A2);
+    expect((b.rec.messages.get('offer') as SipRequest).method).toBe('PRACK');
+    expect(a.rec.bodies.get('answer')).toBe(B2);
+    expect(caller.get().offerAnswer.phase).toBe('stable');
+  });
+
   it('RFC 6337 §3.1 no new offer while the INVITE offer is unanswered: provideOffer from onProvisional of the answering 1xx throws, the PRACK has no body', async () => {
     const { a, b, clock } = await sessionPair();
     let thrown: unknown;
