@@ -19,6 +19,7 @@ export interface SessionDescription {
  *  remote-offer   send answer        stable
  *  local-offer    receive offer      (refused: 491, glare)
  *  remote-offer   receive offer      (refused: 500)
+ *  any            restore(snapshot)  the snapshot's none/stable (a failed re-INVITE)
  * ```
  *
  * `stable` keeps the last descriptions agreed, for the re-offers of a later step.
@@ -124,6 +125,24 @@ export class OfferAnswer {
   abandon(): void {
     if (this.st.phase === 'local-offer' || this.st.phase === 'remote-offer')
       this.st = this.lastStable;
+  }
+
+  /**
+   * The last state agreed, to take back with `restore` should the request that starts
+   * a new exchange fail after its answer came early (RFC 6337 §3.3.3).
+   */
+  snapshot(): OfferAnswerState {
+    return this.lastStable;
+  }
+
+  /**
+   * Roll back to a state taken by `snapshot` (RFC 3261 §14.1: a re-INVITE that fails
+   * leaves the session as it was, even when its answer came in a reliable 1xx).
+   */
+  restore(state: OfferAnswerState): void {
+    if (state.phase === 'local-offer' || state.phase === 'remote-offer')
+      throw new DumError('SIP_ERR_DUM_STATE', `cannot restore a pending offer (${state.phase})`);
+    this.st = this.lastStable = state;
   }
 }
 

@@ -352,3 +352,113 @@ describe('RFC 3262 on the wire, the DUM as UAC', () => {
     expect(rec.events).toEqual([]);
   });
 });
+
+describe('an offer of the caller in the PRACK (RFC 3262 §5, RFC 6337 §3.1)', () => {
+  /** A calls B with OFFER; B answers it in a reliable 183; `onAnswer` of A runs `then`. */
+  async function earlyAnswered(then: (caller: ClientInviteSession) => void) {
+    const pair = await sessionPair();
+    const { a, b, clock } = pair;
+    const caller = a.dum.send<ClientInviteSession>(
+      a.dum.makeInviteSession('sip:bob@127.0.0.1:5062', a.profile, { body: OFFER }),
+    );
+    const onAnswer = a.rec.onAnswer.bind(a.rec);
+    let first = true;
+    a.rec.onAnswer = (h, m, body) => {
+      onAnswer(h, m, body);
+      if (first) {
+        first = false;
+        then(caller.get());
+      }
+    };
+    await until(clock, () => b.rec.server !== undefined);
+    const callee = b.rec.server as NonNullable<typeof b.rec.server>;
+    callee.get().provisional(183, { body: ANSWER, reliable: true });
+    return { ...pair, caller, callee };
+  }
+
+  it('§5 the answer came in a reliable 183; provideOffer from onAnswer puts a new offer in the PRACK, answered in its 200 (onAnswer)', async () => {
+    const { a, b, clock, caller, callee } = await earlyAnswered((s) => s.provideOffer(A2));
+    b.rec.answer = B2;
+    await until(clock, () => a.rec.count('answer') === 2);
+    const prack = b.rec.messages.get('prack') as SipRequest;
+    expect(prack.bodyText).toBe(A2);
+    expect(prack.header('Content-Type')).toBe('application/sdp');
+    expect(b.rec.bodies.get('offer')).toBe(A2);
+    const ok = a.rec.messages.get('answer') as SipResponse;
+    expect(ok.cseq.method).toBe('PRACK');
+    expect(a.rec.bodies.get('answer')).toBe(B2);
+    // No UPDATE or re-INVITE was needed: the PRACK carried the offer.
+    expect(caller.get().isModifying).toBe(false);
+    callee.get().accept();
+    await until(clock, () => a.rec.has('connected') && b.rec.has('connected'));
+    const oa = caller.get().offerAnswer.state;
+    expect(oa.phase).toBe('stable');
+    if (oa.phase === 'stable') {
+      expect(new TextDecoder().decode(oa.local.body)).toBe(A2);
+      expect(new TextDecoder().decode(oa.remote.body)).toBe(B2);
+    }
+    expect(callee.get().offerAnswer.phase).toBe('stable');
+    expect(a.rec.events.some((e) => e.startsWith('rejected'))).toBe(false);
+  });
+
+  it('§5 the callee does not answer the offer in the PRACK: 488 to the PRACK, onOfferRejected, the early answer stays', async () => {
+    const { a, b, clock, caller, callee } = await earlyAnswered((s) => s.provideOffer(A2));
+    b.rec.answer = undefined;
+    await until(clock, () => a.rec.has('rejected:488'));
+    const oa = caller.get().offerAnswer.state;
+    expect(oa.phase).toBe('stable');
+    if (oa.phase === 'stable') {
+      expect(new TextDecoder().decode(oa.local.body)).toBe(OFFER);
+      expect(new TextDecoder().decode(oa.remote.body)).toBe(ANSWER);
+    }
+    // The reliable 183 was acknowledged all the same: the 2xx goes.
+    callee.get().accept();
+    await until(clock, () => a.rec.has('connected') && b.rec.has('connected'));
+    expect(b.rec.has('prack')).toBe(true);
+  });
+
+  it('§5 provideOffer from onProvisional of a later reliable 180 (the exchange already complete) puts the offer in that PRACK', async () => {
+    const { a, b, clock } = await sessionPair();
+    const caller = a.dum.send<ClientInviteSession>(
+      a.dum.makeInviteSession('sip:bob@127.0.0.1:5062', a.profile, { body: OFFER }),
+    );
+    const onProvisional = a.rec.onProvisional.bind(a.rec);
+    a.rec.onProvisional = (h, r) => {
+      onProvisional(h, r);
+      if (r.status === 180) h.get().provideOffer(A2);
+    };
+    b.rec.answer = B2;
+    await until(clock, () => b.rec.server !== undefined);
+    const callee = b.rec.server as NonNullable<typeof b.rec.server>;
+    callee.get().provisional(183, { body: ANSWER, reliable: true });
+    callee.get().provisional(180, { reliable: true });
+    await until(clock, () => a.rec.count('answer') === 2);
+    expect(b.rec.bodies.get('offer')).toBe(A2);
+    expect((b.rec.messages.get('offer') as SipRequest).method).toBe('PRACK');
+    expect(a.rec.bodies.get('answer')).toBe(B2);
+    expect(caller.get().offerAnswer.phase).toBe('stable');
+  });
+
+  it('RFC 6337 §3.1 no new offer while the INVITE offer is unanswered: provideOffer from onProvisional of the answering 1xx throws, the PRACK has no body', async () => {
+    const { a, b, clock } = await sessionPair();
+    let thrown: unknown;
+    const onProvisional = a.rec.onProvisional.bind(a.rec);
+    a.rec.onProvisional = (h, r) => {
+      onProvisional(h, r);
+      try {
+        h.get().provideOffer(A2);
+      } catch (e) {
+        thrown = e;
+      }
+    };
+    a.dum.send<ClientInviteSession>(
+      a.dum.makeInviteSession('sip:bob@127.0.0.1:5062', a.profile, { body: OFFER }),
+    );
+    await until(clock, () => b.rec.server !== undefined);
+    b.rec.server?.get().provisional(183, { body: ANSWER, reliable: true });
+    await until(clock, () => b.rec.has('prack'));
+    expect((thrown as { code?: string }).code).toBe('SIP_ERR_DUM_STATE');
+    expect((b.rec.messages.get('prack') as SipRequest).body.length).toBe(0);
+    expect(a.rec.events).toEqual(['provisional:183', 'early-media', 'answer']);
+  });
+});

@@ -485,3 +485,167 @@ describe('re-INVITE from the callee, on the wire', () => {
     expect(rec.count('answer')).toBe(1);
   });
 });
+
+describe('cancelling our re-INVITE and rolling back (RFC 3261 §9.1, §14.1; RFC 6337 §3.3.3)', () => {
+  const ALICE1 = sdp('alice', 4000);
+  const BOB1 = sdp('bob', 5000);
+
+  /** A reliable 183 to `ours` carrying `body` (RFC 3262 §3). */
+  function reliable183(ours: SipRequest, body: string, rseq = 7) {
+    return createResponse(ours, 183, undefined, {
+      toTag: 'b1',
+      headers: [
+        ['Contact', '<sip:bob@127.0.0.1:5090>'],
+        ['Require', '100rel'],
+        ['RSeq', String(rseq)],
+      ],
+      body,
+      contentType: 'application/sdp',
+    });
+  }
+
+  it('§9.1 + §14.1 cancelModification() before any provisional waits for one; then CANCEL, 487, onOfferRejected; the session and its descriptions stay', async () => {
+    const { clock, rec, peer, h } = await scripted();
+    h.get().provideOffer(A2);
+    const ours = await peer.expectRequest('INVITE');
+    expect(h.get().cancelModification()).toBe(true);
+    // §9.1: no CANCEL before a provisional response (the re-INVITE is retransmitted at T1).
+    await peer.expectNothing(400);
+    await peer.respond(ours, 100);
+    const cancel = await peer.expectRequest('CANCEL');
+    expect(cancel.message.cseq.seq).toBe(ours.message.cseq.seq);
+    expect(cancel.message.headers('Via')[0]).toBe(ours.message.headers('Via')[0]);
+    await peer.respond(cancel, 200, { toTag: 'b1' });
+    await answerWith(peer, ours, 487);
+    // The INVITE transaction ACKs the 487 itself (§17.1.1.3).
+    const ack = await peer.expectRequest('ACK');
+    expect(ack.message.cseq.seq).toBe(ours.message.cseq.seq);
+    await until(clock, () => rec.has('rejected:487'));
+    const s = h.get();
+    expect(s.isConnected).toBe(true);
+    expect(s.isModifying).toBe(false);
+    const oa = s.offerAnswer.state;
+    expect(oa.phase).toBe('stable');
+    if (oa.phase === 'stable') {
+      expect(new TextDecoder().decode(oa.local.body)).toBe(ALICE1);
+      expect(new TextDecoder().decode(oa.remote.body)).toBe(BOB1);
+    }
+    // The session takes a new re-INVITE.
+    s.provideOffer(sdp('alice', 4004, 3));
+    const next = await peer.expectRequest('INVITE');
+    expect(next.message.cseq.seq).toBe(ours.message.cseq.seq + 1);
+  });
+
+  it('RFC 6337 §3.3.3 the answer came in a reliable 183, then the re-INVITE fails (500): the previous descriptions are restored', async () => {
+    const { clock, rec, peer, h } = await scripted();
+    h.get().provideOffer(A2);
+    const ours = await peer.expectRequest('INVITE');
+    await peer.send(reliable183(ours.message, B2), ours.source);
+    const prack = await peer.expectRequest('PRACK');
+    await peer.respond(prack, 200, { toTag: 'b1' });
+    await until(clock, () => h.get().offerAnswer.phase === 'stable');
+    // The early answer made the new descriptions current for a moment...
+    const early = h.get().offerAnswer.state;
+    expect(early.phase === 'stable' && new TextDecoder().decode(early.remote.body)).toBe(B2);
+    await answerWith(peer, ours, 500);
+    await peer.expectRequest('ACK');
+    await until(clock, () => rec.has('rejected:500'));
+    // ...and the failure takes them back (§14.1: the session is as before the re-INVITE).
+    const oa = h.get().offerAnswer.state;
+    expect(oa.phase).toBe('stable');
+    if (oa.phase === 'stable') {
+      expect(new TextDecoder().decode(oa.local.body)).toBe(ALICE1);
+      expect(new TextDecoder().decode(oa.remote.body)).toBe(BOB1);
+    }
+    expect(rec.has('answer')).toBe(true); // the INVITE's answer only
+    expect(rec.count('answer')).toBe(1);
+    expect(h.get().isConnected).toBe(true);
+  });
+
+  it('§9.1 + RFC 6337 §3.3.3 cancelModification() after a reliable 183 with the answer: CANCEL at once, 487, the old descriptions restored', async () => {
+    const { clock, rec, peer, h } = await scripted();
+    h.get().provideOffer(A2);
+    const ours = await peer.expectRequest('INVITE');
+    await peer.send(reliable183(ours.message, B2), ours.source);
+    const prack = await peer.expectRequest('PRACK');
+    await peer.respond(prack, 200, { toTag: 'b1' });
+    await until(clock, () => h.get().offerAnswer.phase === 'stable');
+    expect(h.get().cancelModification()).toBe(true);
+    expect(h.get().cancelModification()).toBe(true); // once asked, asking again does nothing
+    const cancel = await peer.expectRequest('CANCEL');
+    await peer.respond(cancel, 200, { toTag: 'b1' });
+    await answerWith(peer, ours, 487);
+    await until(clock, () => rec.has('rejected:487'));
+    const oa = h.get().offerAnswer.state;
+    expect(oa.phase === 'stable' && new TextDecoder().decode(oa.remote.body)).toBe(BOB1);
+    expect(oa.phase === 'stable' && new TextDecoder().decode(oa.local.body)).toBe(ALICE1);
+  });
+
+  it('§9.1 a 2xx crossing our CANCEL wins: the re-INVITE is ACKed and its answer taken', async () => {
+    const { clock, rec, peer, h } = await scripted();
+    h.get().provideOffer(A2);
+    const ours = await peer.expectRequest('INVITE');
+    await peer.respond(ours, 100);
+    h.get().cancelModification();
+    const cancel = await peer.expectRequest('CANCEL');
+    // The peer had answered already: 200 to the CANCEL, and the 2xx to the re-INVITE.
+    await peer.respond(cancel, 200, { toTag: 'b1' });
+    await answerWith(peer, ours, 200, B2);
+    const ack = await peer.expectRequest('ACK');
+    expect(ack.message.cseq.seq).toBe(ours.message.cseq.seq);
+    await until(clock, () => rec.count('answer') === 2);
+    expect(rec.bodies.get('answer')).toBe(B2);
+    expect(rec.events.some((e) => e.startsWith('rejected'))).toBe(false);
+  });
+
+  it('§14.1 cancelModification() while our re-INVITE waits to be sent again after a 491: it is not sent; a 491 after our CANCEL is not retried', async () => {
+    const { clock, rec, peer, h } = await scripted();
+    h.get().provideOffer(A2);
+    const ours = await peer.expectRequest('INVITE');
+    await answerWith(peer, ours, 491);
+    await peer.expectRequest('ACK');
+    expect(h.get().isModifying).toBe(true); // waiting for the retry
+    expect(h.get().cancelModification()).toBe(true);
+    expect(h.get().isModifying).toBe(false);
+    await peer.expectNothing(5000);
+    // Again, cancelled after a 100; the peer answers 491 rather than 487: no retry either.
+    h.get().provideOffer(sdp('alice', 4004, 3));
+    const second = await peer.expectRequest('INVITE');
+    await peer.respond(second, 100);
+    h.get().cancelModification();
+    const cancel = await peer.expectRequest('CANCEL');
+    await peer.respond(cancel, 200, { toTag: 'b1' });
+    await answerWith(peer, second, 491);
+    await peer.expectRequest('ACK');
+    await until(clock, () => rec.has('rejected:491'));
+    await peer.expectNothing(5000);
+    expect(h.get().offerAnswer.phase).toBe('stable');
+  });
+
+  it('§9 cancelModification() returns false with nothing pending and throws for an UPDATE', async () => {
+    const { peer, h } = await scripted();
+    expect(h.get().cancelModification()).toBe(false);
+    h.get().provideOffer(A2, 'application/sdp', { method: 'UPDATE' });
+    await peer.expectRequest('UPDATE');
+    expect(() => h.get().cancelModification()).toThrow(/UPDATE cannot be cancelled/);
+  });
+
+  it('§14.1 between two DUMs: the caller cancels its re-INVITE the callee has not answered; 487, both sessions stay and the callee offers next', async () => {
+    const { a, b, clock } = await sessionPair();
+    const { caller, callee } = await establish(a, b, clock);
+    b.rec.answer = undefined; // the callee's application does not answer
+    caller.get().provideOffer(A2);
+    await until(clock, () => b.rec.count('offer') === 2);
+    expect(caller.get().cancelModification()).toBe(true);
+    // The callee's transaction sends 100 Trying after 200 ms; the CANCEL follows it.
+    await until(clock, () => a.rec.has('rejected:487'), { steps: 2000 });
+    expect(caller.get().isConnected).toBe(true);
+    expect(callee.get().isConnected).toBe(true);
+    expect(callee.get().isModifying).toBe(false);
+    expect(callee.get().offerAnswer.phase).toBe('stable');
+    a.rec.answer = sdp('alice', 4006, 3);
+    callee.get().provideOffer(B2);
+    await until(clock, () => b.rec.count('answer') === 1);
+    expect(b.rec.bodies.get('answer')).toBe(sdp('alice', 4006, 3));
+  });
+});

@@ -25,6 +25,10 @@ class DumParty implements InviteSessionHandler {
   invite: SipRequest | undefined;
   offer = '';
   answer = '';
+  /** Every answer received, the INVITE's first, then those to re-INVITEs. */
+  readonly answers: string[] = [];
+  /** re-INVITEs of ours that were refused (`onOfferRejected`), by status. */
+  readonly rejected: number[] = [];
   ended: EndReason | undefined;
   session: Handle<InviteSession> | undefined;
 
@@ -44,6 +48,10 @@ class DumParty implements InviteSessionHandler {
   onAnswer(_h: Handle<InviteSession>, _m: SipRequest | SipResponse, body: Uint8Array): void {
     this.events.push('answer');
     this.answer = text(body);
+    this.answers.push(this.answer);
+  }
+  onOfferRejected(_h: Handle<InviteSession>, response?: SipResponse): void {
+    this.rejected.push(response?.status ?? 0);
   }
   onConnected(h: Handle<InviteSession>): void {
     this.events.push('connected');
@@ -157,5 +165,42 @@ describe.skipIf(gate.skip)(
       expect(party.events).toEqual(['answer', 'connected', 'terminated:local-bye']);
       await peer.waitFor(/session closed|terminated/i, 5000, mark);
     });
+
+    it('RFC 3261 §14.1 + RFC 3264 §8.4: the DUM puts baresip on hold by a re-INVITE (a=sendonly), baresip answers recvonly; resume (sendrecv)', async () => {
+      const uac = await pool.start();
+      wire.start();
+      const party = new DumParty();
+      uac.dum.setInviteSessionHandler(party);
+      const peer = await startPeer(`<sip:carol@127.0.0.1>;regint=0`);
+      uac.dum.send(
+        uac.dum.makeInviteSession(`sip:carol@127.0.0.1:${peer.port}`, uac.profile('alice'), {
+          body: sdp('dum', 4030),
+        }),
+      );
+      await peer.waitFor(/Incoming call/i);
+      peer.command('/accept');
+      await waitUntil(() => party.events.includes('connected'), 'the call to connect');
+      const session = party.session as Handle<InviteSession>;
+      // RFC 3264 §8: each new offer raises the o= version.
+      session.get().provideOffer(withDirection(sdp('dum', 4030), 'sendonly', 2));
+      await waitUntil(() => party.answers.length + party.rejected.length >= 2, 'the hold answer');
+      expect(party.rejected).toEqual([]);
+      expect(party.answers[1]).toMatch(/^a=recvonly/m);
+      session.get().provideOffer(withDirection(sdp('dum', 4030), 'sendrecv', 3));
+      await waitUntil(() => party.answers.length + party.rejected.length >= 3, 'the resume answer');
+      expect(party.rejected).toEqual([]);
+      expect(party.answers[2]).not.toMatch(/^a=(recvonly|sendonly|inactive)/m);
+      // Both re-INVITEs were answered 200 and ACKed in the dialog.
+      expect(wire.statuses(uac.port, 'INVITE').filter((st) => st === 200)).toHaveLength(3);
+      expect(wire.requests(uac.port, 'send', 'ACK').length).toBeGreaterThanOrEqual(3);
+      session.get().end();
+      await waitUntil(() => party.ended !== undefined, 'the BYE to be answered');
+      expect(party.ended).toBe('local-bye');
+    });
   },
 );
+
+/** `base` with its stream direction set (RFC 3264 §5.1) and its o= version set to `version`. */
+function withDirection(base: string, direction: string, version: number): string {
+  return base.replace('a=sendrecv', `a=${direction}`).replace(/^(o=\S+ \d+) \d+/m, `$1 ${version}`);
+}

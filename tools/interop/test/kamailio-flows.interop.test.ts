@@ -52,6 +52,10 @@ class Party implements InviteSessionHandler {
   failure: number | undefined;
   ended: EndReason | undefined;
   session: Handle<InviteSession> | undefined;
+  /** Offers and answers of re-INVITEs and UPDATEs, as `offer:<method>:<a= direction>`. */
+  readonly modifications: string[] = [];
+  /** The last re-INVITE or UPDATE this party received. */
+  modification: SipRequest | undefined;
 
   onNewSession(h: Handle<ServerInviteSession>, invite: SipRequest): void {
     this.events.push('new');
@@ -66,7 +70,23 @@ class Party implements InviteSessionHandler {
     if (!message.isRequest) this.ok = message as SipResponse;
   }
   onAckReceived(_h: Handle<ServerInviteSession>, ack: SipRequest): void {
-    this.ack = ack;
+    this.ack ??= ack;
+  }
+  /** An offer in a re-INVITE or UPDATE: answered with the opposite direction (RFC 3264 §6.1). */
+  onOffer(h: Handle<InviteSession>, message: SipRequest | SipResponse, body: Uint8Array): void {
+    const s = h.get();
+    if (!s.isConnected || !message.isRequest) return;
+    const req = message as SipRequest;
+    const dir = direction(body);
+    this.modification = req;
+    this.modifications.push(`offer:${req.method}:${dir}`);
+    const answer = dir === 'sendonly' ? 'recvonly' : 'sendrecv';
+    s.provideAnswer(sdp('answerer', 5008).replace('a=sendrecv', `a=${answer}`));
+  }
+  onAnswer(_h: Handle<InviteSession>, message: SipRequest | SipResponse, body: Uint8Array): void {
+    // The answer to the initial INVITE comes before onConnected: only later ones count.
+    if (!this.events.includes('connected')) return;
+    this.modifications.push(`answer:${message.cseq.method}:${direction(body)}`);
   }
   onFailure(_h: unknown, response: SipResponse): void {
     this.failure = response.status;
@@ -81,6 +101,14 @@ class Party implements InviteSessionHandler {
     if (message?.isRequest && (message as SipRequest).method === 'BYE')
       this.bye = message as SipRequest;
   }
+}
+
+/** The a= direction attribute of an SDP body (RFC 3264 §5.1), sendrecv when absent. */
+function direction(body: Uint8Array): string {
+  return (
+    /^a=(sendrecv|sendonly|recvonly|inactive)/m.exec(new TextDecoder().decode(body))?.[1] ??
+    'sendrecv'
+  );
 }
 
 /** A Record-Route naming the proxy at `port` with `;lr` (RFC 3261 §16.6 step 4). */
@@ -139,7 +167,7 @@ describe.skipIf(proxyGate.skip)(
       });
     }
 
-    it('RFC 3261 §16.6 + §12.1.2 + §16.12: call A -> Kamailio -> B, Record-Route learned by both, ACK and BYE routed through Kamailio', async () => {
+    it('RFC 3261 §16.6 + §12.1.2 + §16.12: call A -> Kamailio -> B, Record-Route learned by both; ACK, a re-INVITE (hold, §14), an UPDATE (RFC 3311) and BYE routed through Kamailio', async () => {
       await startProxy();
       const { a, party: callerParty } = await caller();
       const b = await pool.start();
@@ -166,6 +194,45 @@ describe.skipIf(proxyGate.skip)(
       expect(topVia(callee.invite as SipRequest)).toBe(`127.0.0.1:${proxyPort}`);
       // §12.2.1.1: the ACK goes by the route set, so it arrives with the proxy's Via.
       expect(topVia(callee.ack as SipRequest)).toBe(`127.0.0.1:${proxyPort}`);
+
+      // RFC 3261 §14 + RFC 3264 §8.4: A holds B by a re-INVITE; RFC 3311 §5: B resumes by
+      // an UPDATE. Both are sent by the route set and reach the other end through the proxy.
+      callerParty.session
+        ?.get()
+        .provideOffer(sdp('caller', 4000).replace('a=sendrecv', 'a=sendonly'));
+      await waitUntil(() => callerParty.modifications.length === 1, 'the re-INVITE answer');
+      expect(callee.modifications).toEqual(['offer:INVITE:sendonly']);
+      expect(callerParty.modifications).toEqual(['answer:INVITE:recvonly']);
+      expect(topVia(callee.modification as SipRequest)).toBe(`127.0.0.1:${proxyPort}`);
+      callee.session
+        ?.get()
+        .provideOffer(sdp('callee', 5004), 'application/sdp', { method: 'UPDATE' });
+      await waitUntil(() => callee.modifications.length === 2, 'the UPDATE answer');
+      expect(callerParty.modifications).toEqual([
+        'answer:INVITE:recvonly',
+        'offer:UPDATE:sendrecv',
+      ]);
+      expect(callee.modifications).toEqual(['offer:INVITE:sendonly', 'answer:UPDATE:sendrecv']);
+      expect(topVia(callerParty.modification as SipRequest)).toBe(`127.0.0.1:${proxyPort}`);
+      const reinvites = wire.requests(a.port, 'send', 'INVITE');
+      expect(reinvites).toHaveLength(2);
+      expect(reinvites[1]?.remotePort).toBe(proxyPort);
+      expect(reinvites[1]?.message.headers('Route')).toEqual(rr);
+      // §12.1.1: the callee's UPDATE follows its route set, the same single Record-Route.
+      const updates = wire.requests(b.port, 'send', 'UPDATE');
+      expect(updates).toHaveLength(1);
+      expect(updates[0]?.remotePort).toBe(proxyPort);
+      expect(updates[0]?.message.headers('Route')).toEqual(rr);
+      // The re-INVITE's ACK went through the proxy too (§13.2.2.4 with the route set).
+      expect(wire.requests(a.port, 'send', 'ACK').map((e) => e.remotePort)).toEqual([
+        proxyPort,
+        proxyPort,
+      ]);
+      expect(
+        wire.statuses(a.port, 'INVITE').filter((st) => st === 200).length,
+      ).toBeGreaterThanOrEqual(2);
+      expect(wire.statuses(b.port, 'UPDATE')).toEqual([200]);
+      expect(proxy?.log).toMatch(/in-dialog UPDATE \S+ routed by Route/);
 
       callerParty.session?.get().end();
       await waitUntil(

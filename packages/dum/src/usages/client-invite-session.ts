@@ -28,8 +28,11 @@ export type ClientInviteSessionState =
  *  calling/     1xx with To tag               early Dialog, onProvisional         early
  *   early                                     (+ onEarlyMedia with a body)
  *  calling/     reliable 1xx (RFC 3262 §4)    as above, then PRACK with RAck      early
- *   early                                     (the answer to an offer in the 1xx
- *                                             goes in it); out of order: dropped
+ *   early                                     (the answer to an offer in the 1xx,
+ *                                             or a new offer given from its
+ *                                             callbacks, §5, goes in it); out of
+ *                                             order: dropped
+ *  early        2xx to a PRACK with an offer  onAnswer (none: onOfferRejected)    early
  *  calling/     422, larger Min-SE            INVITE again, CSeq + 1              calling
  *   early       (RFC 4028 §7.3)
  *  calling/     2xx                           Dialog, ACK, onAnswer/onOffer,      connected
@@ -74,6 +77,13 @@ export class ClientInviteSession extends InviteSession {
   private timerRetries = 0;
   /** Set while `onOffer` runs for an offer in a reliable 1xx: `provideAnswer` puts the answer in the PRACK. */
   private answerForPrack: { answer: SessionDescription | undefined } | undefined;
+  /**
+   * Set while the callbacks of a reliable 1xx run, once offer/answer is complete:
+   * `provideOffer` puts a new offer in the PRACK (RFC 3262 §5, RFC 6337 §3.1).
+   */
+  private offerForPrack: { offer: SessionDescription | undefined } | undefined;
+  /** Our offer sent in a PRACK, waiting for the answer in the PRACK's 2xx. */
+  private prackOffer: SessionDescription | undefined;
 
   constructor(
     dum: DialogUsageManager,
@@ -87,6 +97,8 @@ export class ClientInviteSession extends InviteSession {
     this.ack = undefined;
     this.answerForAck = undefined;
     this.answerForPrack = undefined;
+    this.offerForPrack = undefined;
+    this.prackOffer = undefined;
   }
 
   get state(): ClientInviteSessionState {
@@ -166,6 +178,33 @@ export class ClientInviteSession extends InviteSession {
     pending.answer = sd;
   }
 
+  /**
+   * Send an offer (see `InviteSession.provideOffer`). Called from `onProvisional` or
+   * `onAnswer` for a reliable provisional response, once the offer/answer of the INVITE
+   * is complete, the offer goes in the PRACK instead (RFC 3262 §5, RFC 6337 §3.1); its
+   * answer, in the 2xx to the PRACK, comes to `onAnswer`, a refusal to `onOfferRejected`.
+   */
+  override provideOffer(
+    body: string | Uint8Array,
+    contentType = 'application/sdp',
+    options?: { method?: 'INVITE' | 'UPDATE' },
+  ): void {
+    this.assertLive();
+    const slot = this.offerForPrack;
+    if (
+      slot &&
+      slot.offer === undefined &&
+      options?.method === undefined &&
+      this.offerAnswer.phase === 'stable'
+    ) {
+      const sd = toDescription(body, contentType);
+      this.offerAnswer.sendOffer(sd);
+      slot.offer = sd;
+      return;
+    }
+    super.provideOffer(body, contentType, options);
+  }
+
   end(options?: EndOptions): void {
     const reason = this.reasonHeader(options);
     switch (this.st) {
@@ -227,11 +266,19 @@ export class ClientInviteSession extends InviteSession {
         }
         this.dialog = dialog;
         this.st = 'early';
-        this.notify(() => this.handler.onProvisional?.(this.handle(), res));
         if (reliability === 'new') {
-          this.receiveReliable(res, dialog);
+          // RFC 3262 §5: an offer of ours may ride in the PRACK of this reliable 1xx.
+          const slot: { offer: SessionDescription | undefined } = { offer: undefined };
+          this.offerForPrack = this.prackOffer ? undefined : slot;
+          try {
+            this.notify(() => this.handler.onProvisional?.(this.handle(), res));
+            this.receiveReliable(res, dialog, slot);
+          } finally {
+            this.offerForPrack = undefined;
+          }
           return;
         }
+        this.notify(() => this.handler.onProvisional?.(this.handle(), res));
         const sd = descriptionOf(res);
         if (sd && this.offerAnswer.phase === 'local-offer') {
           this.earlyAnswer ??= sd;
@@ -254,13 +301,22 @@ export class ClientInviteSession extends InviteSession {
   /**
    * A new reliable provisional response (RFC 3262 §4): its session description is the
    * answer to our offer, or an offer (INVITE without one) answered in the PRACK from
-   * `onOffer`; then the PRACK goes, with RAck.
+   * `onOffer`; then the PRACK goes, with RAck, carrying that answer or an offer the
+   * application gave from this response's callbacks (`slot`, RFC 3262 §5).
    */
-  private receiveReliable(res: SipResponse, dialog: Dialog): void {
+  private receiveReliable(
+    res: SipResponse,
+    dialog: Dialog,
+    slot: { offer: SessionDescription | undefined },
+  ): void {
     const oa = this.offerAnswer;
     const sd = descriptionOf(res);
     let prackBody: SessionDescription | undefined;
-    if (sd && oa.phase === 'local-offer') {
+    if (sd && oa.phase === 'none') {
+      // The 1xx offers: the PRACK carries our answer, and no offer of ours besides it.
+      this.offerForPrack = undefined;
+    }
+    if (sd && oa.phase === 'local-offer' && !this.prackOffer) {
       oa.receiveAnswer(sd);
       this.notify(() => this.handler.onEarlyMedia?.(this.handle(), res));
       this.notify(() => this.handler.onAnswer?.(this.handle(), res, sd.body));
@@ -279,20 +335,53 @@ export class ClientInviteSession extends InviteSession {
         oa.abandon();
       }
     } else if (sd) this.notify(() => this.handler.onEarlyMedia?.(this.handle(), res));
-    if (this.isEnded || (this.st !== 'early' && this.st !== 'calling')) return;
+    this.offerForPrack = undefined;
+    const offer = slot.offer;
+    if (this.isEnded || (this.st !== 'early' && this.st !== 'calling')) {
+      if (offer) oa.abandon();
+      return;
+    }
+    const body = prackBody ?? offer;
     const prack = dialog.makeRequest(
       'PRACK',
-      prackBody ? { body: prackBody.body, contentType: prackBody.contentType } : undefined,
+      body ? { body: body.body, contentType: body.contentType } : undefined,
     );
     prack.setHeader('RAck', `${res.get<number>('RSeq')} ${res.cseq.seq} ${res.cseq.method}`);
+    if (offer) this.prackOffer = offer;
     try {
       this.dum.sendClient(prack, this.profile, (r) => {
         if (r.status >= 300)
           this.dum.logger.warn({ session: this.handleId, status: r.status }, 'PRACK refused');
+        if (offer) this.prackAnswered(offer, r);
       });
     } catch (e) {
       this.dum.logger.warn({ err: e }, 'PRACK not sent');
+      if (offer) {
+        this.prackOffer = undefined;
+        oa.abandon();
+      }
     }
+  }
+
+  /**
+   * The final response to a PRACK that carried our offer (RFC 3262 §5): a 2xx with the
+   * answer completes the exchange (`onAnswer`); anything else leaves the session as it
+   * was (`onOfferRejected`).
+   */
+  private prackAnswered(offer: SessionDescription, res: SipResponse): void {
+    if (this.prackOffer !== offer) return;
+    this.prackOffer = undefined;
+    if (this.isEnded) return;
+    const oa = this.offerAnswer;
+    const sd = descriptionOf(res);
+    if (res.status >= 200 && res.status < 300 && sd && oa.receiveAnswer(sd)) {
+      this.notify(() => this.handler.onAnswer?.(this.handle(), res, sd.body));
+      return;
+    }
+    if (res.status < 300)
+      this.dum.logger.warn({ session: this.handleId }, 'the 2xx to our PRACK carries no answer');
+    oa.abandon();
+    this.notify(() => this.handler.onOfferRejected?.(this.handle(), res));
   }
 
   /** A final response to the INVITE (2xx retransmissions and 2xx of other forks included). */
@@ -378,6 +467,8 @@ export class ClientInviteSession extends InviteSession {
     let broken: string | undefined;
     switch (this.offerAnswer.phase) {
       case 'local-offer':
+        // An offer of ours in a PRACK: its answer comes in the PRACK's 2xx (RFC 3262 §5).
+        if (this.prackOffer) break;
         // §13.2.1: the first session description received is the answer.
         answer = this.earlyAnswer ?? sd;
         if (answer) this.offerAnswer.receiveAnswer(answer);

@@ -380,6 +380,20 @@ export abstract class InviteSession extends BaseUsage {
     this.modification.offer(toDescription(body, contentType), options?.method);
   }
 
+  /**
+   * CANCEL our re-INVITE before its final response (RFC 3261 §9.1, §14.1): at once when
+   * a provisional response came, else as soon as one does. The 487 reaches
+   * `onOfferRejected` and the session goes on as before the re-INVITE (an answer that came
+   * in a reliable 1xx is rolled back); a 2xx that crossed the CANCEL completes the
+   * re-INVITE as usual. A re-INVITE waiting to be sent again after a 491 is dropped.
+   * Returns false when no re-INVITE of ours is in progress; throws `SIP_ERR_DUM_STATE`
+   * for an UPDATE, which cannot be cancelled.
+   */
+  cancelModification(): boolean {
+    this.assertLive();
+    return this.modification.cancel();
+  }
+
   /** A re-INVITE or UPDATE is in progress, ours or the peer's (or ours waits to retry after a 491). */
   get isModifying(): boolean {
     return (

@@ -5,7 +5,12 @@ import type { DialogUsageManager } from '../dum.ts';
 import { DumError } from '../errors.ts';
 import type { EndReason, InviteSessionHandler } from '../handlers.ts';
 import type { Handle } from '../handles.ts';
-import { descriptionOf, type OfferAnswer, type SessionDescription } from '../offer-answer.ts';
+import {
+  descriptionOf,
+  type OfferAnswer,
+  type OfferAnswerState,
+  type SessionDescription,
+} from '../offer-answer.ts';
 import type { Profile } from '../profile.ts';
 import type { InviteSession } from './invite-session.ts';
 import { ReliableProvisionalReceiver } from './prack.ts';
@@ -77,6 +82,12 @@ interface Outgoing {
   ack: SipRequest | undefined;
   /** The answer to its offer, when it came in a reliable 1xx (RFC 3262 §5). */
   earlyAnswer?: SessionDescription;
+  /** The offer/answer state agreed before it, restored when it fails (RFC 6337 §3.3.3). */
+  readonly before: OfferAnswerState;
+  /** Its transaction, known from the first provisional response (a CANCEL needs it). */
+  tx: ClientTransactionLike | undefined;
+  /** `cancelModification()`: `requested` until a provisional came (§9.1), then `sent`. */
+  cancel: 'none' | 'requested' | 'sent';
 }
 
 /** A re-INVITE or UPDATE we received. */
@@ -122,6 +133,10 @@ export const MAX_GLARE_RETRIES = 3;
  *  no answer from the application          500 after 64*T1 (UPDATE) / staleCallTime (re-INVITE)
  *  no ACK for our 2xx in 64*T1             the session ends with a BYE (§13.3.1.4)
  *  reliable 1xx to our re-INVITE           PRACK (RFC 3262 §4); its description is the answer
+ *  cancel() before the final response      CANCEL, held until a 1xx came (§9.1, §14.1); the
+ *                                          487 is a failure like any other
+ *  failure after an answer in a 1xx        the descriptions agreed before are restored
+ *                                          (RFC 6337 §3.3.3); onOfferRejected
  * ```
  */
 export class SessionModification {
@@ -170,6 +185,41 @@ export class SessionModification {
     this.assertCanSend(m);
     this.host.offerAnswer.sendOffer(sd);
     this.send(m, sd, false, 0);
+  }
+
+  /**
+   * CANCEL our re-INVITE (RFC 3261 §9.1, §14.1) before its final response: sent now when
+   * a provisional response came, else as soon as one does. The re-INVITE then fails
+   * (487; `onOfferRejected`) and the session stays as it was, unless a 2xx crossed the
+   * CANCEL: then the re-INVITE succeeded. One waiting to be sent again after a 491 is
+   * dropped. Returns false when no re-INVITE of ours is in progress; throws for an
+   * UPDATE (CANCEL applies to INVITE only, §9).
+   */
+  cancel(): boolean {
+    const out = this.outgoing;
+    if (!out) return false;
+    if (out.method !== 'INVITE')
+      throw new DumError('SIP_ERR_DUM_STATE', 'an UPDATE cannot be cancelled (RFC 3261 §9)');
+    if (out.done) {
+      // Waiting to be sent again after a 491: it is simply not sent.
+      this.host.stopTimer('glare-retry');
+      this.outgoing = undefined;
+      return true;
+    }
+    if (out.cancel !== 'none') return true;
+    out.cancel = 'requested';
+    if (out.tx) this.sendCancel(out);
+    return true;
+  }
+
+  private sendCancel(out: Outgoing): void {
+    if (out.cancel !== 'requested' || !out.tx || out.done) return;
+    out.cancel = 'sent';
+    try {
+      this.host.dum.stack.cancel(out.tx, { onResponse() {} });
+    } catch (e) {
+      this.host.dum.logger.warn({ err: e }, 'CANCEL of the re-INVITE not sent');
+    }
   }
 
   /** Send a re-INVITE without an offer (§14.1): the peer's offer comes in the 2xx. */
@@ -248,7 +298,17 @@ export class SessionModification {
     const tags = profile.optionTags();
     if (tags.length > 0) req.setHeader('Supported', tags.join(', '));
     this.host.decorateRequest(req);
-    const out: Outgoing = { method, offer, refreshOnly, attempt, done: false, ack: undefined };
+    const out: Outgoing = {
+      method,
+      offer,
+      refreshOnly,
+      attempt,
+      done: false,
+      ack: undefined,
+      before: this.host.offerAnswer.snapshot(),
+      tx: undefined,
+      cancel: 'none',
+    };
     this.outgoing = out;
     const reliable = new ReliableProvisionalReceiver();
     try {
@@ -256,8 +316,8 @@ export class SessionModification {
         req,
         profile,
         (res, tx) => this.receiveFinal(out, req, res, tx),
-        method === 'INVITE' && profile.get('prack') !== 'never'
-          ? (res) => this.receiveProvisional(out, req, res, reliable)
+        method === 'INVITE'
+          ? (res, tx) => this.receiveProvisional(out, req, res, tx, reliable)
           : undefined,
       );
     } catch (e) {
@@ -268,17 +328,23 @@ export class SessionModification {
   }
 
   /**
-   * A provisional response to our re-INVITE: a reliable one (RFC 3262 §4) is PRACKed,
-   * and its session description is the answer to our offer.
+   * A provisional response to our re-INVITE: a CANCEL asked for goes now (§9.1); a
+   * reliable one (RFC 3262 §4) is PRACKed, and its session description is the answer to
+   * our offer.
    */
   private receiveProvisional(
     out: Outgoing,
     sent: SipRequest,
     res: SipResponse,
+    tx: ClientTransactionLike,
     reliable: ReliableProvisionalReceiver,
   ): void {
+    if (out.done) return;
+    out.tx = tx;
+    if (out.cancel === 'requested') this.sendCancel(out);
     const dialog = this.host.dialog();
-    if (out.done || !dialog || reliable.accept(res) !== 'new') return;
+    if (this.host.profile.get('prack') === 'never' || !dialog || reliable.accept(res) !== 'new')
+      return;
     const sd = descriptionOf(res);
     if (sd && out.offer && this.host.offerAnswer.receiveAnswer(sd)) out.earlyAnswer = sd;
     const prack = dialog.makeRequest('PRACK');
@@ -312,8 +378,9 @@ export class SessionModification {
       return;
     }
     if (this.host.ended()) return;
-    if (out.offer) this.host.offerAnswer.abandon();
-    if (res.status === 491 && out.attempt < MAX_GLARE_RETRIES) {
+    this.rollback(out);
+    const retry = out.cancel === 'none' && out.attempt < MAX_GLARE_RETRIES;
+    if (res.status === 491 && retry) {
       this.scheduleRetry(out, res);
       return;
     }
@@ -322,12 +389,23 @@ export class SessionModification {
       this.host.fail(res.status === 408 ? 'timeout' : 'error', res);
       return;
     }
-    if (res.status === 422 && out.attempt < MAX_GLARE_RETRIES && this.host.retryAfter422(res)) {
+    if (res.status === 422 && retry && this.host.retryAfter422(res)) {
       this.resend(out, res);
       return;
     }
     if (!out.refreshOnly)
       this.host.notify(() => this.host.handler.onOfferRejected?.(this.host.handle(), res));
+  }
+
+  /**
+   * Our request failed: its offer is forgotten, and when its answer had come in a
+   * reliable 1xx, the descriptions agreed before it are back (RFC 6337 §3.3.3, RFC 3261
+   * §14.1: the session is as it was before the re-INVITE).
+   */
+  private rollback(out: Outgoing): void {
+    const oa = this.host.offerAnswer;
+    if (out.earlyAnswer) oa.restore(out.before);
+    else if (out.offer) oa.abandon();
   }
 
   private succeeded(
