@@ -133,8 +133,20 @@ describe.skipIf(proxyGate.skip)(
 
     beforeAll(() => proxyGate.require());
     afterEach(async (ctx) => {
-      if (ctx.task.result?.state === 'fail' && proxy)
+      if (ctx.task.result?.state === 'fail' && proxy) {
         console.error(`[interop] Kamailio\n${proxy.report()}`);
+        console.error(
+          `[interop] the DUMs' wire\n${wire.entries
+            .map((e) => {
+              const m = e.message;
+              const line = m.isRequest
+                ? `${m.method} ${m.cseq.seq}`
+                : `${m.status} (${m.cseq.method} ${m.cseq.seq})`;
+              return `${e.localPort} ${e.direction === 'send' ? '->' : '<-'} ${e.remotePort} ${line}`;
+            })
+            .join('\n')}`,
+        );
+      }
       wire.stop();
       await pool.stopAll();
       await proxy?.stop();
