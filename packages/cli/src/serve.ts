@@ -11,12 +11,19 @@ import {
   type ServerInviteSession,
   type ServerSubscription,
   SqliteRegistrationPersistence,
+  type UserProfile,
 } from '@sipworks/dum';
-import type { SipRequest, SipResponse, Uri } from '@sipworks/message';
-import type { Transport, TransportMessageEvent } from '@sipworks/stack';
+import {
+  type NameAddr,
+  parseHeader,
+  type SipRequest,
+  type SipResponse,
+  type Uri,
+} from '@sipworks/message';
+import type { Clock, Transport, TransportMessageEvent } from '@sipworks/stack';
 import { CliError, EXIT, type ExitCode, UsageError } from './errors.ts';
 import { formatTime } from './ladder.ts';
-import type { CliOptions } from './options.ts';
+import { type CliOptions, redisStore } from './options.ts';
 import type { Output } from './output.ts';
 import { pidf } from './presence.ts';
 import { makeAnswer, makeOffer } from './sdp.ts';
@@ -337,9 +344,7 @@ export function configureServer(
     contacts: ContactBinding[],
   ) => {
     const contact = contacts[0] as ContactBinding;
-    const from = invite.from.clone();
-    from.params.delete('tag');
-    const profile = dum.makeUserProfile({ aor: from });
+    const profile = relayProfile(dum, invite, contact);
     const ct = invite.header('Content-Type');
     const req = dum.makeInviteSession(
       contact.contact.uri,
@@ -386,6 +391,24 @@ export function configureServer(
   };
 }
 
+/**
+ * The profile a relayed request to `binding` is sent with: the original From (without
+ * its tag), and the binding's Path as the preloaded route set. RFC 3327 §5.3: a request
+ * for a contact registered with Path goes through the proxies the Path names, so that
+ * it reaches the UA the way its REGISTER came (through the edge proxy or the dispatcher
+ * in front of this node, which may be the only one that can reach it).
+ */
+function relayProfile(
+  dum: DialogUsageManager,
+  original: SipRequest,
+  binding: ContactBinding,
+): UserProfile {
+  const from = original.from.clone();
+  from.params.delete('tag');
+  const route = (binding.path ?? []).flatMap((p) => parseHeader<NameAddr>('Route', p));
+  return dum.makeUserProfile({ aor: from, ...(route.length > 0 ? { serviceRoute: route } : {}) });
+}
+
 /** Send a new MESSAGE (from the server, with the original From) to each contact; the best final response wins. */
 function relayMessage(
   dum: DialogUsageManager,
@@ -393,15 +416,15 @@ function relayMessage(
   contacts: ContactBinding[],
   callbacks: Map<number, (res: SipResponse) => void>,
 ): Promise<SipResponse> {
-  const from = msg.from.clone();
-  from.params.delete('tag');
-  const profile = dum.makeUserProfile({ aor: from });
   const ct = msg.header('Content-Type') ?? 'text/plain';
   return Promise.all(
     contacts.map(
       (c) =>
         new Promise<SipResponse>((resolve) => {
-          const pager: Handle<ClientPagerMessage> = dum.makePagerMessage(c.contact.uri, profile);
+          const pager: Handle<ClientPagerMessage> = dum.makePagerMessage(
+            c.contact.uri,
+            relayProfile(dum, msg, c),
+          );
           callbacks.set(pager.id, (res) => {
             callbacks.delete(pager.id);
             if (pager.isValid()) pager.get().end();
@@ -434,19 +457,9 @@ export async function runServe(o: CliOptions, out: Output): Promise<ExitCode> {
     { onRequest: (e: TransportMessageEvent) => logRequest(out, e) },
   );
   const { dum, stack, transports, wire } = ua;
-  let sqlite: SqliteRegistrationPersistence | undefined;
+  let closeStore: () => Promise<void> = async () => {};
   try {
-    if (o.store.startsWith('sqlite:')) {
-      const path = o.store.slice('sqlite:'.length);
-      try {
-        sqlite = await SqliteRegistrationPersistence.open(path, { clock: stack.clock });
-      } catch (e) {
-        throw new CliError(
-          `cannot open the SQLite store ${path}: ${(e as Error).message}; install better-sqlite3 (npm install better-sqlite3@12) and check the path`,
-        );
-      }
-      dum.setRegistrationPersistenceManager(sqlite);
-    }
+    closeStore = await openStore(o.store, dum, stack.clock);
     const master = dum.masterProfile;
     if (o.sessionExpires !== undefined) master.set('sessionExpires', o.sessionExpires);
     if (o.prack !== undefined) master.set('prack', o.prack);
@@ -462,6 +475,7 @@ export async function runServe(o: CliOptions, out: Output): Promise<ExitCode> {
   } catch (e) {
     wire.stop();
     await stack.stop();
+    await closeStore();
     throw e;
   }
   for (const t of transports) {
@@ -483,9 +497,58 @@ export async function runServe(o: CliOptions, out: Output): Promise<ExitCode> {
   await dum.shutdown({ timeoutMs: 2000 });
   wire.stop();
   await stack.stop();
-  sqlite?.close();
+  await closeStore();
   out.event('stopped', {}, 'stopped');
   return EXIT.ok;
+}
+
+/**
+ * Give `dum` the registrar store `--store` names (memory needs nothing) and return what
+ * closes it. `redis://` puts the bindings and the published event state in Redis
+ * (@sipworks/store-redis, loaded only then), so that every `serve` on the same Redis and
+ * prefix answers for the same users: the nodes behind one dispatcher (docs/scale-out.md).
+ */
+async function openStore(
+  spec: string,
+  dum: DialogUsageManager,
+  clock: Clock,
+): Promise<() => Promise<void>> {
+  if (spec.startsWith('sqlite:')) {
+    const path = spec.slice('sqlite:'.length);
+    let sqlite: SqliteRegistrationPersistence;
+    try {
+      sqlite = await SqliteRegistrationPersistence.open(path, { clock });
+    } catch (e) {
+      throw new CliError(
+        `cannot open the SQLite store ${path}: ${(e as Error).message}; install better-sqlite3 (npm install better-sqlite3@12) and check the path`,
+      );
+    }
+    dum.setRegistrationPersistenceManager(sqlite);
+    return async () => sqlite.close();
+  }
+  if (!/^rediss?:/.test(spec)) return async () => {};
+  const { url, prefix } = redisStore(spec);
+  const { RedisPublicationStore, RedisRegistrationPersistence } = await import(
+    '@sipworks/store-redis'
+  );
+  const options = { prefix, now: () => dum.now() };
+  const bindings = RedisRegistrationPersistence.connect(url, options);
+  const publications = RedisPublicationStore.connect(url, options);
+  const close = async () => {
+    await Promise.all([bindings.close(), publications.close()]);
+  };
+  try {
+    // One read, so that an unreachable Redis stops the server now, not at the first REGISTER.
+    await bindings.aors();
+  } catch (e) {
+    await close();
+    throw new CliError(
+      `cannot reach the Redis store ${url}: ${(e as Error).message}; start redis-server there or fix --store`,
+    );
+  }
+  dum.setRegistrationPersistenceManager(bindings);
+  dum.setPublicationStore(publications);
+  return close;
 }
 
 function logRequest(out: Output, e: TransportMessageEvent): void {

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SqliteRegistrationPersistence } from '@sipworks/dum';
+import { RedisServerProcess, redisServerRequirement } from '@sipworks/test-support';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { externalTool, jsonLines, killAll, Server, sipworks } from './support.ts';
 
@@ -109,6 +110,82 @@ describe('serve --store sqlite:PATH (RFC 3261 §10.3 bindings kept across a rest
     }
   });
 });
+
+const redis = redisServerRequirement('cli');
+
+describe.skipIf(redis.skip)(
+  'serve --store redis://HOST:PORT (RFC 3261 §10.3 bindings shared by several nodes)',
+  () => {
+    let server: RedisServerProcess | undefined;
+    beforeAll(async () => {
+      redis.assertAvailable();
+      server = await RedisServerProcess.start(redis.binary);
+      return () => server?.stop();
+    });
+
+    it('a user registered through one node is reached through the other; another prefix does not see it', async () => {
+      const store = `${server?.url}/0?prefix=cli-test:`;
+      const phone = serve(['--listen', 'udp:127.0.0.1:0']);
+      const a = serve(['--listen', 'udp:127.0.0.1:0', '--store', store]);
+      const b = serve(['--listen', 'udp:127.0.0.1:0', '--store', store]);
+      const other = serve([
+        '--listen',
+        'udp:127.0.0.1:0',
+        '--store',
+        `${server?.url}?prefix=elsewhere:`,
+      ]);
+      const [phonePort, aPort, bPort, otherPort] = await Promise.all([
+        phone.port('udp'),
+        a.port('udp'),
+        b.port('udp'),
+        other.port('udp'),
+      ]);
+      const reg = await sipworks([
+        'register',
+        'sip:bob@127.0.0.1',
+        '--registrar',
+        `sip:127.0.0.1:${aPort}`,
+        '--contact',
+        `sip:bob@127.0.0.1:${phonePort}`,
+      ]);
+      expect(reg.code, reg.stderr).toBe(0);
+      await a.waitFor((e) => e.event === 'log' && /^registered sip:bob@/.test(String(e.message)));
+
+      // Node b never saw the REGISTER: it finds the binding in Redis and relays (RFC 3428 §5).
+      const msg = await sipworks(['message', `sip:bob@127.0.0.1:${bPort}`, 'through b']);
+      expect(msg.code, msg.stderr).toBe(0);
+      await phone.waitFor((e) => e.event === 'log' && e.text === 'through b');
+      await b.waitFor(
+        (e) => e.event === 'log' && /^relayed MESSAGE .* 200 OK$/.test(String(e.message)),
+      );
+
+      // A node on another prefix is another deployment: bob is not registered there.
+      const own = await sipworks(['message', `sip:bob@127.0.0.1:${otherPort}`, 'to other']);
+      expect(own.code, own.stderr).toBe(0);
+      await other.waitFor((e) => e.event === 'log' && e.text === 'to other');
+      expect(phone.events.some((e) => e.text === 'to other')).toBe(false);
+
+      expect(await a.stop()).toBe(0);
+      expect(await b.stop()).toBe(0);
+    });
+
+    it('an unreachable Redis stops serve at start with exit 3 and a hint; a bad URL is a usage error', async () => {
+      const down = await sipworks(
+        ['serve', '--listen', 'udp:127.0.0.1:0', '--store', 'redis://127.0.0.1:1'],
+        20_000,
+      );
+      expect(down.code).toBe(3);
+      expect(down.stderr).toMatch(
+        /cannot reach the Redis store redis:\/\/127\.0\.0\.1:1.*start redis-server/,
+      );
+      const bad = await sipworks(['serve', '--store', 'redis://127.0.0.1:6379/x']);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(
+        /--store redis:\/\/127\.0\.0\.1:6379\/x: the database after the port must be a number/,
+      );
+    });
+  },
+);
 
 const openssl = externalTool('openssl', ['version'], 'apt-get install openssl');
 
