@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
   type ClientInviteSession,
@@ -35,6 +36,12 @@ export interface ServerSettings {
   /** user -> password; digest auth for every request outside a dialog when given. */
   users?: Map<string, string> | undefined;
   realm: string;
+  /**
+   * The key of the digest nonces (random when not given). Every node behind one
+   * dispatcher must have the same, so that a challenge one node sent can be answered to
+   * another; `--store redis://` shares one through Redis.
+   */
+  nonceSecret?: string | undefined;
   answer: 'auto' | 'ring' | 'busy';
   answerDelayMs: number;
   earlyMedia: boolean;
@@ -123,7 +130,7 @@ export function configureServer(
           const password = users.get(username);
           return password === undefined ? undefined : { password };
         },
-        { realm: s.realm },
+        { realm: s.realm, ...(s.nonceSecret !== undefined ? { secret: s.nonceSecret } : {}) },
       ),
     );
   }
@@ -459,13 +466,15 @@ export async function runServe(o: CliOptions, out: Output): Promise<ExitCode> {
   const { dum, stack, transports, wire } = ua;
   let closeStore: () => Promise<void> = async () => {};
   try {
-    closeStore = await openStore(o.store, dum, stack.clock);
+    const store = await openStore(o.store, dum, stack.clock);
+    closeStore = store.close;
     const master = dum.masterProfile;
     if (o.sessionExpires !== undefined) master.set('sessionExpires', o.sessionExpires);
     if (o.prack !== undefined) master.set('prack', o.prack);
     configureServer(dum, transports, {
       users,
       realm: o.realm,
+      nonceSecret: store.nonceSecret,
       answer: o.answer,
       answerDelayMs: o.answerDelay,
       earlyMedia: o.earlyMedia,
@@ -502,17 +511,25 @@ export async function runServe(o: CliOptions, out: Output): Promise<ExitCode> {
   return EXIT.ok;
 }
 
+/** What `openStore` set up: how to close it, and the digest nonce key it shares. */
+interface OpenedStore {
+  close: () => Promise<void>;
+  nonceSecret?: string | undefined;
+}
+
 /**
- * Give `dum` the registrar store `--store` names (memory needs nothing) and return what
- * closes it. `redis://` puts the bindings and the published event state in Redis
- * (@sipworks/store-redis, loaded only then), so that every `serve` on the same Redis and
- * prefix answers for the same users: the nodes behind one dispatcher (docs/scale-out.md).
+ * Give `dum` the registrar store `--store` names (memory needs nothing). `redis://` puts
+ * the bindings and the published event state in Redis (@sipworks/store-redis, loaded
+ * only then), so that every `serve` on the same Redis and prefix answers for the same
+ * users: the nodes behind one dispatcher (docs/scale-out.md). They share the key of
+ * their digest nonces through Redis too (`<prefix>auth:nonce-secret`, set by the first
+ * node), so that a challenge answered to another node than the one that sent it passes.
  */
 async function openStore(
   spec: string,
   dum: DialogUsageManager,
   clock: Clock,
-): Promise<() => Promise<void>> {
+): Promise<OpenedStore> {
   if (spec.startsWith('sqlite:')) {
     const path = spec.slice('sqlite:'.length);
     let sqlite: SqliteRegistrationPersistence;
@@ -524,9 +541,9 @@ async function openStore(
       );
     }
     dum.setRegistrationPersistenceManager(sqlite);
-    return async () => sqlite.close();
+    return { close: async () => sqlite.close() };
   }
-  if (!/^rediss?:/.test(spec)) return async () => {};
+  if (!/^rediss?:/.test(spec)) return { close: async () => {} };
   const { url, prefix } = redisStore(spec);
   const { RedisPublicationStore, RedisRegistrationPersistence } = await import(
     '@sipworks/store-redis'
@@ -537,9 +554,17 @@ async function openStore(
   const close = async () => {
     await Promise.all([bindings.close(), publications.close()]);
   };
+  const secretKey = `${prefix}auth:nonce-secret`;
+  let nonceSecret: string | null;
   try {
-    // One read, so that an unreachable Redis stops the server now, not at the first REGISTER.
+    // A read now (bounded by the store's timeout), so that an unreachable Redis stops the
+    // server at start, not at the first REGISTER.
     await bindings.aors();
+    // The first node sets the nonce key; the others, and the same node restarted, read it.
+    await bindings.redis.set(secretKey, randomBytes(32).toString('hex'), 'NX');
+    nonceSecret = await bindings.redis.get(secretKey);
+    if (nonceSecret === null || nonceSecret.length < 16)
+      throw new Error(`${secretKey} holds no usable key`);
   } catch (e) {
     await close();
     throw new CliError(
@@ -548,7 +573,7 @@ async function openStore(
   }
   dum.setRegistrationPersistenceManager(bindings);
   dum.setPublicationStore(publications);
-  return close;
+  return { close, nonceSecret };
 }
 
 function logRequest(out: Output, e: TransportMessageEvent): void {

@@ -41,6 +41,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
  */
 
 const DOMAIN = 'sipworks.test';
+/** The nodes' digest realm (`serve --realm`'s default) and the users' passwords (`--users`). */
+const REALM = 'sipworks';
+const PASSWORDS: Record<string, string> = { alice: 'alice-pw', bob: 'bob-pw' };
 
 const kamailio = kamailioInfo(undefined, DISPATCHER_MODULES);
 const kamcmd = findExecutable(process.env.KAMCMD ?? 'kamcmd');
@@ -97,10 +100,12 @@ class User {
     await stack.addTransport(transport);
     const u = new User(name, new DialogUsageManager({ stack }), stack);
     u.port = transport.local.port;
-    u.profile = u.dum.makeUserProfile({
-      aor: `<sip:${name}@${DOMAIN}>`,
-      outboundProxy: `sip:127.0.0.1:${proxyPort}`,
-    });
+    u.profile = u.dum
+      .makeUserProfile({
+        aor: `<sip:${name}@${DOMAIN}>`,
+        outboundProxy: `sip:127.0.0.1:${proxyPort}`,
+      })
+      .addCredentials({ realm: REALM, username: name, password: PASSWORDS[name] ?? '' });
     u.dum.setClientRegistrationHandler({ onSuccess: (_h, res) => void (u.registered = res) });
     u.dum.setServerPagerMessageHandler({
       onMessageArrived: (h, msg) => {
@@ -194,8 +199,9 @@ describe.skipIf(skip)(
         await new Promise((r) => setTimeout(r, 100));
       }
     };
+    let usersFile = '';
     const startNode = async (name: string, port: number): Promise<ServeNode> => {
-      const n = new ServeNode({ name, port, store: storeUrl });
+      const n = new ServeNode({ name, port, store: storeUrl, args: ['--users', usersFile] });
       nodes.push(n);
       await n.ready();
       return n;
@@ -207,6 +213,13 @@ describe.skipIf(skip)(
       dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sipworks-scaleout-'));
       store = await RedisServerProcess.start(redis.binary);
       storeUrl = `${store.url}/0?prefix=scaleout:`;
+      usersFile = path.join(dir, 'users.txt');
+      fs.writeFileSync(
+        usersFile,
+        Object.entries(PASSWORDS)
+          .map(([u, p]) => `${u}:${p}\n`)
+          .join(''),
+      );
       const [portA, portB] = [await freePort(), await freePort()];
       await Promise.all([
         startNode('node-a', portA as number),
@@ -249,6 +262,7 @@ describe.skipIf(skip)(
     });
 
     it('Kamailio probes both nodes with OPTIONS and holds them active (dispatcher ds_ping_interval)', async () => {
+      // The nodes challenge the probes (--users): 401 counts as alive (ds_ping_reply_codes).
       for (const n of nodes) expect(await waitState(n.port, 'AP')).toBe('AP');
       // The probes reached the nodes, from Kamailio's address, as OPTIONS to the node itself.
       for (const n of nodes)
@@ -261,7 +275,7 @@ describe.skipIf(skip)(
         );
     });
 
-    it('RFC 3327 + RFC 3428: bob registers through one node (with Kamailio in Path); alice reaches him with MESSAGE through the other', async () => {
+    it('RFC 3261 §22.2 + RFC 3327 + RFC 3428: bob registers through one node (challenged by the other); alice reaches him with MESSAGE through the other', async () => {
       const ok = await bob.register();
       expect(ok.status).toBe(200);
       expect(ok.headers('Contact').join(',')).toContain(`sip:bob@127.0.0.1:${bob.port}`);
@@ -271,8 +285,19 @@ describe.skipIf(skip)(
       expect(regNode, 'a node logs the REGISTER').toBeDefined();
       registrar = regNode as ServeNode;
       other = nodes.find((n) => n !== registrar) as ServeNode;
+      // Round-robin: the first REGISTER went to the other node, which challenged it (401);
+      // the registrar accepted the answer to that challenge: the nodes share the nonce key
+      // (set in Redis by the first node).
+      const registers = (n: ServeNode) =>
+        n.events.filter((e) => e.event === 'request' && e.method === 'REGISTER').length;
+      expect([registers(other), registers(registrar)]).toEqual([1, 1]);
+      expect(other.logs.some((l) => l.startsWith('registered'))).toBe(false);
 
-      // Round-robin: the next request goes to the other node, which never saw bob's REGISTER.
+      // alice registers the same way (challenged by one node, accepted by the registrar);
+      // then her MESSAGE, with her credentials sent at once (preemptive), goes to the other
+      // node, which never saw bob's REGISTER: it finds his binding in Redis.
+      expect((await alice.register()).status).toBe(200);
+      expect(registrar.logs.some((l) => l.startsWith(`registered sip:alice@${DOMAIN}`))).toBe(true);
       const res = await alice.page('bob', 'hello through the other node');
       expect(res.status).toBe(200);
       expect(bob.texts).toEqual(['hello through the other node']);
@@ -291,8 +316,9 @@ describe.skipIf(skip)(
     });
 
     it('RFC 3261 §16.6 + §12.2: alice calls bob through the node that did not register him; the dialog stays on that node by Record-Route', async () => {
-      // alice's own REGISTER takes the registrar's turn, so the INVITE goes to the other node.
-      expect((await alice.register()).status).toBe(200);
+      // bob's MESSAGE to alice takes the registrar's turn, so the INVITE goes to the other node.
+      expect((await bob.page('alice', 'call me')).status).toBe(200);
+      expect(alice.texts).toEqual(['call me']);
       alice.dum.send(
         alice.dum.makeInviteSession(`sip:bob@${DOMAIN}`, alice.profile, {
           body: sdp('alice', 4000),
