@@ -568,12 +568,19 @@ async function openStore(
   } catch (e) {
     await close();
     throw new CliError(
-      `cannot reach the Redis store ${url}: ${(e as Error).message}; start redis-server there or fix --store`,
+      `cannot reach the Redis store ${redacted(url)}: ${(e as Error).message}; start redis-server there or fix --store`,
     );
   }
   dum.setRegistrationPersistenceManager(bindings);
   dum.setPublicationStore(publications);
   return { close, nonceSecret };
+}
+
+/** A Redis URL as it can be printed: its password, if any, replaced by `***`. */
+function redacted(url: string): string {
+  const u = new URL(url);
+  if (u.password !== '') u.password = '***';
+  return u.toString();
 }
 
 function logRequest(out: Output, e: TransportMessageEvent): void {

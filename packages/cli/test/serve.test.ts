@@ -178,6 +178,14 @@ describe.skipIf(redis.skip)(
       expect(down.stderr).toMatch(
         /cannot reach the Redis store redis:\/\/127\.0\.0\.1:1.*start redis-server/,
       );
+      // A password in the URL is not printed.
+      const secret = await sipworks(
+        ['serve', '--listen', 'udp:127.0.0.1:0', '--store', 'redis://:hunter2@127.0.0.1:1'],
+        20_000,
+      );
+      expect(secret.code).toBe(3);
+      expect(secret.stderr).toContain('redis://:***@127.0.0.1:1');
+      expect(secret.stderr).not.toContain('hunter2');
       const bad = await sipworks(['serve', '--store', 'redis://127.0.0.1:6379/x']);
       expect(bad.code).toBe(2);
       expect(bad.stderr).toMatch(
