@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import dgram from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -80,6 +81,70 @@ describe('serve as an endpoint: --answer, --early-media (RFC 3261 §13.3.1, RFC 
       .map((e) => e.label);
     expect(received).toContain('180 Ringing');
     await s.waitFor((e) => e.event === 'request' && e.method === 'CANCEL');
+  });
+});
+
+describe("serve relays through a binding's Path (RFC 3327 §5.3)", () => {
+  it('a MESSAGE for a contact registered with Path goes to the first Path hop, with the Path as Route', async () => {
+    const s = serve(['--listen', 'udp:127.0.0.1:0']);
+    const port = await s.port('udp');
+    // The edge proxy the REGISTER came through: a UDP socket of the test.
+    const edge = dgram.createSocket('udp4');
+    const got: string[] = [];
+    edge.on('message', (m) => got.push(m.toString('utf8')));
+    await new Promise<void>((r) => edge.bind(0, '127.0.0.1', () => r()));
+    const edgePort = edge.address().port;
+    const until = async (pred: (m: string) => boolean, what: string): Promise<string> => {
+      for (let i = 0; i < 250; i++) {
+        const hit = got.find(pred);
+        if (hit) return hit;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error(`the edge proxy got no ${what}: ${got.join('\n---\n')}`);
+    };
+    try {
+      edge.send(
+        [
+          `REGISTER sip:127.0.0.1:${port} SIP/2.0`,
+          `Via: SIP/2.0/UDP 127.0.0.1:${edgePort};branch=z9hG4bKedge1`,
+          'Max-Forwards: 69',
+          'From: <sip:bob@127.0.0.1>;tag=e1',
+          'To: <sip:bob@127.0.0.1>',
+          'Call-ID: path-reg-1',
+          'CSeq: 1 REGISTER',
+          // Port 9 (discard): nothing answers there; only the edge can reach bob.
+          'Contact: <sip:bob@127.0.0.1:9>',
+          `Path: <sip:127.0.0.1:${edgePort};lr>`,
+          'Supported: path',
+          'Expires: 60',
+          'Content-Length: 0',
+          '',
+          '',
+        ].join('\r\n'),
+        port,
+        '127.0.0.1',
+      );
+      const ok = await until((m) => m.startsWith('SIP/2.0 200'), '200 to the REGISTER');
+      expect(ok).toMatch(new RegExp(`^Path: <sip:127\\.0\\.0\\.1:${edgePort};lr>`, 'm'));
+
+      const sent = sipworks(['message', `sip:bob@127.0.0.1:${port}`, 'via the edge']);
+      const relayed = await until((m) => m.startsWith('MESSAGE '), 'relayed MESSAGE');
+      expect(relayed.split('\r\n')[0]).toBe('MESSAGE sip:bob@127.0.0.1:9 SIP/2.0');
+      expect(relayed).toMatch(new RegExp(`^Route: <sip:127\\.0\\.0\\.1:${edgePort};lr>`, 'm'));
+      // Answer it as bob would, through the edge: the sender then exits 0.
+      const head = relayed.split('\r\n\r\n')[0]?.split('\r\n') ?? [];
+      const keep = head.filter((l) => /^(Via|From|Call-ID|CSeq):/i.test(l));
+      const to = head.find((l) => /^To:/i.test(l));
+      edge.send(
+        ['SIP/2.0 200 OK', ...keep, `${to};tag=bob1`, 'Content-Length: 0', '', ''].join('\r\n'),
+        port,
+        '127.0.0.1',
+      );
+      const r = await sent;
+      expect(r.code, r.stderr).toBe(0);
+    } finally {
+      edge.close();
+    }
   });
 });
 
