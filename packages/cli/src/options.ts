@@ -28,7 +28,9 @@ Client commands:
 Server:
   serve                               registrar, presence server, relay (B2BUA) and endpoint
     --users FILE                      user:password lines: digest auth for every request outside a dialog
-    --store memory|sqlite:PATH        where bindings are kept (default memory)
+    --store memory|sqlite:PATH|redis://HOST:PORT[/DB][?prefix=P]
+                                      where bindings are kept (default memory); redis: bindings and
+                                      publications shared by every node on that Redis and prefix
     --realm REALM                     the digest realm (default sipworks)
     --answer auto|ring|busy           how calls to the server itself are answered (default auto)
     --answer-delay MS                 ring this long before answering (default 200)
@@ -172,9 +174,44 @@ export function parseCommandLine(argv: string[]): CliOptions {
     throw new UsageError('--cert and --key go together: give both PEM files');
   if (o.password !== undefined && o.user === undefined)
     throw new UsageError('--password needs --user NAME');
-  if (!/^(memory|sqlite:.+)$/.test(o.store))
-    throw new UsageError(`--store ${o.store}: expected memory or sqlite:PATH`);
+  if (!/^(memory|sqlite:.+|rediss?:\/\/.+)$/.test(o.store))
+    throw new UsageError(
+      `--store ${o.store}: expected memory, sqlite:PATH or redis://HOST:PORT[/DB][?prefix=P]`,
+    );
+  if (/^rediss?:/.test(o.store)) redisStore(o.store);
   return o;
+}
+
+/** Where `--store redis://...` points: the URL for ioredis, and the key prefix. */
+export interface RedisStoreTarget {
+  /** The URL without its `prefix` parameter (`redis://HOST:PORT/DB`). */
+  url: string;
+  /** The `prefix` parameter, or `sipworks:`. */
+  prefix: string;
+}
+
+/**
+ * Read `redis://HOST:PORT[/DB][?prefix=P]` (or `rediss://` for TLS). `prefix` is ours
+ * and is taken out of the URL; host, port, database and credentials stay for ioredis.
+ */
+export function redisStore(spec: string): RedisStoreTarget {
+  let url: URL;
+  try {
+    url = new URL(spec);
+  } catch {
+    throw new UsageError(`--store ${spec}: not a URL; expected redis://HOST:PORT[/DB][?prefix=P]`);
+  }
+  if (url.hostname === '')
+    throw new UsageError(`--store ${spec}: no host; expected redis://HOST:PORT[/DB][?prefix=P]`);
+  const db = url.pathname.replace(/^\//, '');
+  if (db !== '' && !/^\d+$/.test(db))
+    throw new UsageError(
+      `--store ${spec}: the database after the port must be a number, got '${db}'`,
+    );
+  const prefix = url.searchParams.get('prefix') ?? 'sipworks:';
+  if (prefix === '') throw new UsageError(`--store ${spec}: prefix= must not be empty`);
+  url.searchParams.delete('prefix');
+  return { url: url.toString(), prefix };
 }
 
 function defaults(command: Command, args: string[], trace: TraceMode): CliOptions {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
   type ClientInviteSession,
@@ -11,12 +12,19 @@ import {
   type ServerInviteSession,
   type ServerSubscription,
   SqliteRegistrationPersistence,
+  type UserProfile,
 } from '@sipworks/dum';
-import type { SipRequest, SipResponse, Uri } from '@sipworks/message';
-import type { Transport, TransportMessageEvent } from '@sipworks/stack';
+import {
+  type NameAddr,
+  parseHeader,
+  type SipRequest,
+  type SipResponse,
+  type Uri,
+} from '@sipworks/message';
+import type { Clock, Transport, TransportMessageEvent } from '@sipworks/stack';
 import { CliError, EXIT, type ExitCode, UsageError } from './errors.ts';
 import { formatTime } from './ladder.ts';
-import type { CliOptions } from './options.ts';
+import { type CliOptions, redisStore } from './options.ts';
 import type { Output } from './output.ts';
 import { pidf } from './presence.ts';
 import { makeAnswer, makeOffer } from './sdp.ts';
@@ -28,6 +36,12 @@ export interface ServerSettings {
   /** user -> password; digest auth for every request outside a dialog when given. */
   users?: Map<string, string> | undefined;
   realm: string;
+  /**
+   * The key of the digest nonces (random when not given). Every node behind one
+   * dispatcher must have the same, so that a challenge one node sent can be answered to
+   * another; `--store redis://` shares one through Redis.
+   */
+  nonceSecret?: string | undefined;
   answer: 'auto' | 'ring' | 'busy';
   answerDelayMs: number;
   earlyMedia: boolean;
@@ -116,7 +130,7 @@ export function configureServer(
           const password = users.get(username);
           return password === undefined ? undefined : { password };
         },
-        { realm: s.realm },
+        { realm: s.realm, ...(s.nonceSecret !== undefined ? { secret: s.nonceSecret } : {}) },
       ),
     );
   }
@@ -337,9 +351,7 @@ export function configureServer(
     contacts: ContactBinding[],
   ) => {
     const contact = contacts[0] as ContactBinding;
-    const from = invite.from.clone();
-    from.params.delete('tag');
-    const profile = dum.makeUserProfile({ aor: from });
+    const profile = relayProfile(dum, invite, contact);
     const ct = invite.header('Content-Type');
     const req = dum.makeInviteSession(
       contact.contact.uri,
@@ -386,6 +398,24 @@ export function configureServer(
   };
 }
 
+/**
+ * The profile a relayed request to `binding` is sent with: the original From (without
+ * its tag), and the binding's Path as the preloaded route set. RFC 3327 §5.3: a request
+ * for a contact registered with Path goes through the proxies the Path names, so that
+ * it reaches the UA the way its REGISTER came (through the edge proxy or the dispatcher
+ * in front of this node, which may be the only one that can reach it).
+ */
+function relayProfile(
+  dum: DialogUsageManager,
+  original: SipRequest,
+  binding: ContactBinding,
+): UserProfile {
+  const from = original.from.clone();
+  from.params.delete('tag');
+  const route = (binding.path ?? []).flatMap((p) => parseHeader<NameAddr>('Route', p));
+  return dum.makeUserProfile({ aor: from, ...(route.length > 0 ? { serviceRoute: route } : {}) });
+}
+
 /** Send a new MESSAGE (from the server, with the original From) to each contact; the best final response wins. */
 function relayMessage(
   dum: DialogUsageManager,
@@ -393,15 +423,15 @@ function relayMessage(
   contacts: ContactBinding[],
   callbacks: Map<number, (res: SipResponse) => void>,
 ): Promise<SipResponse> {
-  const from = msg.from.clone();
-  from.params.delete('tag');
-  const profile = dum.makeUserProfile({ aor: from });
   const ct = msg.header('Content-Type') ?? 'text/plain';
   return Promise.all(
     contacts.map(
       (c) =>
         new Promise<SipResponse>((resolve) => {
-          const pager: Handle<ClientPagerMessage> = dum.makePagerMessage(c.contact.uri, profile);
+          const pager: Handle<ClientPagerMessage> = dum.makePagerMessage(
+            c.contact.uri,
+            relayProfile(dum, msg, c),
+          );
           callbacks.set(pager.id, (res) => {
             callbacks.delete(pager.id);
             if (pager.isValid()) pager.get().end();
@@ -434,25 +464,17 @@ export async function runServe(o: CliOptions, out: Output): Promise<ExitCode> {
     { onRequest: (e: TransportMessageEvent) => logRequest(out, e) },
   );
   const { dum, stack, transports, wire } = ua;
-  let sqlite: SqliteRegistrationPersistence | undefined;
+  let closeStore: () => Promise<void> = async () => {};
   try {
-    if (o.store.startsWith('sqlite:')) {
-      const path = o.store.slice('sqlite:'.length);
-      try {
-        sqlite = await SqliteRegistrationPersistence.open(path, { clock: stack.clock });
-      } catch (e) {
-        throw new CliError(
-          `cannot open the SQLite store ${path}: ${(e as Error).message}; install better-sqlite3 (npm install better-sqlite3@12) and check the path`,
-        );
-      }
-      dum.setRegistrationPersistenceManager(sqlite);
-    }
+    const store = await openStore(o.store, dum, stack.clock);
+    closeStore = store.close;
     const master = dum.masterProfile;
     if (o.sessionExpires !== undefined) master.set('sessionExpires', o.sessionExpires);
     if (o.prack !== undefined) master.set('prack', o.prack);
     configureServer(dum, transports, {
       users,
       realm: o.realm,
+      nonceSecret: store.nonceSecret,
       answer: o.answer,
       answerDelayMs: o.answerDelay,
       earlyMedia: o.earlyMedia,
@@ -462,6 +484,7 @@ export async function runServe(o: CliOptions, out: Output): Promise<ExitCode> {
   } catch (e) {
     wire.stop();
     await stack.stop();
+    await closeStore();
     throw e;
   }
   for (const t of transports) {
@@ -483,9 +506,81 @@ export async function runServe(o: CliOptions, out: Output): Promise<ExitCode> {
   await dum.shutdown({ timeoutMs: 2000 });
   wire.stop();
   await stack.stop();
-  sqlite?.close();
+  await closeStore();
   out.event('stopped', {}, 'stopped');
   return EXIT.ok;
+}
+
+/** What `openStore` set up: how to close it, and the digest nonce key it shares. */
+interface OpenedStore {
+  close: () => Promise<void>;
+  nonceSecret?: string | undefined;
+}
+
+/**
+ * Give `dum` the registrar store `--store` names (memory needs nothing). `redis://` puts
+ * the bindings and the published event state in Redis (@sipworks/store-redis, loaded
+ * only then), so that every `serve` on the same Redis and prefix answers for the same
+ * users: the nodes behind one dispatcher (docs/scale-out.md). They share the key of
+ * their digest nonces through Redis too (`<prefix>auth:nonce-secret`, set by the first
+ * node), so that a challenge answered to another node than the one that sent it passes.
+ */
+async function openStore(
+  spec: string,
+  dum: DialogUsageManager,
+  clock: Clock,
+): Promise<OpenedStore> {
+  if (spec.startsWith('sqlite:')) {
+    const path = spec.slice('sqlite:'.length);
+    let sqlite: SqliteRegistrationPersistence;
+    try {
+      sqlite = await SqliteRegistrationPersistence.open(path, { clock });
+    } catch (e) {
+      throw new CliError(
+        `cannot open the SQLite store ${path}: ${(e as Error).message}; install better-sqlite3 (npm install better-sqlite3@12) and check the path`,
+      );
+    }
+    dum.setRegistrationPersistenceManager(sqlite);
+    return { close: async () => sqlite.close() };
+  }
+  if (!/^rediss?:/.test(spec)) return { close: async () => {} };
+  const { url, prefix } = redisStore(spec);
+  const { RedisPublicationStore, RedisRegistrationPersistence } = await import(
+    '@sipworks/store-redis'
+  );
+  const options = { prefix, now: () => dum.now() };
+  const bindings = RedisRegistrationPersistence.connect(url, options);
+  const publications = RedisPublicationStore.connect(url, options);
+  const close = async () => {
+    await Promise.all([bindings.close(), publications.close()]);
+  };
+  const secretKey = `${prefix}auth:nonce-secret`;
+  let nonceSecret: string | null;
+  try {
+    // A read now (bounded by the store's timeout), so that an unreachable Redis stops the
+    // server at start, not at the first REGISTER.
+    await bindings.aors();
+    // The first node sets the nonce key; the others, and the same node restarted, read it.
+    await bindings.redis.set(secretKey, randomBytes(32).toString('hex'), 'NX');
+    nonceSecret = await bindings.redis.get(secretKey);
+    if (nonceSecret === null || nonceSecret.length < 16)
+      throw new Error(`${secretKey} holds no usable key`);
+  } catch (e) {
+    await close();
+    throw new CliError(
+      `cannot reach the Redis store ${redacted(url)}: ${(e as Error).message}; start redis-server there or fix --store`,
+    );
+  }
+  dum.setRegistrationPersistenceManager(bindings);
+  dum.setPublicationStore(publications);
+  return { close, nonceSecret };
+}
+
+/** A Redis URL as it can be printed: its password, if any, replaced by `***`. */
+function redacted(url: string): string {
+  const u = new URL(url);
+  if (u.password !== '') u.password = '***';
+  return u.toString();
 }
 
 function logRequest(out: Output, e: TransportMessageEvent): void {

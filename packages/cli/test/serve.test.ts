@@ -1,8 +1,10 @@
 import { execFileSync } from 'node:child_process';
+import dgram from 'node:dgram';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SqliteRegistrationPersistence } from '@sipworks/dum';
+import { RedisServerProcess, redisServerRequirement } from '@sipworks/test-support';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { externalTool, jsonLines, killAll, Server, sipworks } from './support.ts';
 
@@ -82,6 +84,70 @@ describe('serve as an endpoint: --answer, --early-media (RFC 3261 §13.3.1, RFC 
   });
 });
 
+describe("serve relays through a binding's Path (RFC 3327 §5.3)", () => {
+  it('a MESSAGE for a contact registered with Path goes to the first Path hop, with the Path as Route', async () => {
+    const s = serve(['--listen', 'udp:127.0.0.1:0']);
+    const port = await s.port('udp');
+    // The edge proxy the REGISTER came through: a UDP socket of the test.
+    const edge = dgram.createSocket('udp4');
+    const got: string[] = [];
+    edge.on('message', (m) => got.push(m.toString('utf8')));
+    await new Promise<void>((r) => edge.bind(0, '127.0.0.1', () => r()));
+    const edgePort = edge.address().port;
+    const until = async (pred: (m: string) => boolean, what: string): Promise<string> => {
+      for (let i = 0; i < 250; i++) {
+        const hit = got.find(pred);
+        if (hit) return hit;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error(`the edge proxy got no ${what}: ${got.join('\n---\n')}`);
+    };
+    try {
+      edge.send(
+        [
+          `REGISTER sip:127.0.0.1:${port} SIP/2.0`,
+          `Via: SIP/2.0/UDP 127.0.0.1:${edgePort};branch=z9hG4bKedge1`,
+          'Max-Forwards: 69',
+          'From: <sip:bob@127.0.0.1>;tag=e1',
+          'To: <sip:bob@127.0.0.1>',
+          'Call-ID: path-reg-1',
+          'CSeq: 1 REGISTER',
+          // Port 9 (discard): nothing answers there; only the edge can reach bob.
+          'Contact: <sip:bob@127.0.0.1:9>',
+          `Path: <sip:127.0.0.1:${edgePort};lr>`,
+          'Supported: path',
+          'Expires: 60',
+          'Content-Length: 0',
+          '',
+          '',
+        ].join('\r\n'),
+        port,
+        '127.0.0.1',
+      );
+      const ok = await until((m) => m.startsWith('SIP/2.0 200'), '200 to the REGISTER');
+      expect(ok).toMatch(new RegExp(`^Path: <sip:127\\.0\\.0\\.1:${edgePort};lr>`, 'm'));
+
+      const sent = sipworks(['message', `sip:bob@127.0.0.1:${port}`, 'via the edge']);
+      const relayed = await until((m) => m.startsWith('MESSAGE '), 'relayed MESSAGE');
+      expect(relayed.split('\r\n')[0]).toBe('MESSAGE sip:bob@127.0.0.1:9 SIP/2.0');
+      expect(relayed).toMatch(new RegExp(`^Route: <sip:127\\.0\\.0\\.1:${edgePort};lr>`, 'm'));
+      // Answer it as bob would, through the edge: the sender then exits 0.
+      const head = relayed.split('\r\n\r\n')[0]?.split('\r\n') ?? [];
+      const keep = head.filter((l) => /^(Via|From|Call-ID|CSeq):/i.test(l));
+      const to = head.find((l) => /^To:/i.test(l));
+      edge.send(
+        ['SIP/2.0 200 OK', ...keep, `${to};tag=bob1`, 'Content-Length: 0', '', ''].join('\r\n'),
+        port,
+        '127.0.0.1',
+      );
+      const r = await sent;
+      expect(r.code, r.stderr).toBe(0);
+    } finally {
+      edge.close();
+    }
+  });
+});
+
 describe('serve --store sqlite:PATH (RFC 3261 §10.3 bindings kept across a restart)', () => {
   it('keeps the binding in the SQLite file after serve stops', async () => {
     const db = path.join(dir, 'bindings.db');
@@ -109,6 +175,90 @@ describe('serve --store sqlite:PATH (RFC 3261 §10.3 bindings kept across a rest
     }
   });
 });
+
+const redis = redisServerRequirement('cli');
+
+describe.skipIf(redis.skip)(
+  'serve --store redis://HOST:PORT (RFC 3261 §10.3 bindings shared by several nodes)',
+  () => {
+    let server: RedisServerProcess | undefined;
+    beforeAll(async () => {
+      redis.assertAvailable();
+      server = await RedisServerProcess.start(redis.binary);
+      return () => server?.stop();
+    });
+
+    it('a user registered through one node is reached through the other; another prefix does not see it', async () => {
+      const store = `${server?.url}/0?prefix=cli-test:`;
+      const phone = serve(['--listen', 'udp:127.0.0.1:0']);
+      const a = serve(['--listen', 'udp:127.0.0.1:0', '--store', store]);
+      const b = serve(['--listen', 'udp:127.0.0.1:0', '--store', store]);
+      const other = serve([
+        '--listen',
+        'udp:127.0.0.1:0',
+        '--store',
+        `${server?.url}?prefix=elsewhere:`,
+      ]);
+      const [phonePort, aPort, bPort, otherPort] = await Promise.all([
+        phone.port('udp'),
+        a.port('udp'),
+        b.port('udp'),
+        other.port('udp'),
+      ]);
+      const reg = await sipworks([
+        'register',
+        'sip:bob@127.0.0.1',
+        '--registrar',
+        `sip:127.0.0.1:${aPort}`,
+        '--contact',
+        `sip:bob@127.0.0.1:${phonePort}`,
+      ]);
+      expect(reg.code, reg.stderr).toBe(0);
+      await a.waitFor((e) => e.event === 'log' && /^registered sip:bob@/.test(String(e.message)));
+
+      // Node b never saw the REGISTER: it finds the binding in Redis and relays (RFC 3428 §5).
+      const msg = await sipworks(['message', `sip:bob@127.0.0.1:${bPort}`, 'through b']);
+      expect(msg.code, msg.stderr).toBe(0);
+      await phone.waitFor((e) => e.event === 'log' && e.text === 'through b');
+      await b.waitFor(
+        (e) => e.event === 'log' && /^relayed MESSAGE .* 200 OK$/.test(String(e.message)),
+      );
+
+      // A node on another prefix is another deployment: bob is not registered there.
+      const own = await sipworks(['message', `sip:bob@127.0.0.1:${otherPort}`, 'to other']);
+      expect(own.code, own.stderr).toBe(0);
+      await other.waitFor((e) => e.event === 'log' && e.text === 'to other');
+      expect(phone.events.some((e) => e.text === 'to other')).toBe(false);
+
+      expect(await a.stop()).toBe(0);
+      expect(await b.stop()).toBe(0);
+    });
+
+    it('an unreachable Redis stops serve at start with exit 3 and a hint; a bad URL is a usage error', async () => {
+      const down = await sipworks(
+        ['serve', '--listen', 'udp:127.0.0.1:0', '--store', 'redis://127.0.0.1:1'],
+        20_000,
+      );
+      expect(down.code).toBe(3);
+      expect(down.stderr).toMatch(
+        /cannot reach the Redis store redis:\/\/127\.0\.0\.1:1.*start redis-server/,
+      );
+      // A password in the URL is not printed.
+      const secret = await sipworks(
+        ['serve', '--listen', 'udp:127.0.0.1:0', '--store', 'redis://:hunter2@127.0.0.1:1'],
+        20_000,
+      );
+      expect(secret.code).toBe(3);
+      expect(secret.stderr).toContain('redis://:***@127.0.0.1:1');
+      expect(secret.stderr).not.toContain('hunter2');
+      const bad = await sipworks(['serve', '--store', 'redis://127.0.0.1:6379/x']);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(
+        /--store redis:\/\/127\.0\.0\.1:6379\/x: the database after the port must be a number/,
+      );
+    });
+  },
+);
 
 const openssl = externalTool('openssl', ['version'], 'apt-get install openssl');
 

@@ -42,6 +42,14 @@ export interface ServerAuthOptions {
   qop?: boolean;
   hasher?: Hasher;
   now?: () => number;
+  /**
+   * The key of the nonces' HMAC (default: random, per manager). Registrars that stand
+   * behind one dispatcher must share it: a UA answers the challenge of one, and its
+   * retry may reach another, which accepts only a nonce it can verify. Nonce counts are
+   * still remembered per manager, so a replay to another registrar within the nonce's
+   * lifetime is not refused.
+   */
+  secret?: string;
 }
 
 /**
@@ -52,13 +60,18 @@ export interface ServerAuthOptions {
  */
 export class ServerAuthManager {
   private readonly lookup: CredentialLookup;
-  private readonly o: Required<Omit<ServerAuthOptions, 'realm'>> & { realm: string | undefined };
-  private readonly secret = randomHex(32);
+  private readonly o: Required<Omit<ServerAuthOptions, 'realm' | 'secret'>> & {
+    realm: string | undefined;
+  };
+  private readonly secret: string;
   /** Highest nonce count seen per nonce (bounded; expired nonces are swept). */
   private readonly counts = new Map<string, number>();
 
   constructor(lookup: CredentialLookup, options: ServerAuthOptions = {}) {
     this.lookup = lookup;
+    if (options.secret !== undefined && options.secret.length < 16)
+      throw new RangeError('secret must have 16 characters or more');
+    this.secret = options.secret ?? randomHex(32);
     this.o = {
       realm: options.realm,
       mode: options.mode ?? 'www',

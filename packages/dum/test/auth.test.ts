@@ -205,6 +205,30 @@ describe('client and server auth managers together', () => {
     expect(client.handleChallenge(retry, sameNonce, profile)).toBeUndefined();
   });
 
+  it("registrars sharing a secret accept each other's nonces (RFC 3261 §22.2 retry reaching another node)", async () => {
+    const secret = 'shared-by-every-node-0123456789';
+    const a = new ServerAuthManager(lookup, { realm: 'r', secret });
+    const b = new ServerAuthManager(lookup, { realm: 'r', secret });
+    const stranger = new ServerAuthManager(lookup, { realm: 'r' });
+    const profile = new UserProfile(master).addCredentials({
+      realm: 'r',
+      username: 'alice',
+      password: 'pw',
+    });
+    const req = withVia(request());
+    const retry = new ClientAuthManager().handleChallenge(
+      req,
+      a.challenge(req),
+      profile,
+    ) as SipRequest;
+    expect(await b.verify(withVia(retry.clone()))).toEqual({ outcome: 'ok', username: 'alice' });
+    expect(await stranger.verify(withVia(retry.clone()))).toEqual({
+      outcome: 'failed',
+      reason: 'not our nonce',
+    });
+    expect(() => new ServerAuthManager(lookup, { secret: 'short' })).toThrow(RangeError);
+  });
+
   it('a nonce we did not issue is refused; unknown users are refused', async () => {
     const server = new ServerAuthManager(lookup, { realm: 'r' });
     const other = new ServerAuthManager(lookup, { realm: 'r' });

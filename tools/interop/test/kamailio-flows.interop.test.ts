@@ -261,6 +261,8 @@ describe.skipIf(proxyGate.skip)(
       expect(sent[0]?.message.uri.toString()).toMatch(new RegExp(`^sip:127\\.0\\.0\\.1:${b.port}`));
       expect(topVia(callee.bye as SipRequest)).toBe(`127.0.0.1:${proxyPort}`);
       expect(callee.bye?.headers('Via')).toHaveLength(2);
+      // The callee ends its session when the BYE arrives; its 200 may still be on the way.
+      await waitUntil(() => wire.statuses(a.port, 'BYE').length > 0, 'the 200 to the BYE');
       expect(wire.statuses(a.port, 'BYE')).toEqual([200]);
       expect(proxy?.log).toMatch(/in-dialog BYE \S+ routed by Route/);
     });
