@@ -9,7 +9,7 @@ import {
   type ServerReferSubscription,
 } from '@sipworks/dum';
 import type { NameAddr, SipRequest, SipResponse, Uri } from '@sipworks/message';
-import { makeAnswer, makeOffer } from './sdp.ts';
+import { makeAnswer, makeOffer, withDirection } from './sdp.ts';
 
 /** How the server's calls behave: the `serve` options that concern INVITE. */
 export interface CallSettings {
@@ -248,6 +248,10 @@ export class ServerCalls {
       this.s.log(`transfer failed (${reason})`, { reason });
       return;
     }
+    // Both legs leave the bridge before the other one is ended: ending it reports its
+    // own end at once, and that must not come back here for this leg.
+    const other = b.a.id === h.id ? b.b : b.a;
+    if (other && this.bridges.get(other.id) === b) this.bridges.delete(other.id);
     if (b.b?.id === h.id && b.kind === 'call') {
       // The callee's leg ended: end the caller's the same way.
       const caller = this.proceedingCaller(b);
@@ -255,12 +259,7 @@ export class ServerCalls {
         const st = b.failure && b.failure.status >= 300 ? b.failure : undefined;
         caller.reject(st?.status ?? 480, st?.reason);
       } else this.end(b.a);
-      this.bridges.delete(b.a.id);
-    } else {
-      const other = b.a.id === h.id ? b.b : b.a;
-      this.end(other);
-      if (other) this.bridges.delete(other.id);
-    }
+    } else this.end(other);
     // A transfer still ringing for a leg that is gone has no one to connect.
     for (const [id, t] of this.bridges)
       if (t.kind === 'transfer' && t.a.id === h.id && t.b?.id === id) this.end(t.b);
@@ -268,7 +267,7 @@ export class ServerCalls {
   }
 
   private end(h: Handle<InviteSession> | undefined): void {
-    if (!h?.isValid()) return;
+    if (!h?.isValid() || h.get().isEnded) return;
     try {
       h.get().end();
     } catch (e) {
@@ -354,9 +353,15 @@ export class ServerCalls {
     r.acceptRefer();
     const bridged = transferee.id !== h.id;
     const identity = bridged && b ? (b.a.id === h.id ? b.partyB : b.partyA) : ownIdentity(refer);
-    const offer = bridged
-      ? (this.remoteSdp.get(transferee.id) ?? makeOffer(this.s.mediaAddress))
-      : makeOffer(this.s.mediaAddress);
+    // The target is offered the transferee's media, off hold (the referrer may have held
+    // it before transferring, RFC 5589 §6.1).
+    const theirs = bridged ? this.remoteSdp.get(transferee.id) : undefined;
+    let offer = makeOffer(this.s.mediaAddress);
+    try {
+      if (theirs !== undefined) offer = withDirection(theirs, 'sendrecv');
+    } catch {
+      // Not SDP: the target gets our own offer.
+    }
     this.s.log(`${refer.from.uri} transfers the call to ${target.uri}`, {
       referTo: target.uri.toString(),
     });

@@ -44,7 +44,7 @@ describe('serve as an endpoint: --answer, --early-media (RFC 3261 §13.3.1, RFC 
     expect(r.stderr).toMatch(/call failed: 486 Busy Here/);
   });
 
-  it('--early-media: 183 with the SDP answer, then 200; the trace draws the ladder', async () => {
+  it('--early-media: 183 with the SDP answer (reliable: the caller has 100rel, RFC 3262), then 200; the trace draws the ladder', async () => {
     const s = serve(['--listen', 'tcp:127.0.0.1:0', '--early-media', '--answer-delay', '50']);
     const port = await s.port('tcp');
     const r = await sipworks([
@@ -64,7 +64,16 @@ describe('serve as an endpoint: --answer, --early-media (RFC 3261 §13.3.1, RFC 
       .map((l) => l.replace(/^\S+\s+/, ''));
     expect(
       arrows.map((a) => /[A-Z0-9][\w ]*[a-zA-Z0-9]/.exec(a.replace(/\| TCP$/, '|'))?.[0]),
-    ).toEqual(['INVITE', '183 Session Progress', '200 OK', 'ACK', 'BYE', '200 OK']);
+    ).toEqual([
+      'INVITE',
+      '183 Session Progress',
+      'PRACK',
+      '200 OK',
+      '200 OK',
+      'ACK',
+      'BYE',
+      '200 OK',
+    ]);
     expect(arrows[0]).toMatch(/\|-+INVITE-+>\| TCP$/);
     expect(arrows[1]).toMatch(/\|<-+183 Session Progress-+\| TCP$/);
   });
