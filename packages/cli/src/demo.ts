@@ -350,13 +350,12 @@ export async function runDemo(o: CliOptions, out: Output): Promise<ExitCode> {
     });
 
     let call: Handle<ClientInviteSession> | undefined;
+    const aliceOffer = makeOffer('127.0.0.1');
     await step('call alice -> bob through the server (B2BUA)', async () => {
       const a = alice.seen.length;
       const b = bob.seen.length;
       call = alice.dum.send<ClientInviteSession>(
-        alice.dum.makeInviteSession(serverUri('udp', 'bob'), alice.profile, {
-          body: makeOffer('127.0.0.1'),
-        }),
+        alice.dum.makeInviteSession(serverUri('udp', 'bob'), alice.profile, { body: aliceOffer }),
       );
       await Promise.all([until(alice, 'connected', a), until(bob, 'connected', b)]);
     });
@@ -367,8 +366,7 @@ export async function runDemo(o: CliOptions, out: Output): Promise<ExitCode> {
       // RFC 3264 §8.4: the same session, its stream made sendonly; the server relays the
       // re-INVITE to bob's leg and bob's answer back (RFC 3261 §14).
       const session = (call as Handle<ClientInviteSession>).get();
-      const current = makeOffer('127.0.0.1');
-      session.provideOffer(withDirection(current, 'sendonly'));
+      session.provideOffer(withDirection(aliceOffer, 'sendonly'));
       await Promise.all([until(bob, 'offer sendonly', b), until(alice, 'answer recvonly', a)]);
       await new Promise((r) => setTimeout(r, 50)); // alice's ACK
     });
