@@ -107,7 +107,12 @@ export class ServerCalls {
         const origin = this.relays.get(h.id);
         if (!origin) return;
         this.relays.delete(h.id);
-        if (origin.isValid()) origin.get().reject(res && res.status >= 300 ? res.status : 488);
+        if (!origin.isValid()) return;
+        try {
+          origin.get().reject(res && res.status >= 300 ? res.status : 488);
+        } catch (e) {
+          this.s.log(`could not relay the refusal: ${(e as Error).message}`, {});
+        }
       },
       onConnected: (h) => this.connected(h),
       onFailure: (h, res) => {
@@ -319,7 +324,13 @@ export class ServerCalls {
     const origin = this.relays.get(h.id);
     if (origin) {
       this.relays.delete(h.id);
-      if (origin.isValid()) origin.get().provideAnswer(body);
+      if (!origin.isValid()) return;
+      try {
+        origin.get().provideAnswer(body);
+      } catch (e) {
+        // The leg that asked went on meanwhile (a CANCEL, a BYE): nothing to answer.
+        this.s.log(`could not relay the answer: ${(e as Error).message}`, {});
+      }
       return;
     }
     const b = this.bridges.get(h.id);

@@ -1,5 +1,5 @@
 /**
- * The TypeDoc configuration of `pnpm docs` covers the published packages as they export
+ * The TypeDoc configuration of `pnpm run docs` covers the published packages as they export
  * themselves. TypeDoc itself runs in `.ci/run` as its own step after the tests (it takes
  * 15-40 s on a two-core machine, too long for the test suite); this keeps its
  * configuration from drifting away from the packages in between.
@@ -35,7 +35,7 @@ function exportedEntries(): string[] {
   return out.sort();
 }
 
-describe('pnpm docs: the TypeDoc configuration', () => {
+describe('pnpm run docs: the TypeDoc configuration', () => {
   it('documents exactly the entry points the published packages export', () => {
     const configured = config.entryPoints.map((e) => path.resolve(here, e)).sort();
     const exported = exportedEntries();
@@ -51,7 +51,7 @@ describe('pnpm docs: the TypeDoc configuration', () => {
     for (const p of config.plugin) expect(fs.existsSync(path.resolve(here, p))).toBe(true);
   });
 
-  it('is run by `pnpm docs` at the root and by .ci/run after the tests', () => {
+  it('is run by `pnpm run docs` at the root and by .ci/run after the tests', () => {
     const scripts = (
       JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as {
         scripts: Record<string, string>;
@@ -61,6 +61,6 @@ describe('pnpm docs: the TypeDoc configuration', () => {
     const ci = fs.readFileSync(path.join(root, '.ci/run'), 'utf8');
     const tests = ci.search(/^bash -c "\$\{TEST_COMMAND\}"$/m);
     expect(tests).toBeGreaterThan(0);
-    expect(ci.search(/^pnpm docs$/m)).toBeGreaterThan(tests);
+    expect(ci.search(/^pnpm run docs$/m)).toBeGreaterThan(tests);
   });
 });
