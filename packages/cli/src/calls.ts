@@ -391,7 +391,18 @@ export class ServerCalls {
         };
         this.bridges.set(leg.id, t);
       })
-      .catch((e: unknown) => this.s.log(`transfer failed: ${(e as Error).message}`, {}));
+      .catch((e: unknown) => this.referFailed(source, e));
+  }
+
+  /** The referred call could not be placed: the referrer hears it as a final 503 (RFC 3515 §2.4.5). */
+  private referFailed(source: Handle<ServerReferSubscription> | SipRequest, e: unknown): void {
+    this.s.log(`the referred call could not be placed: ${(e as Error).message}`, {});
+    if (!('isValid' in source) || !source.isValid()) return;
+    try {
+      source.get().notifyProgress(503, 'Service Unavailable');
+    } catch {
+      // The subscription ended meanwhile: nothing left to tell.
+    }
   }
 
   /** The transfer target answered: join it with the transferee and release the referrer. */
@@ -432,7 +443,7 @@ export class ServerCalls {
       target,
       ownIdentity(refer),
       makeOffer(this.s.mediaAddress),
-    ).catch((e: unknown) => this.s.log(`referred call failed: ${(e as Error).message}`, {}));
+    ).catch((e: unknown) => this.referFailed(source, e));
   }
 
   /**
