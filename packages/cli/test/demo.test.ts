@@ -19,7 +19,8 @@ describe('sipworks demo (the whole flow in one process, on loopback)', () => {
     expect(lines.some((l) => /\|<-401 Unauthorized-+\|/.test(l))).toBe(true);
     // alice's credentials for the realm go with the INVITE (pre-emptive), then the bridged
     // leg; then the hold's re-INVITEs, the transfer's INVITE to carol and re-INVITE to bob.
-    expect(arrows('INVITE').length).toBe(6);
+    // (At least: over UDP a loaded machine may show a retransmission, RFC 3261 §17.1.1.2.)
+    expect(arrows('INVITE').length).toBeGreaterThanOrEqual(6);
     expect(lines.some((l) => /\|\s+\|-+INVITE-+>\| +\| TCP$/.test(l))).toBe(true);
     expect(lines.some((l) => /\|<-+180 Ringing-+\|/.test(l))).toBe(true);
     expect(arrows('BYE').length).toBeGreaterThanOrEqual(2);
@@ -37,7 +38,7 @@ describe('sipworks demo (the whole flow in one process, on loopback)', () => {
     // Hold (RFC 3264 §8.4): alice's re-INVITE, relayed by the server to bob's leg; each
     // answered 200 and ACKed.
     const hold = section('hold');
-    expect(hold.filter((l) => /\|-+INVITE-+>\|\s+\|\s+\| UDP$/.test(l))).toHaveLength(1);
+    expect(hold.filter((l) => /\|-+INVITE-+>\|\s+\|\s+\| UDP$/.test(l)).length).toBeGreaterThan(0);
     expect(hold.filter((l) => /\|\s+\|-+INVITE-+>\|\s+\| TCP$/.test(l))).toHaveLength(1);
     expect(hold.filter((l) => /-ACK-/.test(l)).length).toBeGreaterThanOrEqual(2);
     // Transfer (RFC 3515): REFER, 202, a NOTIFY per sipfrag (100, 180, 200) to alice; the
@@ -45,7 +46,9 @@ describe('sipworks demo (the whole flow in one process, on loopback)', () => {
     const transfer = section('transfer');
     expect(transfer.some((l) => /\|-+REFER-+>\|\s+\|\s+\| UDP$/.test(l))).toBe(true);
     expect(transfer.some((l) => /\|<-+202 Accepted-+\|/.test(l))).toBe(true);
-    expect(transfer.filter((l) => /\|<-+NOTIFY-+\|\s+\|\s+\| UDP$/.test(l))).toHaveLength(3);
+    expect(
+      transfer.filter((l) => /\|<-+NOTIFY-+\|\s+\|\s+\| UDP$/.test(l)).length,
+    ).toBeGreaterThanOrEqual(3);
     expect(transfer.some((l) => /\|\s+\|-+INVITE-+>\| WS$/.test(l))).toBe(true);
     expect(transfer.some((l) => /\|\s+\|-+INVITE-+>\|\s+\| TCP$/.test(l))).toBe(true);
     expect(transfer.some((l) => /\|<-+BYE-+\|\s+\|\s+\| UDP$/.test(l))).toBe(true);
