@@ -22,6 +22,7 @@ export default defineConfig({
       project('interop', './tools/interop'),
       project('examples', './tools/examples'),
       project('scaleout', './tools/scaleout'),
+      project('api-docs', './tools/api-docs'),
     ],
     testTimeout: 20_000,
   },

@@ -10,7 +10,7 @@ import { EXIT, type ExitCode, UsageError } from './errors.ts';
 import type { CliOptions } from './options.ts';
 import type { Output } from './output.ts';
 import { pidf } from './presence.ts';
-import { makeOffer } from './sdp.ts';
+import { makeAnswer, makeOffer } from './sdp.ts';
 import { protocolOf, sipUri, startUa, type Ua, withTransport } from './ua.ts';
 import { hostPort, ladderMessage } from './wire.ts';
 
@@ -73,6 +73,15 @@ export async function runClient(o: CliOptions, out: Output): Promise<ExitCode> {
       if ((o.event ?? 'presence') !== 'presence')
         throw new UsageError('publish builds a PIDF document: only --event presence is supported');
       if (!o.status) throw new UsageError('publish needs --status open|closed');
+      targetText = first as string;
+      break;
+    case 'refer':
+      needs(1, 'a URI: sipworks refer sip:bob@host --to sip:carol@host');
+      if (!o.to)
+        throw new UsageError(
+          'refer needs --to URI, the address the recipient is asked to call (Refer-To)',
+        );
+      sipUri(o.to, '--to');
       targetText = first as string;
       break;
     default:
@@ -151,6 +160,8 @@ function commandFor(ctx: ClientContext): Promise<Outcome> {
       return subscribe(ctx);
     case 'publish':
       return publish(ctx);
+    case 'refer':
+      return refer(ctx);
     default:
       throw new UsageError(`${ctx.o.command} is not a client command`);
   }
@@ -188,8 +199,11 @@ function withDeadline(ctx: ClientContext, work: Promise<Outcome>): Promise<Outco
         resolve({
           code: EXIT.timeout,
           hint:
-            `no final response within ${ctx.o.timeout} s from ${ctx.target}: check that a SIP server ` +
-            'listens at that address and port over that transport (--transport), or raise --timeout',
+            ctx.o.command === 'refer'
+              ? `no final NOTIFY within ${ctx.o.timeout} s from ${ctx.target}: the referred call ` +
+                'has not ended yet (or nothing answered the REFER); raise --timeout, or check with --trace'
+              : `no final response within ${ctx.o.timeout} s from ${ctx.target}: check that a SIP server ` +
+                'listens at that address and port over that transport (--transport), or raise --timeout',
         }),
       ms,
     );
@@ -323,7 +337,7 @@ async function call(ctx: ClientContext): Promise<Outcome> {
   const { dum, transports } = ctx.ua;
   const duration = ctx.o.duration ?? 2;
   const local = transports[0]?.local.address ?? '127.0.0.1';
-  const offer = makeOffer(local === '0.0.0.0' || local === '::' ? '127.0.0.1' : local);
+  const offer = makeOffer(offerAddress(local));
   const times: Record<string, number> = {};
   let final: SipResponse | undefined;
   let answer: string | undefined;
@@ -336,19 +350,33 @@ async function call(ctx: ClientContext): Promise<Outcome> {
         ctx.out.line(statusLine(res));
       },
       onEarlyMedia: (_h, res) => ctx.out.event('early-media', { status: res.status }),
+      // An offer from the peer in a re-INVITE or UPDATE (a refresh of the same session is
+      // answered by the DUM itself): answer it, mirroring its direction (RFC 3264 §6).
+      onOffer: (h, _m, body) => {
+        const s = h.get();
+        if (!s.isConnected) return;
+        try {
+          s.provideAnswer(makeAnswer(new TextDecoder().decode(body), offerAddress(local)));
+        } catch {
+          s.reject(488);
+        }
+      },
       onAnswer: (_h, _m, body) => {
         answer = new TextDecoder().decode(body);
       },
       onConnected: (h, m) => {
         if (!(m as SipRequest).isRequest) final = m as SipResponse;
         times.answered = ctx.out.elapsed();
+        const st = h.get().sessionTimerState;
+        const timer = st.interval > 0 ? st : undefined;
         ctx.out.event(
           'connected',
-          { status: final?.status, reason: final?.reason, answer },
-          `connected (${final ? `${final.status} ${final.reason}` : 'answered'}); holding ${duration} s`,
+          { status: final?.status, reason: final?.reason, answer, sessionTimer: timer },
+          `connected (${final ? `${final.status} ${final.reason}` : 'answered'}); holding ${duration} s` +
+            (timer
+              ? `; session timer ${timer.interval} s, refreshed by ${timer.refresher === 'local' ? 'us' : 'the peer'}`
+              : ''),
         );
-        // The -- hold (re-INVITE) is being built on another branch: once the DUM has it,
-        // a `--hold S` option puts the call on hold (a=sendonly) here, in the middle of the call.
         hold = setTimeout(() => {
           if (h.isValid()) h.get().end();
         }, duration * 1000);
@@ -378,6 +406,74 @@ async function call(ctx: ClientContext): Promise<Outcome> {
       },
     });
     dum.send<ClientInviteSession>(dum.makeInviteSession(ctx.target, ctx.profile, { body: offer }));
+  });
+}
+
+/** The address to put in an SDP body: a wildcard listener means loopback here. */
+function offerAddress(local: string): string {
+  return local === '0.0.0.0' || local === '::' ? '127.0.0.1' : local;
+}
+
+/**
+ * `refer URI --to URI`: a REFER outside a dialog (RFC 3515 §2.4.1); prints the sipfrag
+ * status line of each NOTIFY (§2.4.5). Succeeds when the last one is a final 2xx.
+ */
+async function refer(ctx: ClientContext): Promise<Outcome> {
+  const { dum } = ctx.ua;
+  const referTo = sipUri(ctx.o.to as string, '--to');
+  let last: { status: number; reason: string; final: boolean } | undefined;
+  let accepted: SipResponse | undefined;
+  let notifies = 0;
+  return new Promise((resolve) => {
+    const done = () => {
+      const extra = { notifies, referTo: referTo.toString(), sipfrag: last };
+      if (last?.final && last.status < 300)
+        resolve({ code: EXIT.ok, status: last.status, reason: last.reason, extra });
+      else if (last?.final)
+        resolve({
+          code: EXIT.failure,
+          status: last.status,
+          reason: last.reason,
+          hint: `the referred call to ${referTo} failed: ${last.status} ${last.reason}`,
+          extra,
+        });
+      else if (accepted)
+        resolve({
+          code: EXIT.failure,
+          status: accepted.status,
+          reason: accepted.reason,
+          hint: `the REFER was accepted (${accepted.status}) but no final NOTIFY came`,
+          extra,
+        });
+      else resolve({ code: EXIT.timeout, hint: `the REFER to ${ctx.target} got no answer`, extra });
+    };
+    dum.addClientSubscriptionHandler('refer', {
+      onReferAccepted: (_h, res) => {
+        accepted = res;
+        responseEvent(ctx, res);
+        ctx.out.line(statusLine(res));
+      },
+      onReferRejected: (_h, res) => resolve(fromResponse(ctx, res)),
+      onReferProgress: (_h, status, notify) => {
+        notifies++;
+        const state = notify.header('Subscription-State') ?? '';
+        if (status) last = { status: status.status, reason: status.reason, final: status.final };
+        const frag = status ? `SIP/2.0 ${status.status} ${status.reason}` : 'unreadable sipfrag';
+        ctx.out.event(
+          'notify',
+          {
+            state,
+            ...(status
+              ? { status: status.status, reason: status.reason, final: status.final }
+              : {}),
+          },
+          `NOTIFY ${frag} (${state})`,
+        );
+      },
+      onTerminated: () => done(),
+      onRequestRetry: () => -1,
+    });
+    dum.send<ClientSubscription>(dum.makeRefer(ctx.target, referTo, ctx.profile));
   });
 }
 

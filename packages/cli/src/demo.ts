@@ -6,6 +6,7 @@ import {
   type ClientSubscription,
   DialogUsageManager,
   type Handle,
+  type InviteSession,
   ServerInviteSession,
   type UserProfile,
 } from '@sipworks/dum';
@@ -17,7 +18,7 @@ import type { CliOptions } from './options.ts';
 import type { Output } from './output.ts';
 import { PcapWriter } from './pcap.ts';
 import { pidf } from './presence.ts';
-import { makeAnswer, makeOffer } from './sdp.ts';
+import { makeAnswer, makeOffer, withDirection } from './sdp.ts';
 import { configureServer } from './serve.ts';
 import { hostPort, ladderMessage } from './wire.ts';
 
@@ -32,6 +33,13 @@ interface User {
   regProfile: UserProfile;
   seen: string[];
   waiters: { what: string; resolve: () => void }[];
+  /** The last call that came to this user. */
+  call: Handle<InviteSession> | undefined;
+}
+
+/** The direction attribute of an SDP body (sendrecv when it has none). */
+function direction(sdp: string): string {
+  return /^a=(sendrecv|sendonly|recvonly|inactive)\s*$/m.exec(sdp)?.[1] ?? 'sendrecv';
 }
 
 const STEP_TIMEOUT_MS = 5000;
@@ -57,8 +65,8 @@ class StepTimeout extends Error {}
  * `sipworks demo`: a server (registrar, presence, relay, B2BUA, digest auth) and three
  * users in one process on loopback, on free ports: alice over UDP, bob over TCP, carol
  * over WebSocket. They register, subscribe to each other's presence, publish, exchange
- * MESSAGEs through the server, alice calls bob through the server and hangs up, and
- * everyone unregisters. The ladder of the whole flow is drawn as it happens.
+ * MESSAGEs through the server, alice calls bob through the server, puts him on hold
+ * (re-INVITE) and transfers him to carol (REFER), bob hangs up, and everyone unregisters. The ladder of the whole flow is drawn as it happens.
  */
 export async function runDemo(o: CliOptions, out: Output): Promise<ExitCode> {
   if (o.args.length > 0) throw new UsageError(`demo takes no arguments, got '${o.args[0]}'`);
@@ -151,7 +159,17 @@ export async function runDemo(o: CliOptions, out: Output): Promise<ExitCode> {
       const regProfile = dum
         .makeUserProfile({ aor, outboundProxy: serverUri(protocol) })
         .addCredentials(creds);
-      const u: User = { name, protocol, stack, dum, profile, regProfile, seen: [], waiters: [] };
+      const u: User = {
+        name,
+        protocol,
+        stack,
+        dum,
+        profile,
+        regProfile,
+        seen: [],
+        waiters: [],
+        call: undefined,
+      };
       dum.setClientRegistrationHandler({
         onSuccess: () => saw(u, 'registered'),
         onRemoved: () => saw(u, 'unregistered'),
@@ -182,21 +200,32 @@ export async function runDemo(o: CliOptions, out: Output): Promise<ExitCode> {
       dum.setInviteSessionHandler({
         onNewSession: (h) => {
           saw(u, 'incoming-call');
+          u.call = h;
           h.get().provisional(180);
         },
-        onOffer: (h, m, body) => {
+        onOffer: (h, _m, body) => {
           const s = h.get();
+          const offer = new TextDecoder().decode(body);
+          const answer = makeAnswer(offer, '127.0.0.1');
+          if (s.isConnected) {
+            // A re-INVITE: hold (sendonly, answered recvonly), or the transfer's new media.
+            saw(u, `offer ${direction(offer)}`);
+            s.provideAnswer(answer);
+            return;
+          }
           if (!(s instanceof ServerInviteSession)) return;
-          const answer = makeAnswer(new TextDecoder().decode(body), '127.0.0.1');
           setTimeout(
             () => h.isValid() && (h.get() as ServerInviteSession).accept({ body: answer }),
             100,
           );
-          void m;
         },
+        onAnswer: (_h, _m, body) => saw(u, `answer ${direction(new TextDecoder().decode(body))}`),
         onProvisional: (_h, r) => saw(u, `provisional ${r.status}`),
         onConnected: () => saw(u, 'connected'),
         onFailure: (_h, r) => saw(u, `call-failed ${r.status}`),
+        onReferAccepted: (_h, _sub, r) => saw(u, `refer-accepted ${r.status}`),
+        onReferRejected: (_h, r) => saw(u, `refer-rejected ${r.status}`),
+        onReferProgress: (_h, _sub, status) => saw(u, `refer-progress ${status?.status ?? '?'}`),
         onTerminated: (_h, reason) => saw(u, `call-ended ${reason}`),
       });
       return u;
@@ -320,22 +349,48 @@ export async function runDemo(o: CliOptions, out: Output): Promise<ExitCode> {
       ]);
     });
 
-    await step('call alice -> bob through the server (B2BUA), then hang up', async () => {
+    let call: Handle<ClientInviteSession> | undefined;
+    const aliceOffer = makeOffer('127.0.0.1');
+    await step('call alice -> bob through the server (B2BUA)', async () => {
       const a = alice.seen.length;
       const b = bob.seen.length;
-      const call = alice.dum.send<ClientInviteSession>(
-        alice.dum.makeInviteSession(serverUri('udp', 'bob'), alice.profile, {
-          body: makeOffer('127.0.0.1'),
-        }),
+      call = alice.dum.send<ClientInviteSession>(
+        alice.dum.makeInviteSession(serverUri('udp', 'bob'), alice.profile, { body: aliceOffer }),
       );
       await Promise.all([until(alice, 'connected', a), until(bob, 'connected', b)]);
-      // HOLD (re-INVITE with a=sendonly) goes here once the DUM has re-INVITE: it is being
-      // built on another branch. Expected arrows: INVITE (sendonly) / 200 / ACK on both legs.
-      // TRANSFER (REFER to carol, RFC 3515) goes here once the DUM has REFER: it is being
-      // built on another branch. Expected arrows: REFER / 202 / NOTIFY (sipfrag) / 200.
+    });
+
+    await step('hold: alice re-INVITEs with a=sendonly, bob answers a=recvonly', async () => {
+      const a = alice.seen.length;
+      const b = bob.seen.length;
+      // RFC 3264 §8.4: the same session, its stream made sendonly; the server relays the
+      // re-INVITE to bob's leg and bob's answer back (RFC 3261 §14).
+      const session = (call as Handle<ClientInviteSession>).get();
+      session.provideOffer(withDirection(aliceOffer, 'sendonly'));
+      await Promise.all([until(bob, 'offer sendonly', b), until(alice, 'answer recvonly', a)]);
+      await new Promise((r) => setTimeout(r, 50)); // alice's ACK
+    });
+
+    await step('transfer: alice REFERs bob to carol, then bob and carol hang up', async () => {
+      const a = alice.seen.length;
+      const b = bob.seen.length;
+      const c = carol.seen.length;
+      // RFC 3515 / RFC 5589 blind transfer: the server calls carol for bob, NOTIFYs alice
+      // (100, 180, 200 in sipfrag), joins bob with carol (a re-INVITE off hold) and hangs
+      // up on alice.
+      (call as Handle<ClientInviteSession>).get().refer('sip:carol@127.0.0.1');
+      await Promise.all([
+        until(alice, 'refer-progress 200', a),
+        until(alice, 'call-ended', a),
+        until(carol, 'connected', c),
+        until(bob, 'offer sendrecv', b),
+      ]);
+      // Bob talks with carol for a moment (the re-INVITE that joined them gets its ACK).
       await new Promise((r) => setTimeout(r, 200));
-      call.get().end();
-      await Promise.all([until(alice, 'call-ended', a), until(bob, 'call-ended', b)]);
+      const b2 = bob.seen.length;
+      const c2 = carol.seen.length;
+      bob.call?.get().end();
+      await Promise.all([until(bob, 'call-ended', b2), until(carol, 'call-ended', c2)]);
       await new Promise((r) => setTimeout(r, 50)); // the 200 to each BYE
     });
 
@@ -385,7 +440,6 @@ function summary(
 ): string {
   const lines = ['', 'Summary'];
   for (const s of steps) lines.push(`  ${s.ok ? 'ok  ' : 'FAIL'} ${s.step} (${s.ms} ms)`);
-  lines.push('  -- hold (re-INVITE) and transfer (REFER): not yet in the DUM');
   lines.push(`  ${messages} messages in ${ms} ms`);
   return lines.join('\n');
 }

@@ -19,6 +19,6 @@ export {
 } from './pcap.ts';
 export { pidf } from './presence.ts';
 export { run } from './run.ts';
-export { makeAnswer, makeOffer } from './sdp.ts';
+export { type Direction, makeAnswer, makeOffer, withDirection } from './sdp.ts';
 export { configureServer, readUsers, type ServerSettings } from './serve.ts';
 export { ladderMessage, type TraceMode, Wire, type WireOptions } from './wire.ts';

@@ -10,6 +10,7 @@ export const COMMANDS = [
   'call',
   'subscribe',
   'publish',
+  'refer',
   'serve',
   'demo',
   'help',
@@ -23,8 +24,12 @@ Client commands:
   register AOR --registrar URI        register AOR (or --unregister) [--expires S] [--contact URI]
   message URI TEXT                    send a MESSAGE (RFC 3428)
   call URI [--duration S]             INVITE with an SDP offer, hold, then BYE
+    --prack never|supported|required  100rel (RFC 3262; default supported)
+    --session-expires S [--min-se S]  session timer (RFC 4028): refreshes every S/2 s
   subscribe URI --event E             SUBSCRIBE and print each NOTIFY [--duration S] [--expires S]
   publish URI --event presence --status open|closed   PUBLISH a PIDF document [--expires S]
+  refer URI --to URI                  REFER outside a dialog (RFC 3515): ask URI to call --to;
+                                      prints each NOTIFY (sipfrag); succeeds on a final 2xx
 Server:
   serve                               registrar, presence server, relay (B2BUA) and endpoint
     --users FILE                      user:password lines: digest auth for every request outside a dialog
@@ -34,8 +39,9 @@ Server:
     --realm REALM                     the digest realm (default sipworks)
     --answer auto|ring|busy           how calls to the server itself are answered (default auto)
     --answer-delay MS                 ring this long before answering (default 200)
-    --early-media                     send 183 with SDP before the 200
-    --session-expires S, --prack never|supported|required   session timer and 100rel settings
+    --early-media                     send 183 with SDP before the 200 (reliable when the caller has 100rel)
+    --prack never|supported|required  reliable 180/183 to callers that support 100rel (default supported)
+    --session-expires S [--min-se S]  session timers on, at this interval (RFC 4028)
   demo                                a server and three users on loopback: the whole flow, drawn
 
 Common options:
@@ -90,6 +96,10 @@ export interface CliOptions {
   earlyMedia: boolean;
   sessionExpires: number | undefined;
   prack: 'never' | 'supported' | 'required' | undefined;
+  /** The smallest session interval accepted (the profile's minSE; 90 unless lowered). */
+  minSE: number | undefined;
+  /** `refer --to`: the Refer-To URI. */
+  to: string | undefined;
   help: boolean;
 }
 
@@ -135,7 +145,7 @@ export function parseCommandLine(argv: string[]): CliOptions {
   if (command === undefined) {
     if (help) return defaults('help', [], trace);
     throw new UsageError(
-      'no command given: name one of options, register, message, call, subscribe, publish, serve, demo',
+      'no command given: name one of options, register, message, call, subscribe, publish, refer, serve, demo',
     );
   }
   if (!(COMMANDS as readonly string[]).includes(command))
@@ -168,8 +178,10 @@ export function parseCommandLine(argv: string[]): CliOptions {
   o.answer = oneOf('answer', v.answer, ['auto', 'ring', 'busy'] as const) ?? 'auto';
   o.answerDelay = number('answer-delay', v['answer-delay'], 0) ?? 200;
   o.earlyMedia = v['early-media'] === true;
-  o.sessionExpires = number('session-expires', v['session-expires'], 90);
+  o.sessionExpires = number('session-expires', v['session-expires'], 1);
+  o.minSE = number('min-se', v['min-se'], 1);
   o.prack = oneOf('prack', v.prack, ['never', 'supported', 'required'] as const);
+  o.to = v.to;
   if ((o.cert === undefined) !== (o.key === undefined))
     throw new UsageError('--cert and --key go together: give both PEM files');
   if (o.password !== undefined && o.user === undefined)
@@ -247,6 +259,8 @@ function defaults(command: Command, args: string[], trace: TraceMode): CliOption
     earlyMedia: false,
     sessionExpires: undefined,
     prack: undefined,
+    minSE: undefined,
+    to: undefined,
     help: false,
   };
 }
@@ -286,6 +300,8 @@ function parse(args: string[]) {
       'early-media': { type: 'boolean' },
       'session-expires': { type: 'string' },
       prack: { type: 'string' },
+      'min-se': { type: 'string' },
+      to: { type: 'string' },
     },
   });
 }

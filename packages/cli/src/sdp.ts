@@ -112,3 +112,20 @@ export function describeSdp(sdp: string): string {
     return 'unreadable SDP';
   }
 }
+
+/** A media direction attribute (RFC 3264 §5.1). */
+export type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
+
+/**
+ * A new version of `sdp` with every stream set to `direction` and the origin's version
+ * raised by one (RFC 3264 §8: the same session, modified). `sendonly` puts the peer on
+ * hold (§8.4), `sendrecv` takes it off. Throws when `sdp` is not SDP.
+ */
+export function withDirection(sdp: string, direction: Direction): string {
+  const d = parse(sdp);
+  if (d.media === undefined || d.media.length === 0)
+    throw new Error('the description has no media lines (m=)');
+  if (d.origin) d.origin.sessionVersion = Number(d.origin.sessionVersion) + 1;
+  for (const m of d.media) m.direction = direction;
+  return write(d);
+}

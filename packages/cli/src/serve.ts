@@ -1,33 +1,24 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
-  type ClientInviteSession,
   type ClientPagerMessage,
   type ContactBinding,
   canonicalAor,
   type DialogUsageManager,
   type Handle,
-  type InviteSession,
   ServerAuthManager,
-  type ServerInviteSession,
   type ServerSubscription,
   SqliteRegistrationPersistence,
   type UserProfile,
 } from '@sipworks/dum';
-import {
-  type NameAddr,
-  parseHeader,
-  type SipRequest,
-  type SipResponse,
-  type Uri,
-} from '@sipworks/message';
+import type { SipRequest, SipResponse, Uri } from '@sipworks/message';
 import type { Clock, Transport, TransportMessageEvent } from '@sipworks/stack';
+import { relayProfile, ServerCalls } from './calls.ts';
 import { CliError, EXIT, type ExitCode, UsageError } from './errors.ts';
 import { formatTime } from './ladder.ts';
 import { type CliOptions, redisStore } from './options.ts';
 import type { Output } from './output.ts';
 import { pidf } from './presence.ts';
-import { makeAnswer, makeOffer } from './sdp.ts';
 import { startUa } from './ua.ts';
 import { hostPort } from './wire.ts';
 
@@ -103,19 +94,11 @@ function stateBody(
   }
 }
 
-/** One bridged call: the caller's session (ours as callee) and the leg we placed. */
-interface Bridge {
-  caller: Handle<ServerInviteSession>;
-  callee: Handle<ClientInviteSession> | undefined;
-  answer: string | undefined;
-  failure: SipResponse | undefined;
-}
-
 /**
  * Make `dum` a registrar, a presence server (PUBLISH, SUBSCRIBE/NOTIFY for presence,
  * message-summary and dialog), a relay for MESSAGE and a B2BUA for INVITE to registered
  * users, and an endpoint for everything else (OPTIONS, MESSAGE, INVITE answered with
- * 180 then 200).
+ * 180 then 200). REFERs, in a call or outside one, are performed (`ServerCalls`).
  */
 export function configureServer(
   dum: DialogUsageManager,
@@ -266,136 +249,16 @@ export function configureServer(
     },
   });
 
-  // ---- INVITE: bridge to a registered user, else answer as an endpoint ----
-  const bridges = new Map<number, Bridge>();
-  const end = (h: Handle<InviteSession> | undefined) => {
-    if (h?.isValid()) h.get().end();
-  };
-  dum.setInviteSessionHandler({
-    onNewSession: (h, invite) => {
-      const fail = (e: unknown) => {
-        s.log(`INVITE from ${invite.from.uri} failed: ${(e as Error).message}`, {});
-        if (h.isValid() && h.get().state === 'proceeding') h.get().reject(500);
-      };
-      contactsOf(invite.uri)
-        .then((contacts) => {
-          if (!h.isValid() || h.get().state !== 'proceeding') return;
-          if (contacts.length > 0) bridge(h, invite, contacts);
-          else answerAsEndpoint(h, invite);
-        })
-        .catch(fail);
-    },
-    onProvisional: (h, res) => {
-      const b = bridges.get(h.id);
-      if (!b?.caller.isValid() || b.caller.get().state !== 'proceeding' || res.status === 100)
-        return;
-      const caller = b.caller.get();
-      try {
-        if (res.body.length > 0)
-          caller.provisional(res.status, {
-            body: res.body,
-            contentType: res.header('Content-Type') ?? 'application/sdp',
-            reason: res.reason,
-          });
-        else caller.provisional(res.status, { reason: res.reason });
-      } catch (e) {
-        s.log(`could not mirror ${res.status}: ${(e as Error).message}`, {});
-      }
-    },
-    onAnswer: (h, _m, body) => {
-      const b = bridges.get(h.id);
-      if (b && b.callee?.id === h.id) b.answer = new TextDecoder().decode(body);
-    },
-    onConnected: (h) => {
-      const b = bridges.get(h.id);
-      if (!b || b.callee?.id !== h.id) return;
-      if (!b.caller.isValid() || b.caller.get().state !== 'proceeding') {
-        end(h);
-        return;
-      }
-      try {
-        b.caller.get().accept(b.answer !== undefined ? { body: b.answer } : undefined);
-        s.log('call bridged', {});
-      } catch (e) {
-        s.log(`could not accept the caller: ${(e as Error).message}`, {});
-        end(h);
-        end(b.caller);
-      }
-    },
-    onFailure: (h, res) => {
-      const b = bridges.get(h.id);
-      if (b) b.failure = res;
-    },
-    onTerminated: (h, reason) => {
-      const b = bridges.get(h.id);
-      if (!b) return;
-      bridges.delete(h.id);
-      if (b.callee?.id === h.id) {
-        // The callee's leg ended: end the caller's the same way.
-        if (b.caller.isValid() && b.caller.get().state === 'proceeding') {
-          const st = b.failure && b.failure.status >= 300 ? b.failure : undefined;
-          b.caller.get().reject(st?.status ?? 480, st?.reason);
-        } else end(b.caller);
-        bridges.delete(b.caller.id);
-      } else {
-        end(b.callee);
-        if (b.callee) bridges.delete(b.callee.id);
-      }
-      s.log(`call ended (${reason})`, { reason });
-    },
-  });
-
-  const bridge = (
-    h: Handle<ServerInviteSession>,
-    invite: SipRequest,
-    contacts: ContactBinding[],
-  ) => {
-    const contact = contacts[0] as ContactBinding;
-    const profile = relayProfile(dum, invite, contact);
-    const ct = invite.header('Content-Type');
-    const req = dum.makeInviteSession(
-      contact.contact.uri,
-      profile,
-      invite.body.length > 0
-        ? { body: invite.body, ...(ct ? { contentType: ct } : {}) }
-        : undefined,
-    );
-    s.log(`bridging INVITE ${invite.from.uri} -> ${contact.contact.uri}`, {
-      to: contact.contact.uri.toString(),
-    });
-    const b: Bridge = { caller: h, callee: undefined, answer: undefined, failure: undefined };
-    bridges.set(h.id, b);
-    const callee = dum.send<ClientInviteSession>(req);
-    b.callee = callee;
-    bridges.set(callee.id, b);
-  };
-
-  const answerAsEndpoint = (h: Handle<ServerInviteSession>, invite: SipRequest) => {
-    const session = h.get();
-    if (s.answer === 'busy') {
-      session.reject(486);
-      return;
-    }
-    const local = transports[0]?.local.address ?? '127.0.0.1';
-    const me = local === '0.0.0.0' || local === '::' ? '127.0.0.1' : local;
-    let sdp: string;
-    try {
-      sdp =
-        invite.body.length > 0
-          ? makeAnswer(new TextDecoder().decode(invite.body), me)
-          : makeOffer(me);
-    } catch (e) {
-      session.reject(488, `Not Acceptable Here (${(e as Error).message})`);
-      return;
-    }
-    if (s.earlyMedia) session.provisional(183, { body: sdp });
-    else session.provisional(180);
-    if (s.answer === 'ring') return;
-    const t = setTimeout(() => {
-      if (h.isValid() && h.get().state === 'proceeding') h.get().accept({ body: sdp });
-    }, s.answerDelayMs);
-    t.unref?.();
-  };
+  // ---- INVITE and REFER: bridge to a registered user, else answer as an endpoint ----
+  const local = transports[0]?.local.address ?? '127.0.0.1';
+  new ServerCalls(dum, {
+    answer: s.answer,
+    answerDelayMs: s.answerDelayMs,
+    earlyMedia: s.earlyMedia,
+    mediaAddress: local === '0.0.0.0' || local === '::' ? '127.0.0.1' : local,
+    contactsOf,
+    log: s.log,
+  }).install();
 }
 
 /**
@@ -405,15 +268,15 @@ export function configureServer(
  * it reaches the UA the way its REGISTER came (through the edge proxy or the dispatcher
  * in front of this node, which may be the only one that can reach it).
  */
-function relayProfile(
+/** The profile a request relayed for `original` goes out with: its From as identity, the binding's Path as route. */
+function relayProfileFor(
   dum: DialogUsageManager,
   original: SipRequest,
   binding: ContactBinding,
 ): UserProfile {
   const from = original.from.clone();
   from.params.delete('tag');
-  const route = (binding.path ?? []).flatMap((p) => parseHeader<NameAddr>('Route', p));
-  return dum.makeUserProfile({ aor: from, ...(route.length > 0 ? { serviceRoute: route } : {}) });
+  return relayProfile(dum, from, binding);
 }
 
 /** Send a new MESSAGE (from the server, with the original From) to each contact; the best final response wins. */
@@ -430,7 +293,7 @@ function relayMessage(
         new Promise<SipResponse>((resolve) => {
           const pager: Handle<ClientPagerMessage> = dum.makePagerMessage(
             c.contact.uri,
-            relayProfile(dum, msg, c),
+            relayProfileFor(dum, msg, c),
           );
           callbacks.set(pager.id, (res) => {
             callbacks.delete(pager.id);
@@ -468,9 +331,6 @@ export async function runServe(o: CliOptions, out: Output): Promise<ExitCode> {
   try {
     const store = await openStore(o.store, dum, stack.clock);
     closeStore = store.close;
-    const master = dum.masterProfile;
-    if (o.sessionExpires !== undefined) master.set('sessionExpires', o.sessionExpires);
-    if (o.prack !== undefined) master.set('prack', o.prack);
     configureServer(dum, transports, {
       users,
       realm: o.realm,

@@ -101,7 +101,23 @@ export async function startUa(
     'application/dialog-info+xml',
   ]);
   master.set('userAgent', 'sipworks-cli');
+  applyCallSettings(master, o);
   return { stack, dum, transports, wire };
+}
+
+/**
+ * `--prack`, `--session-expires` and `--min-se` on the master profile: the 100rel mode
+ * (RFC 3262), and session timers on at that interval (RFC 4028). A `--session-expires`
+ * below the Min-SE (90 s unless `--min-se` lowers it) is raised to it by the DUM.
+ */
+export function applyCallSettings(
+  master: MasterProfile,
+  o: Pick<CliOptions, 'prack' | 'sessionExpires' | 'minSE'>,
+): void {
+  if (o.prack !== undefined) master.set('prack', o.prack);
+  if (o.minSE !== undefined) master.set('minSE', o.minSE);
+  if (o.sessionExpires !== undefined)
+    master.set('sessionTimers', true).set('sessionExpires', o.sessionExpires);
 }
 
 /** Loopback for a loopback target, else the wildcard address. */

@@ -142,3 +142,14 @@ export function externalTool(
     );
   return { available, reason, skip: !available && !inCi };
 }
+
+/**
+ * Whether `expected` appears in `list` in order, other items allowed in between: a
+ * ladder under load may hold retransmissions (a 2xx resent before its ACK, a reliable
+ * 1xx resent before its PRACK, RFC 3261 §13.3.1.4, RFC 3262 §3), which are right too.
+ */
+export function inOrder(list: readonly string[], expected: readonly string[]): boolean {
+  let i = 0;
+  for (const item of list) if (item === expected[i]) i++;
+  return i === expected.length;
+}

@@ -45,7 +45,11 @@ export interface ProfileSettings {
    * its store fails (a database or Redis that is down: RFC 3261 §10.3 step 7, §21.5.1).
    */
   storeFailureRetryAfter: number;
-  /** Session timer (RFC 4028): interval asked for, and the smallest accepted. */
+  /**
+   * Session timer (RFC 4028): interval asked for, and the smallest accepted. `minSE`
+   * defaults to 90 s, the floor of RFC 4028 §4; a lower value is honoured (down to 1 s)
+   * so that tests and labs can watch refreshes without waiting minutes.
+   */
   sessionExpires: number;
   minSE: number;
   /** Who we ask to refresh in an INVITE we send (RFC 4028 §7.1): `uac` (us), `uas`, or leave it to the peer. */

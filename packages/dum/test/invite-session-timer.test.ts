@@ -92,6 +92,28 @@ describe('session timers between two DUMs (RFC 4028)', () => {
     expect(a.rec.has('failure:422')).toBe(false);
   });
 
+  it('§4 a profile minSE below 90 s (tests, labs) is honoured: a 4 s session refreshed every 2 s', async () => {
+    const { a, b, clock } = await timedPair(4);
+    for (const n of [a, b]) n.dum.masterProfile.set('minSE', 2);
+    const { caller, callee } = await establish(a, b, clock);
+    const invite = b.rec.messages.get('new') as SipRequest;
+    expect(invite.header('Session-Expires')).toBe('4');
+    expect(invite.header('Min-SE')).toBe('2');
+    expect(caller.get().sessionTimerState).toEqual({ interval: 4, refresher: 'local' });
+    const seq0 = callee.get().dialog?.remoteSeq ?? 0;
+    await runTo(clock, clock.now() + 10_000);
+    expect(caller.isValid() && callee.isValid()).toBe(true);
+    expect((callee.get().dialog?.remoteSeq ?? 0) - seq0).toBe(5);
+  });
+
+  it('§4 the default minSE stays 90 s: a 30 s Session-Expires is raised to it', async () => {
+    const { a, b, clock } = await timedPair(30);
+    await establish(a, b, clock);
+    const invite = b.rec.messages.get('new') as SipRequest;
+    expect(invite.header('Session-Expires')).toBe('90');
+    expect(invite.header('Min-SE')).toBe('90');
+  });
+
   it('§7.3 a 422 to a refresh UPDATE: sent again with the larger Min-SE', async () => {
     const { a, b, clock } = await timedPair(120);
     const { caller, callee } = await establish(a, b, clock);

@@ -69,8 +69,12 @@ export class SessionTimer {
     return this.who;
   }
 
+  /**
+   * Our Min-SE: the profile's (90 s, RFC 4028 §4's floor, unless a test or lab profile
+   * sets it lower on purpose), or the larger one a 422 taught us.
+   */
   private get minSE(): number {
-    return Math.max(MIN_SESSION_EXPIRES, this.host.profile.get('minSE'), this.learnedMinSE);
+    return Math.max(1, this.host.profile.get('minSE'), this.learnedMinSE);
   }
 
   /** Session-Expires and Min-SE for a request we send (§7.1, §7.4). */
