@@ -21,6 +21,7 @@ export default defineConfig({
       project('bench', './tools/bench'),
       project('interop', './tools/interop'),
       project('examples', './tools/examples'),
+      project('reliability', './tools/reliability'),
     ],
     testTimeout: 20_000,
   },
