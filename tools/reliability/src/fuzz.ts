@@ -52,9 +52,9 @@ const SEEDS = [
     'From: Bob <sip:bob@TARGET>;tag=456248',
     'Call-ID: 843817637684230@998sdasdh09',
     'CSeq: 1826 REGISTER',
-    'Contact: <sip:bob@HOST:PORT>;expires=7200;+sip.instance="<urn:uuid:00000000-0000-1000-8000-000A95A0E128>";reg-id=1',
+    'Contact: <sip:bob@HOST:PORT>;expires=60;+sip.instance="<urn:uuid:00000000-0000-1000-8000-000A95A0E128>";reg-id=1',
     'Supported: path, outbound, gruu',
-    'Expires: 7200',
+    'Expires: 60',
     'Content-Length: 0',
     '',
     '',
@@ -70,7 +70,7 @@ const SEEDS = [
     'Event: presence',
     'Accept: application/pidf+xml',
     'Contact: <sip:bob@HOST:PORT>',
-    'Expires: 600',
+    'Expires: 60',
     'Content-Length: 0',
     '',
     '',
@@ -206,7 +206,7 @@ export class Mutator {
       .replaceAll('HOST', sender.host)
       .replaceAll('PORT', String(sender.port))
       .replaceAll('TARGET', `${target.host}:${target.port}`);
-    let bytes = Buffer.from(base, 'latin1');
+    let bytes: Buffer = Buffer.from(base, 'latin1');
     const rounds = 1 + this.int(3);
     for (let i = 0; i < rounds; i++) bytes = this.mutate(bytes);
     return bytes.subarray(0, 60_000);

@@ -25,16 +25,37 @@ export class UdpProbe {
   options(
     target: { address: string; port: number },
     timeoutMs = 2000,
-  ): Promise<{ status: number; ms: number }> {
+  ): Promise<{ status: number; ms: number; text: string }> {
+    return this.request(
+      'OPTIONS',
+      `sip:${target.address}:${target.port}`,
+      target,
+      { from: 'sip:probe@127.0.0.1', to: `sip:${target.address}:${target.port}` },
+      timeoutMs,
+    );
+  }
+
+  /**
+   * Send a request built from `fields` (From and To URIs, extra header lines) and wait
+   * for its final response: status, round trip (ms) and the response's text.
+   */
+  request(
+    method: string,
+    uri: string,
+    target: { address: string; port: number },
+    fields: { from: string; to: string; headers?: string[] },
+    timeoutMs = 2000,
+  ): Promise<{ status: number; ms: number; text: string }> {
     const branch = `z9hG4bK-probe-${randomBytes(6).toString('hex')}`;
     const text =
-      `OPTIONS sip:${target.address}:${target.port} SIP/2.0\r\n` +
+      `${method} ${uri} SIP/2.0\r\n` +
       `Via: SIP/2.0/UDP 127.0.0.1:${this.port};branch=${branch};rport\r\n` +
       'Max-Forwards: 70\r\n' +
-      `From: <sip:probe@127.0.0.1>;tag=${branch.slice(-8)}\r\n` +
-      `To: <sip:${target.address}:${target.port}>\r\n` +
+      `From: <${fields.from}>;tag=${branch.slice(-8)}\r\n` +
+      `To: <${fields.to}>\r\n` +
       `Call-ID: ${branch}@probe\r\n` +
-      'CSeq: 1 OPTIONS\r\n' +
+      `CSeq: 1 ${method}\r\n` +
+      (fields.headers ?? []).map((h) => `${h}\r\n`).join('') +
       'Content-Length: 0\r\n\r\n';
     const started = performance.now();
     return new Promise((resolve, reject) => {
@@ -47,7 +68,7 @@ export class UdpProbe {
         if (status < 200) return; // a provisional answer: keep waiting for the final one
         clearTimeout(timer);
         this.waiting.delete(branch);
-        resolve({ status, ms: performance.now() - started });
+        resolve({ status, ms: performance.now() - started, text: res });
       });
       this.socket.send(text, target.port, target.address);
     });
