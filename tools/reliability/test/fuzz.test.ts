@@ -7,12 +7,16 @@ import { ServeProcess } from '../src/serve-process.ts';
 const ITERATIONS = Number(process.env.SIPWORKS_FUZZ_ITERATIONS ?? 500);
 const SEED = Number(process.env.SIPWORKS_FUZZ_SEED ?? 20261125);
 /**
- * With `SIPWORKS_FUZZ_SETTLE_MS` of 70,000 or more, the heap is read after every
- * transaction (32 s) and every registration, subscription and publication the fuzz made
- * (the seeds ask for 60 s) has ended, and is held to 10% over the warm-up's.
+ * With `SIPWORKS_FUZZ_SETTLE_MS` of 70,000 or more (the leak check proper), the run is
+ * made twice, each followed by that wait, so that every transaction (32 s) and every
+ * registration, subscription and publication of the run (the seeds ask for 60 s) has
+ * ended when the heap is read: the second reading must be within 10% of the first (the
+ * first round warms up code and caches). Without it the heap is read right after the
+ * run, live transactions and all, and held to a looser bound.
  */
 const SETTLE_MS = Number(process.env.SIPWORKS_FUZZ_SETTLE_MS ?? 0);
-const WARM_UP = 150;
+const SETTLED = SETTLE_MS >= 70_000;
+const WARM_UP = SETTLED ? ITERATIONS : 300;
 const HEALTH_EVERY = 50;
 
 let server: ServeProcess | undefined;
@@ -56,11 +60,14 @@ describe('fuzzing `sipworks serve` (RFC 3261 §16.3/§18.3: bad input is answere
       const mutator = new Mutator(SEED);
       const latencies: number[] = [];
       let retried = 0;
+      const firstTries: number[] = [];
       const health = async (): Promise<void> => {
         let r = await p.options(udp, 2000);
+        firstTries.push(r.ms);
         if (r.ms >= 100) {
-          // One immediate re-probe filters a scheduler or GC pause of this shared 2-core
-          // machine; a server that is really stuck fails it too.
+          // One immediate re-probe filters a scheduler pause of this shared 2-core machine
+          // (the whole suite runs beside this test); a server that is stuck fails it too,
+          // and no first probe may wait long (below).
           retried++;
           r = await p.options(udp, 2000);
         }
@@ -79,12 +86,15 @@ describe('fuzzing `sipworks serve` (RFC 3261 §16.3/§18.3: bad input is answere
         }
       };
 
+      const settle = (): Promise<void> =>
+        SETTLED ? new Promise((r) => setTimeout(r, SETTLE_MS)) : Promise.resolve();
       await round(WARM_UP);
       await health();
+      await settle();
       const before = await s.heapAfterGc();
       await round(ITERATIONS);
       await health();
-      if (SETTLE_MS > 0) await new Promise((r) => setTimeout(r, SETTLE_MS));
+      await settle();
       const after = await s.heapAfterGc();
 
       expect(s.running, s.output()).toBe(true);
@@ -95,21 +105,21 @@ describe('fuzzing `sipworks serve` (RFC 3261 §16.3/§18.3: bad input is answere
         worst,
         `OPTIONS round trips: ${latencies.map((x) => x.toFixed(1)).join(' ')}`,
       ).toBeLessThan(100);
-      expect(retried).toBeLessThanOrEqual(Math.ceil(latencies.length / 20));
+      expect(Math.max(...firstTries), 'no stall of the server').toBeLessThan(500);
       const growth = after - before;
       console.log(
         `[fuzz] ${3 * ITERATIONS} messages (seed ${SEED}); heap after GC ${(before / 2 ** 20).toFixed(1)} -> ${(after / 2 ** 20).toFixed(1)} MiB; OPTIONS worst ${worst.toFixed(1)} ms (${retried} re-probed); connections closed by the server: tcp ${senders[1]?.closedByServer}, ws ${senders[2]?.closedByServer}`,
       );
-      if (SETTLE_MS >= 70_000) {
-        // Every transaction and usage of the run has ended: what is left over the
-        // warm-up's heap is a leak.
-        expect(growth).toBeLessThan(Math.max(0.1 * before, 2 ** 20));
+      if (SETTLED) {
+        // Every transaction and usage of both rounds has ended: what the second round
+        // left over the first is a leak.
+        expect(growth).toBeLessThan(0.1 * before);
       } else {
         // Transactions of the run still wait out Timer J / H, so the heap holds them; a
         // leak of a few KiB per message still shows past this bound.
         expect(growth).toBeLessThan(Math.max(0.1 * before, 2 * 2 ** 20) + ITERATIONS * 1024);
       }
     },
-    Math.max(60_000, ITERATIONS * 50 + SETTLE_MS),
+    Math.max(60_000, 2 * (ITERATIONS * 50 + SETTLE_MS)),
   );
 });
