@@ -117,6 +117,7 @@ export function makeTransport(spec: ListenSpec, tls: TlsFiles, limits: Limits = 
 function streamLimits(l: Limits): {
   idleTimeoutMs?: number;
   firstMessageTimeoutMs?: number;
+  messageTimeoutMs?: number;
   maxHeaderBytes?: number;
   maxBodyBytes?: number;
 } {
@@ -125,6 +126,7 @@ function streamLimits(l: Limits): {
     ...(l.firstMessageTimeoutMs !== undefined
       ? { firstMessageTimeoutMs: l.firstMessageTimeoutMs }
       : {}),
+    ...(l.messageTimeoutMs !== undefined ? { messageTimeoutMs: l.messageTimeoutMs } : {}),
     ...(l.maxHeaderBytes !== undefined ? { maxHeaderBytes: l.maxHeaderBytes } : {}),
     ...(l.maxBodyBytes !== undefined ? { maxBodyBytes: l.maxBodyBytes } : {}),
   };

@@ -39,6 +39,7 @@ Server:
     --retry-after S                   the Retry-After of those 503s (default 5)
     --idle-timeout S                  close a TCP/TLS/WS connection idle this long (default 300)
     --first-message-timeout S         close a connection that sent no whole message this long (default 30)
+    --message-timeout S               close a connection holding part of a message this long (default 30)
     --max-header-bytes N, --max-body-bytes N   close a connection sending more (default 65536, 1048576)
   demo                                a server and three users on loopback: the whole flow, drawn
 
@@ -110,6 +111,8 @@ export interface Limits {
   idleTimeoutMs?: number;
   /** Stream transports: close a connection that sent no whole message this long after it was accepted (ms). */
   firstMessageTimeoutMs?: number;
+  /** Stream transports: close a connection holding part of a message this long (ms). */
+  messageTimeoutMs?: number;
   /** Stream transports: the largest header section. */
   maxHeaderBytes?: number;
   /** Stream transports: the largest body. */
@@ -214,6 +217,7 @@ function limits(v: ReturnType<typeof parse>['values']): Limits {
   set('retryAfter', 'retry-after', 0);
   set('idleTimeoutMs', 'idle-timeout', 0, 1000);
   set('firstMessageTimeoutMs', 'first-message-timeout', 0, 1000);
+  set('messageTimeoutMs', 'message-timeout', 0, 1000);
   set('maxHeaderBytes', 'max-header-bytes', 256);
   set('maxBodyBytes', 'max-body-bytes', 0);
   return l;
@@ -297,6 +301,7 @@ function parse(args: string[]) {
       'retry-after': { type: 'string' },
       'idle-timeout': { type: 'string' },
       'first-message-timeout': { type: 'string' },
+      'message-timeout': { type: 'string' },
       'max-header-bytes': { type: 'string' },
       'max-body-bytes': { type: 'string' },
     },

@@ -27,6 +27,8 @@ beforeAll(async () => {
       '0.5',
       '--idle-timeout',
       '30',
+      '--message-timeout',
+      '0.6',
       '--max-header-bytes',
       '4096',
       '--max-body-bytes',
@@ -51,11 +53,16 @@ afterAll(async () => {
   await server?.stop();
 });
 
-/** The probe's OPTIONS is answered 200, quickly, while a hostile peer is at work. */
-async function stillServed(): Promise<void> {
-  const r = await probe.options(server.listener('udp'), 2000);
+/**
+ * The probe's OPTIONS is answered 200 within `withinMs` while a hostile peer is at work
+ * (one immediate re-probe allowed: this shared two-core machine runs the whole suite
+ * beside this test, and a scheduler pause is not the server's).
+ */
+async function stillServed(withinMs = 100): Promise<void> {
+  let r = await probe.options(server.listener('udp'), 2000);
+  if (r.ms >= withinMs) r = await probe.options(server.listener('udp'), 2000);
   expect(r.status).toBe(200);
-  expect(r.ms).toBeLessThan(100);
+  expect(r.ms).toBeLessThan(withinMs);
 }
 
 /** A TCP connection to the server, and a promise of its close with the time it took. */
@@ -98,6 +105,33 @@ describe('slow and oversized senders (RFC 3261 ยง18.3 framing limits; RFC 5626 ย
     await stillServed();
     const took = await c.closed;
     expect(took).toBeLessThan(3000);
+  });
+
+  it('after a whole message, one trickled a line at a time is closed at --message-timeout', async () => {
+    const c = await tcp();
+    const tcpPort = server.listener('tcp').port;
+    let answered = '';
+    c.socket.on('data', (d: Buffer) => {
+      answered += d.toString('latin1');
+    });
+    c.socket.write(
+      `OPTIONS sip:127.0.0.1:${tcpPort} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:${c.socket.localPort};branch=z9hG4bKwhole1\r\n` +
+        'Max-Forwards: 70\r\nFrom: <sip:a@127.0.0.1>;tag=w1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: whole-1\r\n' +
+        'CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n',
+    );
+    const deadline = Date.now() + 3000;
+    while (!answered.includes('SIP/2.0 200') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(answered).toContain('SIP/2.0 200');
+    const started = Date.now();
+    c.socket.write('OPTIONS sip:127.0.0.1 SIP/2.0\r\n');
+    let n = 0;
+    drip(c.socket, () => `X-Slow-${n++}: a\r\n`, 50);
+    await stillServed();
+    await c.closed;
+    // Well under --max-header-bytes and never idle: only the message timeout closes it.
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(n * 16).toBeLessThan(4096);
   });
 
   it('endless headers are cut at --max-header-bytes', async () => {
