@@ -881,7 +881,8 @@ export class SipStack {
   private receiveCancel(cancel: SipRequest, key: string, received: ReceivedInfo): void {
     const invKey = `${key.slice(0, key.lastIndexOf('|') + 1)}INVITE`;
     const inv = this.servers.get(invKey);
-    if (this.overloaded(cancel, received)) return;
+    // A CANCEL that ends a pending INVITE lightens the load: only one matching nothing is refused.
+    if (!(inv instanceof InviteServerTransaction) && this.overloaded(cancel, received)) return;
     const flow = this.responseFlow(cancel, received);
     const tx = new NonInviteServerTransaction(key, cancel, flow, this.ctx);
     this.holdSource(tx, received);

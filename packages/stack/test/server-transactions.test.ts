@@ -263,6 +263,23 @@ describe('around the transactions', () => {
     await w.stack.stop();
   });
 
+  it('§9.2 at its per-source limit, a source may still CANCEL its pending INVITE; a CANCEL matching nothing gets 503', async () => {
+    const w = await world({ stack: { maxTransactionsPerSource: 2 } });
+    w.tu.answer = (req, tx) => {
+      if (req.method === 'INVITE')
+        tx?.respond(createResponse(req, 180, undefined, { toTag: 'uas' }));
+    };
+    w.peer.send(requestText('INVITE', { branch: 'z9hG4bKpc1', callId: 'pc1' }), w.address);
+    w.peer.send(requestText('OPTIONS', { branch: 'z9hG4bKpc2', callId: 'pc2' }), w.address);
+    w.clock.advance(0);
+    w.peer.send(requestText('CANCEL', { branch: 'z9hG4bKpc1', callId: 'pc1' }), w.address);
+    w.peer.send(requestText('CANCEL', { branch: 'z9hG4bKpc9', callId: 'pc9' }), w.address);
+    w.clock.advance(0);
+    const statuses = w.peer.responses().map((r) => `${r.status} ${r.cseq.method}`);
+    expect(statuses).toEqual(['180 INVITE', '200 CANCEL', '487 INVITE', '503 CANCEL']);
+    await w.stack.stop();
+  });
+
   it('§18.2.1 / RFC 3581: received and rport are added to the top Via, and the response goes there', async () => {
     const w = await world();
     w.tu.answer = (req, tx) => tx?.respond(createResponse(req, 200, undefined, { toTag: 'a' }));
