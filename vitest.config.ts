@@ -23,6 +23,7 @@ export default defineConfig({
       project('examples', './tools/examples'),
       project('scaleout', './tools/scaleout'),
       project('api-docs', './tools/api-docs'),
+      project('reliability', './tools/reliability'),
     ],
     testTimeout: 20_000,
   },

@@ -5,6 +5,7 @@ import { TlsTransport } from '@sipworks/transport-tls';
 import { UdpTransport } from '@sipworks/transport-udp';
 import { WsTransport } from '@sipworks/transport-ws';
 import { CliError, UsageError } from './errors.ts';
+import type { Limits } from './options.ts';
 
 export type ListenProtocol = 'udp' | 'tcp' | 'tls' | 'ws' | 'wss';
 
@@ -60,8 +61,9 @@ function read(file: string, what: string): string {
  * The transport for a listen spec. TLS and WSS listeners need `--cert` and `--key`;
  * without them a TLS transport, or a WSS one a client added, only opens connections.
  */
-export function makeTransport(spec: ListenSpec, tls: TlsFiles): Transport {
+export function makeTransport(spec: ListenSpec, tls: TlsFiles, limits: Limits = {}): Transport {
   const { host: address, port } = spec;
+  const stream = streamLimits(limits);
   const cert = tls.cert ? read(tls.cert, 'certificate (--cert)') : undefined;
   const key = tls.key ? read(tls.key, 'key (--key)') : undefined;
   const ca = tls.ca ? read(tls.ca, 'CA certificates (--ca)') : undefined;
@@ -69,17 +71,18 @@ export function makeTransport(spec: ListenSpec, tls: TlsFiles): Transport {
     case 'udp':
       return new UdpTransport({ address, port });
     case 'tcp':
-      return new TcpTransport({ address, port });
+      return new TcpTransport({ address, port, ...stream });
     case 'tls':
       return new TlsTransport({
         address,
         port,
+        ...stream,
         ...(cert && key ? { cert, key } : {}),
         ...(ca ? { ca } : {}),
         ...(tls.insecure ? { rejectUnauthorized: false } : {}),
       });
     case 'ws':
-      return new WsTransport({ address, port, pingIntervalMs: 0 });
+      return new WsTransport({ address, port, pingIntervalMs: 0, ...stream });
     case 'wss':
       if (!cert || !key) {
         if (!spec.clientOnly)
@@ -97,6 +100,7 @@ export function makeTransport(spec: ListenSpec, tls: TlsFiles): Transport {
         address,
         port,
         pingIntervalMs: 0,
+        ...stream,
         tls: {
           cert,
           key,
@@ -107,6 +111,25 @@ export function makeTransport(spec: ListenSpec, tls: TlsFiles): Transport {
     default:
       throw new UsageError(`unknown protocol ${spec.protocol satisfies never}`);
   }
+}
+
+/** The connection limits of `--idle-timeout` and friends, as the stream transports take them. */
+function streamLimits(l: Limits): {
+  idleTimeoutMs?: number;
+  firstMessageTimeoutMs?: number;
+  messageTimeoutMs?: number;
+  maxHeaderBytes?: number;
+  maxBodyBytes?: number;
+} {
+  return {
+    ...(l.idleTimeoutMs !== undefined ? { idleTimeoutMs: l.idleTimeoutMs } : {}),
+    ...(l.firstMessageTimeoutMs !== undefined
+      ? { firstMessageTimeoutMs: l.firstMessageTimeoutMs }
+      : {}),
+    ...(l.messageTimeoutMs !== undefined ? { messageTimeoutMs: l.messageTimeoutMs } : {}),
+    ...(l.maxHeaderBytes !== undefined ? { maxHeaderBytes: l.maxHeaderBytes } : {}),
+    ...(l.maxBodyBytes !== undefined ? { maxBodyBytes: l.maxBodyBytes } : {}),
+  };
 }
 
 /** `udp:127.0.0.1:5060` for a started transport (the actual port). */

@@ -42,6 +42,13 @@ Server:
     --early-media                     send 183 with SDP before the 200 (reliable when the caller has 100rel)
     --prack never|supported|required  reliable 180/183 to callers that support 100rel (default supported)
     --session-expires S [--min-se S]  session timers on, at this interval (RFC 4028)
+    --max-transactions N              answer 503 + Retry-After past N live transactions (default 100000)
+    --max-per-source N                ... or past N live transactions from one address (default no limit)
+    --retry-after S                   the Retry-After of those 503s (default 5)
+    --idle-timeout S                  close a TCP/TLS/WS connection idle this long (default 300)
+    --first-message-timeout S         close a connection that sent no whole message this long (default 30)
+    --message-timeout S               close a connection holding part of a message this long (default 30)
+    --max-header-bytes N, --max-body-bytes N   close a connection sending more (default 65536, 1048576)
   demo                                a server and three users on loopback: the whole flow, drawn
 
 Common options:
@@ -100,7 +107,28 @@ export interface CliOptions {
   minSE: number | undefined;
   /** `refer --to`: the Refer-To URI. */
   to: string | undefined;
+  limits: Limits;
   help: boolean;
+}
+
+/** Limits a server holds a hostile or broken peer to; unset ones keep the stack's defaults. */
+export interface Limits {
+  /** The stack's `maxTransactions`. */
+  maxTransactions?: number;
+  /** The stack's `maxTransactionsPerSource`. */
+  maxPerSource?: number;
+  /** Retry-After seconds of the stack's overload 503. */
+  retryAfter?: number;
+  /** Stream transports: close a connection idle this long (ms). */
+  idleTimeoutMs?: number;
+  /** Stream transports: close a connection that sent no whole message this long after it was accepted (ms). */
+  firstMessageTimeoutMs?: number;
+  /** Stream transports: close a connection holding part of a message this long (ms). */
+  messageTimeoutMs?: number;
+  /** Stream transports: the largest header section. */
+  maxHeaderBytes?: number;
+  /** Stream transports: the largest body. */
+  maxBodyBytes?: number;
 }
 
 function number(name: string, value: string | undefined, min: number): number | undefined {
@@ -182,6 +210,7 @@ export function parseCommandLine(argv: string[]): CliOptions {
   o.minSE = number('min-se', v['min-se'], 1);
   o.prack = oneOf('prack', v.prack, ['never', 'supported', 'required'] as const);
   o.to = v.to;
+  o.limits = limits(v);
   if ((o.cert === undefined) !== (o.key === undefined))
     throw new UsageError('--cert and --key go together: give both PEM files');
   if (o.password !== undefined && o.user === undefined)
@@ -226,6 +255,23 @@ export function redisStore(spec: string): RedisStoreTarget {
   return { url: url.toString(), prefix };
 }
 
+function limits(v: ReturnType<typeof parse>['values']): Limits {
+  const l: Limits = {};
+  const set = (key: keyof Limits, name: string, min: number, scale = 1): void => {
+    const n = number(name, v[name as keyof typeof v] as string | undefined, min);
+    if (n !== undefined) l[key] = Math.round(n * scale);
+  };
+  set('maxTransactions', 'max-transactions', 1);
+  set('maxPerSource', 'max-per-source', 1);
+  set('retryAfter', 'retry-after', 0);
+  set('idleTimeoutMs', 'idle-timeout', 0, 1000);
+  set('firstMessageTimeoutMs', 'first-message-timeout', 0, 1000);
+  set('messageTimeoutMs', 'message-timeout', 0, 1000);
+  set('maxHeaderBytes', 'max-header-bytes', 256);
+  set('maxBodyBytes', 'max-body-bytes', 0);
+  return l;
+}
+
 function defaults(command: Command, args: string[], trace: TraceMode): CliOptions {
   return {
     command,
@@ -261,6 +307,7 @@ function defaults(command: Command, args: string[], trace: TraceMode): CliOption
     prack: undefined,
     minSE: undefined,
     to: undefined,
+    limits: {},
     help: false,
   };
 }
@@ -302,6 +349,14 @@ function parse(args: string[]) {
       prack: { type: 'string' },
       'min-se': { type: 'string' },
       to: { type: 'string' },
+      'max-transactions': { type: 'string' },
+      'max-per-source': { type: 'string' },
+      'retry-after': { type: 'string' },
+      'idle-timeout': { type: 'string' },
+      'first-message-timeout': { type: 'string' },
+      'message-timeout': { type: 'string' },
+      'max-header-bytes': { type: 'string' },
+      'max-body-bytes': { type: 'string' },
     },
   });
 }

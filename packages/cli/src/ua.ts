@@ -71,11 +71,20 @@ export async function startUa(
     colour: out.colour && !out.json,
     ...wireExtra,
   });
-  const stack = new SipStack();
+  const l = o.limits;
+  const stack = new SipStack({
+    ...(l.maxTransactions !== undefined ? { maxTransactions: l.maxTransactions } : {}),
+    ...(l.maxPerSource !== undefined ? { maxTransactionsPerSource: l.maxPerSource } : {}),
+    ...(l.retryAfter !== undefined ? { retryAfter: l.retryAfter } : {}),
+  });
   const transports: Transport[] = [];
   try {
     for (const s of specs) {
-      const t = makeTransport(s, { cert: o.cert, key: o.key, ca: o.ca, insecure: o.insecure });
+      const t = makeTransport(
+        s,
+        { cert: o.cert, key: o.key, ca: o.ca, insecure: o.insecure },
+        o.limits,
+      );
       try {
         await stack.addTransport(t);
       } catch (e) {

@@ -148,6 +148,14 @@ describe('client and server auth managers together', () => {
     expect(result.outcome).toBe('ok');
   });
 
+  it('by default SHA-256 is offered before MD5, one challenge each (RFC 8760 §2.4, RFC 7616 §3.7)', () => {
+    const server = new ServerAuthManager(lookup, { realm: 'r' });
+    const challenges = server.challenge(withVia(request())).headers('WWW-Authenticate');
+    expect(challenges.map((c) => /algorithm=([\w-]+)/.exec(c)?.[1])).toEqual(['SHA-256', 'MD5']);
+    // Both carry the realm and qop.
+    expect(challenges.every((c) => /realm="r"/.test(c) && /qop="auth/.test(c))).toBe(true);
+  });
+
   it('a replayed nonce count is refused (RFC 7616 §3.4.5)', async () => {
     const server = new ServerAuthManager(lookup, { realm: 'r' });
     const profile = new UserProfile(master).addCredentials({

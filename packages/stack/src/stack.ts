@@ -88,6 +88,12 @@ export interface SipStackOptions {
   logger?: Logger;
   /** The most live transactions; past it, new requests get 503 with Retry-After (default 100,000). */
   maxTransactions?: number;
+  /**
+   * The most live server transactions one source address may hold (a flood from one
+   * scanner or broken phone); past it, its new requests get 503 with Retry-After while
+   * other sources are still served. Default: no per-source limit.
+   */
+  maxTransactionsPerSource?: number;
   /** Retry-After seconds on overload (default 5). */
   retryAfter?: number;
   /** Add `;rport` to the Via of requests sent over unreliable transports (RFC 3581; default true). */
@@ -155,6 +161,9 @@ export class SipStack {
   /** Requests without To tag in progress, for merged-request detection (§8.2.2.2). */
   private readonly merged = new Map<string, string>();
   private readonly maxTransactions: number;
+  private readonly maxPerSource: number;
+  /** Live server transactions per source address, for `maxTransactionsPerSource`. */
+  private readonly perSource = new Map<string, number>();
   private readonly retryAfter: number;
   private readonly rport: boolean;
   private readonly alias: boolean;
@@ -180,6 +189,7 @@ export class SipStack {
     this.timers = { ...DEFAULT_TIMERS, ...options.timers };
     this.logger = options.logger ?? silentLogger;
     this.maxTransactions = options.maxTransactions ?? 100_000;
+    this.maxPerSource = options.maxTransactionsPerSource ?? Number.POSITIVE_INFINITY;
     this.retryAfter = options.retryAfter ?? 5;
     this.rport = options.rport ?? true;
     this.alias = options.alias ?? true;
@@ -265,6 +275,7 @@ export class SipStack {
     this.clients.clear();
     this.servers.clear();
     this.merged.clear();
+    this.perSource.clear();
     if (this.started) await Promise.allSettled(this.list.map((t) => t.stop()));
   }
 
@@ -889,13 +900,7 @@ export class SipStack {
       this.receiveCancel(req, key, received);
       return;
     }
-    if (this.clients.size + this.servers.size >= this.maxTransactions) {
-      const res = createResponse(req, 503, undefined, { toTag: this.newBranch().slice(7) });
-      res.setHeader('Retry-After', this.retryAfter);
-      this.respondStateless(res, received);
-      this.drop('overload', received.transport, new Uint8Array(0), received.source, 503);
-      return;
-    }
+    if (this.overloaded(req, received)) return;
     // §8.2.2.2: the same request arriving by two paths (no To tag, same From tag,
     // Call-ID and CSeq, another branch) is a merged request: 482.
     let mergedKey: string | undefined;
@@ -917,6 +922,7 @@ export class SipStack {
         ? new InviteServerTransaction(key, req, flow, this.ctx)
         : new NonInviteServerTransaction(key, req, flow, this.ctx);
     tx.mergedKey = mergedKey;
+    this.holdSource(tx, received);
     this.servers.set(key, tx);
     tx.start();
     if (!this.tu) {
@@ -928,11 +934,40 @@ export class SipStack {
     this.tu.onRequest(req, tx, received);
   }
 
+  /**
+   * Refuse a new server transaction with 503 and Retry-After (RFC 3261 §21.5.4) when the
+   * stack holds `maxTransactions`, or its source holds `maxTransactionsPerSource`: an
+   * overloaded server says when to come back instead of running out of memory.
+   */
+  private overloaded(req: SipRequest, received: ReceivedInfo): boolean {
+    let reason: string;
+    if (this.clients.size + this.servers.size >= this.maxTransactions) reason = 'overload';
+    else if ((this.perSource.get(received.source.address) ?? 0) >= this.maxPerSource)
+      reason = `overload from ${received.source.address}`;
+    else return false;
+    const res = createResponse(req, 503, undefined, { toTag: this.newBranch().slice(7) });
+    res.setHeader('Retry-After', this.retryAfter);
+    this.respondStateless(res, received);
+    this.drop(reason, received.transport, new Uint8Array(0), received.source, 503);
+    return true;
+  }
+
+  /** Count a new server transaction against its source address, until it is forgotten. */
+  private holdSource(tx: Transaction, received: ReceivedInfo): void {
+    if (this.maxPerSource === Number.POSITIVE_INFINITY) return;
+    const address = received.source.address;
+    tx.sourceKey = address;
+    this.perSource.set(address, (this.perSource.get(address) ?? 0) + 1);
+  }
+
   private receiveCancel(cancel: SipRequest, key: string, received: ReceivedInfo): void {
     const invKey = `${key.slice(0, key.lastIndexOf('|') + 1)}INVITE`;
     const inv = this.servers.get(invKey);
+    // A CANCEL that ends a pending INVITE lightens the load: only one matching nothing is refused.
+    if (!(inv instanceof InviteServerTransaction) && this.overloaded(cancel, received)) return;
     const flow = this.responseFlow(cancel, received);
     const tx = new NonInviteServerTransaction(key, cancel, flow, this.ctx);
+    this.holdSource(tx, received);
     this.servers.set(key, tx);
     tx.start();
     if (!(inv instanceof InviteServerTransaction) || inv.state !== 'proceeding') {
@@ -1047,6 +1082,13 @@ export class SipStack {
       if (this.servers.get(tx.id) === tx) this.servers.delete(tx.id);
       const mk = tx.mergedKey;
       if (mk !== undefined && this.merged.get(mk) === tx.id) this.merged.delete(mk);
+      const source = tx.sourceKey;
+      if (source !== undefined) {
+        tx.sourceKey = undefined;
+        const n = (this.perSource.get(source) ?? 1) - 1;
+        if (n > 0) this.perSource.set(source, n);
+        else this.perSource.delete(source);
+      }
     }
   }
 }

@@ -37,8 +37,17 @@ export interface StreamConnectionsOptions {
   idleTimeoutMs?: number;
   /** Send a CRLFCRLF ping (RFC 5626 §4.4.1) on connections we opened, this often (ms; default 0: never). */
   keepAliveIntervalMs?: number;
-  /** Close a connection that sent no message this long after it was accepted (ms; default 30,000; 0 never). */
+  /**
+   * Close a connection that sent no whole message this long after it was accepted (ms;
+   * default 30,000; 0 never): one that sends nothing, and one that trickles bytes.
+   */
   firstMessageTimeoutMs?: number;
+  /**
+   * Close a connection holding part of a message this long after its first byte came (ms;
+   * default 30,000; 0 never): a peer that trickles a message, or sends headers without
+   * end, cannot hold the connection open by sending a byte now and then.
+   */
+  messageTimeoutMs?: number;
   /** The port a Via sent-by without a port means (RFC 5923 aliases; default 5060, 5061 for TLS). */
   defaultPort?: number;
 }
@@ -50,6 +59,10 @@ export interface StreamConnection {
   readonly outbound: boolean;
   readonly socket: StreamSocket;
   lastActivity: number;
+  /** When the connection was accepted or opened (ms since the epoch). */
+  readonly openedAt?: number;
+  /** Since when part of a message is buffered (stream framing), if any. */
+  partialSince?: number | undefined;
   messages: number;
   /** Other addresses this connection serves (RFC 5923 aliases). */
   aliases?: string[];
@@ -92,6 +105,7 @@ export class StreamConnections {
       idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
       keepAliveIntervalMs: options.keepAliveIntervalMs ?? 0,
       firstMessageTimeoutMs: options.firstMessageTimeoutMs ?? 30_000,
+      messageTimeoutMs: options.messageTimeoutMs ?? 30_000,
     };
   }
 
@@ -99,8 +113,12 @@ export class StreamConnections {
   start(sink: TransportSink): void {
     this.sink = sink;
     this.closed = false;
-    const { idleTimeoutMs, firstMessageTimeoutMs, keepAliveIntervalMs } = this.opts;
-    const every = Math.min(...[idleTimeoutMs, firstMessageTimeoutMs].filter((x) => x > 0), 60_000);
+    const { idleTimeoutMs, firstMessageTimeoutMs, messageTimeoutMs, keepAliveIntervalMs } =
+      this.opts;
+    const every = Math.min(
+      ...[idleTimeoutMs, firstMessageTimeoutMs, messageTimeoutMs].filter((x) => x > 0),
+      60_000,
+    );
     this.sweep = setInterval(() => this.sweepIdle(), Math.max(50, Math.floor(every / 4)));
     unref(this.sweep);
     if (keepAliveIntervalMs > 0) {
@@ -127,12 +145,14 @@ export class StreamConnections {
     outbound: boolean,
   ): StreamConnection {
     const id = `${this.opts.protocol}-${++this.counter}`;
+    const now = Date.now();
     const conn: StreamConnection = {
       id,
       remote,
       outbound,
       socket,
-      lastActivity: Date.now(),
+      lastActivity: now,
+      openedAt: now,
       messages: 0,
     };
     this.byId.set(id, conn);
@@ -172,15 +192,20 @@ export class StreamConnections {
     chunk: Uint8Array,
     source: Source,
   ): void {
+    let completed = false;
     for (const item of framer.push(chunk)) {
       if (item.type === 'ping') conn.socket.write(CRLF);
       else if (item.type === 'pong') this.sink?.pong?.(conn.id);
       else if (item.type === 'message') {
+        completed = true;
         conn.messages++;
         this.alias(conn, item.message);
         this.sink?.receive(item.message, source, item.bytes);
       }
     }
+    // The clock of messageTimeoutMs runs from the first byte of the message now buffered.
+    if (framer.buffered === 0) conn.partialSince = undefined;
+    else if (completed || conn.partialSince === undefined) conn.partialSince = Date.now();
   }
 
   private onMessage(conn: StreamConnection, chunk: Uint8Array | string, source: Source): void {
@@ -309,7 +334,7 @@ export class StreamConnections {
 
   private sweepIdle(): void {
     const now = Date.now();
-    const { idleTimeoutMs, firstMessageTimeoutMs } = this.opts;
+    const { idleTimeoutMs, firstMessageTimeoutMs, messageTimeoutMs } = this.opts;
     for (const c of [...this.byId.values()]) {
       if (idleTimeoutMs > 0 && now - c.lastActivity > idleTimeoutMs)
         this.drop(c, new TransportError(`${c.id} idle`));
@@ -317,9 +342,16 @@ export class StreamConnections {
         !c.outbound &&
         c.messages === 0 &&
         firstMessageTimeoutMs > 0 &&
-        now - c.lastActivity > firstMessageTimeoutMs
+        // From the accept, not the last byte: a peer trickling bytes must not hold it open.
+        now - (c.openedAt ?? c.lastActivity) > firstMessageTimeoutMs
       )
         this.drop(c, new TransportError(`${c.id} sent no message in time`));
+      else if (
+        messageTimeoutMs > 0 &&
+        c.partialSince !== undefined &&
+        now - c.partialSince > messageTimeoutMs
+      )
+        this.drop(c, new TransportError(`${c.id} did not finish a message in time`));
     }
   }
 

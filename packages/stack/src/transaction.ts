@@ -93,6 +93,8 @@ export abstract class Transaction {
   private handles: (string | TimerHandle)[] | undefined;
   /** @internal the merged-request key this server transaction holds (§8.2.2.2) */
   mergedKey: string | undefined;
+  /** @internal the source address this server transaction is counted against (per-source limit) */
+  sourceKey: string | undefined;
   private done = false;
 
   constructor(id: string, request: SipRequest, ctx: TransactionContext) {
@@ -100,6 +102,7 @@ export abstract class Transaction {
     this.request = request;
     this.ctx = ctx;
     this.mergedKey = undefined;
+    this.sourceKey = undefined;
   }
 
   get terminated(): boolean {

@@ -1,6 +1,6 @@
 import { createResponse } from '@sipworks/message';
 import { describe, expect, it } from 'vitest';
-import { requestText, world } from './harness.ts';
+import { RawPeer, requestText, world } from './harness.ts';
 
 const T1 = 500;
 const T2 = 4000;
@@ -227,6 +227,56 @@ describe('around the transactions', () => {
     expect(r.map((x) => x.status)).toEqual([503]);
     expect(r[0]?.header('Retry-After')).toBe('7');
     expect(w.tu.requests).toHaveLength(2);
+    await w.stack.stop();
+  });
+
+  it('RFC 3261 §21.5.4 flood: past maxTransactionsPerSource one source gets 503 with Retry-After, others are served', async () => {
+    const w = await world({ stack: { maxTransactionsPerSource: 3, retryAfter: 9 } });
+    const other = new RawPeer(w.network, w.clock, 5070, 'UDP', false, '127.0.0.2');
+    await other.start();
+    // The TU answers nothing: each request holds its transaction open.
+    for (let i = 0; i < 10; i++)
+      w.peer.send(requestText('OPTIONS', { branch: `z9hG4bKf${i}`, callId: `fl${i}` }), w.address);
+    other.send(requestText('OPTIONS', { branch: 'z9hG4bKo1', callId: 'fo1' }), w.address);
+    w.clock.advance(0);
+    const refused = w.peer.responses(503);
+    expect(refused).toHaveLength(7);
+    expect(refused[0]?.header('Retry-After')).toBe('9');
+    expect(other.responses()).toHaveLength(0);
+    expect(w.tu.requests.map((r) => r.received.source.address)).toEqual([
+      '127.0.0.1',
+      '127.0.0.1',
+      '127.0.0.1',
+      '127.0.0.2',
+    ]);
+    expect(w.stack.transactionCount.server).toBe(4);
+    // Answered and ended (Timer J), the source's transactions free its slots again.
+    for (const { request, tx } of w.tu.requests)
+      tx?.respond(createResponse(request, 200, undefined, { toTag: 'ok' }));
+    w.clock.advance(64 * 500 + 1);
+    expect(w.stack.transactionCount.server).toBe(0);
+    w.peer.send(requestText('OPTIONS', { branch: 'z9hG4bKf99', callId: 'fl99' }), w.address);
+    w.clock.advance(0);
+    expect(w.tu.requests).toHaveLength(5);
+    expect(w.peer.responses(503)).toHaveLength(7);
+    await other.transport.stop();
+    await w.stack.stop();
+  });
+
+  it('§9.2 at its per-source limit, a source may still CANCEL its pending INVITE; a CANCEL matching nothing gets 503', async () => {
+    const w = await world({ stack: { maxTransactionsPerSource: 2 } });
+    w.tu.answer = (req, tx) => {
+      if (req.method === 'INVITE')
+        tx?.respond(createResponse(req, 180, undefined, { toTag: 'uas' }));
+    };
+    w.peer.send(requestText('INVITE', { branch: 'z9hG4bKpc1', callId: 'pc1' }), w.address);
+    w.peer.send(requestText('OPTIONS', { branch: 'z9hG4bKpc2', callId: 'pc2' }), w.address);
+    w.clock.advance(0);
+    w.peer.send(requestText('CANCEL', { branch: 'z9hG4bKpc1', callId: 'pc1' }), w.address);
+    w.peer.send(requestText('CANCEL', { branch: 'z9hG4bKpc9', callId: 'pc9' }), w.address);
+    w.clock.advance(0);
+    const statuses = w.peer.responses().map((r) => `${r.status} ${r.cseq.method}`);
+    expect(statuses).toEqual(['180 INVITE', '200 CANCEL', '487 INVITE', '503 CANCEL']);
     await w.stack.stop();
   });
 

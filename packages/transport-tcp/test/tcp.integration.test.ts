@@ -168,6 +168,50 @@ describe('TCP transport (RFC 3261 §18)', () => {
     expect(b.transport.connectionCount).toBe(0);
   });
 
+  it('a peer trickling one byte at a time is closed at firstMessageTimeoutMs, counted from the accept', async () => {
+    const b = await tcpStack('127.0.0.1', { firstMessageTimeoutMs: 300 });
+    const c = await rawClient(b.transport.local.port);
+    const started = Date.now();
+    const text =
+      'OPTIONS sip:b@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1;branch=z9hG4bKslow\r\n';
+    let i = 0;
+    const drip = setInterval(() => {
+      if (!c.socket.destroyed) c.socket.write(text.charAt(i++ % text.length));
+    }, 50);
+    try {
+      await c.closed;
+    } finally {
+      clearInterval(drip);
+    }
+    const took = Date.now() - started;
+    expect(took).toBeGreaterThanOrEqual(250);
+    expect(took).toBeLessThan(2000);
+    expect(b.transport.connectionCount).toBe(0);
+  });
+
+  it('after a whole message, a message trickled without end is closed at messageTimeoutMs', async () => {
+    const b = await tcpStack('127.0.0.1', { messageTimeoutMs: 300, idleTimeoutMs: 10_000 });
+    answerAll(b.stack);
+    const c = await rawClient(b.transport.local.port);
+    c.socket.write(
+      'OPTIONS sip:b@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1;branch=z9hG4bKwhole\r\n' +
+        'From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: whole\r\n' +
+        'CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n',
+    );
+    await waitFor(() => c.data().includes('SIP/2.0 200'));
+    const started = Date.now();
+    const drip = setInterval(() => {
+      if (!c.socket.destroyed) c.socket.write('X-Endless: a\r\n');
+    }, 50);
+    try {
+      await c.closed;
+    } finally {
+      clearInterval(drip);
+    }
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(b.transport.connectionCount).toBe(0);
+  });
+
   it('stop() closes the listener and every connection', async () => {
     const b = await tcpStack();
     const c = await rawClient(b.transport.local.port);
