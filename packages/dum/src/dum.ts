@@ -976,7 +976,23 @@ export class DialogUsageManager implements TransactionUser {
             return;
           }
           if ((res.status === 401 || res.status === 407) && retries < MAX_RETRIES) {
-            const again = this.clientAuthManager.handleChallenge(req, res, profile);
+            const auth = this.clientAuthManager;
+            if (auth.isAsync) {
+              // Hashing answers later (WebCrypto, in a browser): retry when it has.
+              auth.handleChallengeAsync(req, res, profile).then(
+                (again) => {
+                  if (!again) return onFinal(res, tx);
+                  retries++;
+                  go(again);
+                },
+                (err: unknown) => {
+                  this.logger.error({ err }, 'could not compute digest credentials');
+                  onFinal(res, tx);
+                },
+              );
+              return;
+            }
+            const again = auth.handleChallenge(req, res, profile);
             if (again) {
               retries++;
               go(again);
@@ -1017,9 +1033,19 @@ export class DialogUsageManager implements TransactionUser {
         },
       });
     };
-    if (profile.get('preemptiveAuth'))
+    if (!profile.get('preemptiveAuth')) go(request);
+    else if (!this.clientAuthManager.isAsync) {
       this.clientAuthManager.addCachedCredentials(request, profile);
-    go(request);
+      go(request);
+    } else {
+      this.clientAuthManager.addCachedCredentialsAsync(request, profile).then(
+        () => go(request),
+        (err: unknown) => {
+          this.logger.error({ err }, 'could not compute cached digest credentials');
+          go(request);
+        },
+      );
+    }
   }
 
   // ---- receiving (the TransactionUser side) ----
