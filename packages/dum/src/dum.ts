@@ -387,6 +387,11 @@ export class DialogUsageManager implements TransactionUser {
     return this.registrarOpts;
   }
   private registrarOpts: RegistrarOptions = {};
+  /**
+   * @internal The registrar's routes over flows (RFC 5626 §5.3), by binding key: the
+   * function that removes each (see `SipStack.routeOverFlow`).
+   */
+  readonly registrarFlowRoutes = new Map<string, () => void>();
   /** Where the registrar keeps its bindings (an `InMemoryRegistrationPersistence` when none is set). */
   setRegistrationPersistenceManager(m: RegistrationPersistenceManager | undefined): void {
     this.persistence = m;
@@ -477,7 +482,8 @@ export class DialogUsageManager implements TransactionUser {
       scheme: secure ? 'sips' : 'sip',
       user,
       host: sentBy.host,
-      port: sentBy.port,
+      // Port 0: a transport with no port of its own (a WebSocket client, RFC 7118 §5.2).
+      port: sentBy.port || undefined,
       params,
     });
     const instance = profile.get('instanceId');
