@@ -18,6 +18,7 @@ export default defineConfig({
       project('transport-tls', './packages/transport-tls'),
       project('transport-ws', './packages/transport-ws'),
       project('store-redis', './packages/store-redis'),
+      project('webrtc', './packages/webrtc'),
       project('bench', './tools/bench'),
       project('interop', './tools/interop'),
       project('examples', './tools/examples'),
