@@ -34,6 +34,7 @@ Server:
     --answer-delay MS                 ring this long before answering (default 200)
     --early-media                     send 183 with SDP before the 200
     --session-expires S, --prack never|supported|required   session timer and 100rel settings
+    --web HOST:PORT                   serve the softphone page here (needs a ws or wss listener)
   demo                                a server and three users on loopback: the whole flow, drawn
 
 Common options:
@@ -88,6 +89,8 @@ export interface CliOptions {
   earlyMedia: boolean;
   sessionExpires: number | undefined;
   prack: 'never' | 'supported' | 'required' | undefined;
+  /** `serve --web HOST:PORT`: where the softphone page is served. */
+  web: { host: string; port: number } | undefined;
   help: boolean;
 }
 
@@ -168,6 +171,8 @@ export function parseCommandLine(argv: string[]): CliOptions {
   o.earlyMedia = v['early-media'] === true;
   o.sessionExpires = number('session-expires', v['session-expires'], 90);
   o.prack = oneOf('prack', v.prack, ['never', 'supported', 'required'] as const);
+  o.web = v.web === undefined ? undefined : parseWeb(v.web);
+  if (o.web && o.command !== 'serve') throw new UsageError('--web goes with serve');
   if ((o.cert === undefined) !== (o.key === undefined))
     throw new UsageError('--cert and --key go together: give both PEM files');
   if (o.password !== undefined && o.user === undefined)
@@ -210,8 +215,18 @@ function defaults(command: Command, args: string[], trace: TraceMode): CliOption
     earlyMedia: false,
     sessionExpires: undefined,
     prack: undefined,
+    web: undefined,
     help: false,
   };
+}
+
+/** `--web 127.0.0.1:8080`, `--web [::1]:0`. */
+function parseWeb(value: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:[\]]+):(\d{1,5})$/.exec(value.trim());
+  const port = Number(m?.[2]);
+  if (!m || port > 65535)
+    throw new UsageError(`--web ${value}: expected HOST:PORT (for example --web 127.0.0.1:8080)`);
+  return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port };
 }
 
 function parse(args: string[]) {
@@ -249,6 +264,7 @@ function parse(args: string[]) {
       'early-media': { type: 'boolean' },
       'session-expires': { type: 'string' },
       prack: { type: 'string' },
+      web: { type: 'string' },
     },
   });
 }

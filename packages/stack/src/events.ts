@@ -44,9 +44,14 @@ export interface TransactionStateEvent {
   time: number;
 }
 
-const silent: Channel = { hasSubscribers: false, publish() {} };
+const silent: Channel = {
+  hasSubscribers: false,
+  publish() {},
+  subscribe() {},
+  unsubscribe: () => false,
+};
 
-/** A named channel: `node:diagnostics_channel` in Node.js, a no-op in a browser. */
+/** A named channel: `node:diagnostics_channel` in Node.js, an in-page registry in a browser. */
 export function channel(name: string): Channel {
   return channelFactory ? channelFactory(name) : silent;
 }

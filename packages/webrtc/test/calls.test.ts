@@ -28,7 +28,11 @@ class FakePeerConnection implements PeerConnectionLike {
   private readonly listeners = new Set<() => void>();
   private version = 0;
 
-  constructor(readonly name: string) {}
+  readonly name: string;
+
+  constructor(name: string) {
+    this.name = name;
+  }
 
   private sdp(direction: TransceiverDirection): string {
     this.version++;

@@ -4,6 +4,8 @@ import type * as NodeDns from 'node:dns/promises';
 export interface Channel {
   readonly hasSubscribers: boolean;
   publish(message: unknown): void;
+  subscribe(listener: (message: unknown, name: string | symbol) => void): void;
+  unsubscribe(listener: (message: unknown, name: string | symbol) => void): unknown;
 }
 
 export type ChannelFactory = (name: string) => Channel;
