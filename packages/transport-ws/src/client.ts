@@ -60,6 +60,17 @@ export interface WsClientTransportOptions {
   maxHeaderBytes?: number;
   /** The largest body accepted (default 1 MiB). */
   maxBodyBytes?: number;
+  /**
+   * Reopen a lost connection by itself, after `minDelayMs` doubling up to `maxDelayMs`
+   * between failed attempts (default 1,000 and 30,000), as RFC 5626 §4.5 has a UA
+   * recover a flow; `false`: only on the next send.
+   */
+  reconnect?: { minDelayMs?: number; maxDelayMs?: number } | false;
+  /**
+   * The connection opened (true) or was lost (false). A registered UA registers again
+   * when it reopens (its registrar reaches it over the new connection only).
+   */
+  onConnectionChange?: (connected: boolean) => void;
 }
 
 const OPEN = 1;
@@ -84,6 +95,8 @@ export class WsClientTransport implements Transport {
   private readonly connections: StreamConnections;
   private readonly sockets = new Set<WebSocketLike>();
   private started = false;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private retryDelayMs = 0;
 
   constructor(options: WsClientTransportOptions) {
     let parsed: URL;
@@ -136,6 +149,7 @@ export class WsClientTransport implements Transport {
     try {
       const { socket, remote } = await this.connect();
       this.connections.add(socket, remote, true);
+      this.changed(true);
     } catch (e) {
       await this.stop();
       throw new TransportError(`cannot connect to ${this.url}: ${(e as Error).message}`, {
@@ -147,6 +161,8 @@ export class WsClientTransport implements Transport {
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     this.connections.closeAll();
     for (const ws of this.sockets) ws.close(1000);
     this.sockets.clear();
@@ -163,7 +179,52 @@ export class WsClientTransport implements Transport {
     const open = destination.connectionId
       ? { ...this.server, connectionId: destination.connectionId }
       : this.server;
-    return this.connections.send(data, open, () => this.connect());
+    const had = this.connections.size > 0;
+    return this.connections
+      .send(data, open, () => this.connect())
+      .then((id) => {
+        if (!had) this.changed(true);
+        return id;
+      });
+  }
+
+  private changed(connected: boolean): void {
+    if (connected) this.retryDelayMs = 0;
+    try {
+      this.options.onConnectionChange?.(connected);
+    } catch {
+      // The application's callback must not break the transport.
+    }
+  }
+
+  /** The connection closed: report it, and reopen it later unless told not to. */
+  private lost(): void {
+    if (!this.started) return;
+    this.changed(false);
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    const r = this.options.reconnect;
+    if (r === false || this.retryTimer || !this.started) return;
+    const min = r?.minDelayMs ?? 1000;
+    const max = r?.maxDelayMs ?? 30_000;
+    this.retryDelayMs = this.retryDelayMs === 0 ? min : Math.min(max, this.retryDelayMs * 2);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (!this.started || this.connections.size > 0) return;
+      this.connect().then(
+        ({ socket, remote }) => {
+          if (!this.started || this.connections.size > 0) {
+            socket.destroy();
+            return;
+          }
+          this.connections.add(socket, remote, true);
+          this.changed(true);
+        },
+        () => this.scheduleReconnect(),
+      );
+    }, this.retryDelayMs);
   }
 
   private connect(): Promise<{ socket: StreamSocket; remote: { address: string; port: number } }> {
@@ -178,6 +239,7 @@ export class WsClientTransport implements Transport {
       ws.binaryType = 'arraybuffer';
       this.sockets.add(ws);
       let settled = false;
+      let opened = false;
       const timer = setTimeout(
         () => fail(new Error('the WebSocket handshake timed out')),
         this.options.connectTimeoutMs ?? 10_000,
@@ -190,7 +252,11 @@ export class WsClientTransport implements Transport {
         ws.close();
         reject(err);
       };
-      const socket = new BrowserWsSocket(ws, () => this.sockets.delete(ws));
+      const socket = new BrowserWsSocket(ws, () => {
+        this.sockets.delete(ws);
+        // Only an open connection is lost; a failed handshake is reported by fail().
+        if (settled && opened) this.lost();
+      });
       ws.addEventListener('error', () => fail(new Error(`cannot open ${this.url}`)));
       ws.addEventListener('close', (ev) =>
         fail(new Error(`${this.url} closed during the handshake (${ev.code ?? ''})`)),
@@ -207,6 +273,7 @@ export class WsClientTransport implements Transport {
           return;
         }
         settled = true;
+        opened = true;
         clearTimeout(timer);
         resolve({ socket, remote: this.server });
       });

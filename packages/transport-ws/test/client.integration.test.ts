@@ -7,7 +7,12 @@ import {
 import { type Flow, SipStack, type TransactionUser } from '@sipworks/stack';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
-import { type WebSocketConstructor, WsClientTransport, WsTransport } from '../src/index.ts';
+import {
+  type WebSocketConstructor,
+  WsClientTransport,
+  type WsClientTransportOptions,
+  WsTransport,
+} from '../src/index.ts';
 
 // Node 20 has no global WebSocket (only behind a flag): the ws package's client, which has
 // the WHATWG shape (addEventListener, binaryType, protocol), stands in for a page's.
@@ -54,12 +59,13 @@ async function server(): Promise<{
 async function client(
   url: string,
   tu?: Partial<TransactionUser>,
+  extra: Partial<WsClientTransportOptions> = {},
 ): Promise<{
   stack: SipStack;
   transport: WsClientTransport;
 }> {
   const stack = new SipStack();
-  const transport = new WsClientTransport({ url, WebSocket: NodeWebSocket });
+  const transport = new WsClientTransport({ url, WebSocket: NodeWebSocket, ...extra });
   await stack.addTransport(transport);
   stack.setTransactionUser({
     onRequest(request, tx) {
@@ -132,9 +138,11 @@ describe('WsClientTransport: SIP over the WHATWG WebSocket API (RFC 7118)', () =
     unroute();
   });
 
-  it('opens a new connection on the next send after the server closed it', async () => {
+  it('opens a new connection on the next send after the server closed it (reconnect: false)', async () => {
     const s = await server();
-    const c = await client(`ws://127.0.0.1:${s.transport.local.port}/`);
+    const c = await client(`ws://127.0.0.1:${s.transport.local.port}/`, undefined, {
+      reconnect: false,
+    });
     await send(c.stack, request('OPTIONS', 'sip:127.0.0.1;transport=ws'));
     const first = s.seen[0]?.flow.destination.connectionId as string;
     s.transport.closeConnection(first);
@@ -144,6 +152,25 @@ describe('WsClientTransport: SIP over the WHATWG WebSocket API (RFC 7118)', () =
     const res = await send(c.stack, request('OPTIONS', 'sip:127.0.0.1;transport=ws'));
     expect(res.status).toBe(200);
     expect(s.seen[1]?.flow.destination.connectionId).not.toBe(first);
+  });
+
+  it('reopens a lost connection by itself, backing off while the server is away (RFC 5626 §4.5), and reports each change', async () => {
+    const s = await server();
+    const changes: boolean[] = [];
+    const c = await client(`ws://127.0.0.1:${s.transport.local.port}/`, undefined, {
+      reconnect: { minDelayMs: 20, maxDelayMs: 100 },
+      onConnectionChange: (up) => changes.push(up),
+    });
+    await send(c.stack, request('OPTIONS', 'sip:127.0.0.1;transport=ws'));
+    s.transport.closeConnection(s.seen[0]?.flow.destination.connectionId as string);
+    for (let i = 0; i < 200 && changes.length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(changes).toEqual([true, false, true]);
+    expect(c.transport.connected).toBe(true);
+    expect(s.transport.connectionCount).toBe(1);
+    // Over the new connection, without a send having asked for it.
+    const res = await send(c.stack, request('OPTIONS', 'sip:127.0.0.1;transport=ws'));
+    expect(res.status).toBe(200);
+    expect(changes).toEqual([true, false, true]);
   });
 
   it('refuses a server that does not choose the sip subprotocol (RFC 7118 §4)', async () => {

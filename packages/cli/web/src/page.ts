@@ -147,11 +147,16 @@ class Session {
     const scheme = cfg.ws.secure ? 'wss' : 'ws';
     const host = location.hostname.includes(':') ? `[${location.hostname}]` : location.hostname;
     const stack = new SipStack();
+    let changed = (_up: boolean): void => {};
     await stack.addTransport(
-      new WsClientTransport({ url: `${scheme}://${host}:${cfg.ws.port}${cfg.ws.path}` }),
+      new WsClientTransport({
+        url: `${scheme}://${host}:${cfg.ws.port}${cfg.ws.path}`,
+        onConnectionChange: (up) => changed(up),
+      }),
     );
     await stack.start();
     const s = new Session(stack, cfg, user, password);
+    changed = (up) => s.connectionChanged(up);
     s.register();
     return s;
   }
@@ -165,7 +170,8 @@ class Session {
     }
     this.dum.setClientRegistrationHandler({
       onSuccess: () => {
-        const first = dataset.registration !== 'registered';
+        const first = !this.isOnline;
+        this.isOnline = true;
         dataset.registration = 'registered';
         el('whoami').textContent = `${this.user}@${this.domain}`;
         status(`Registered as sip:${this.user}@${this.domain}.`);
@@ -208,6 +214,25 @@ class Session {
       onTerminated: () => {},
       onRequestRetry: (_h, retryAfter) => (retryAfter >= 0 ? retryAfter : 30),
     });
+  }
+
+  private isOnline = false;
+
+  /**
+   * The WebSocket connection was lost (the server cannot reach us) or reopened: register
+   * again over the new connection, which the registrar then routes our requests to.
+   */
+  connectionChanged(up: boolean): void {
+    if (!up) {
+      dataset.registration = 'unregistered';
+      status('Connection to the server lost; reconnecting...');
+      renderControls();
+      return;
+    }
+    if (this.registration?.isValid()) {
+      status('Reconnected; registering again...');
+      this.registration.get().refresh();
+    }
   }
 
   private register(): void {
