@@ -102,7 +102,10 @@ export class WebRtcCall {
   setState(state: WebRtcCallState): void {
     if (this.stateValue === state || this.stateValue === 'ended') return;
     this.stateValue = state;
-    if (state === 'ended') this.peerConnection?.close();
+    if (state === 'ended') {
+      this.settleReoffer(new WebRtcError('the call ended'));
+      this.peerConnection?.close();
+    }
     this.calls.changed(this);
   }
 
@@ -150,31 +153,74 @@ export class WebRtcCall {
   /**
    * Put the call on hold with a re-INVITE (RFC 3264 §8.4): the peer connection's
    * transceivers stop sending (`sendonly` where they sent and received, `inactive`
-   * where they only received), and the new offer goes out.
+   * where they only received), and the new offer goes out. Resolves when the answer is
+   * applied; rejects with a `WebRtcError` when the peer refuses it (the transceivers and
+   * the local description are put back).
    */
-  async hold(): Promise<void> {
-    await this.reoffer(true);
+  hold(): Promise<void> {
+    return this.reoffer(true);
   }
 
   /** Take the call off hold with a re-INVITE: the transceivers send again. */
-  async resume(): Promise<void> {
-    await this.reoffer(false);
+  resume(): Promise<void> {
+    return this.reoffer(false);
   }
+
+  /** @internal Our re-INVITE waiting for its answer. */
+  pendingReoffer:
+    | {
+        hold: boolean;
+        previous: TransceiverDirection[];
+        resolve: () => void;
+        reject: (e: Error) => void;
+      }
+    | undefined;
 
   private async reoffer(hold: boolean): Promise<void> {
     const pc = this.peerConnection;
     if (this.stateValue !== 'connected' || !pc)
       throw new WebRtcError(`a call is held or resumed when connected (it is ${this.stateValue})`);
+    if (this.pendingReoffer) throw new WebRtcError('a re-INVITE of this call is in progress');
     if (this.heldValue === hold) return;
-    for (const t of pc.getTransceivers()) {
+    const transceivers = pc.getTransceivers();
+    const previous = transceivers.map((t) => t.direction);
+    for (const t of transceivers) {
       if (t.direction === 'stopped') continue;
       t.direction = hold ? onHold(t.direction) : offHold(t.direction);
     }
-    await pc.setLocalDescription(await pc.createOffer());
-    const sdp = await this.calls.gathered(pc);
-    this.session().provideOffer(sdp);
-    this.heldValue = hold;
-    this.calls.changed(this);
+    const answered = new Promise<void>((resolve, reject) => {
+      this.pendingReoffer = { hold, previous, resolve, reject };
+    });
+    try {
+      await pc.setLocalDescription(await pc.createOffer());
+      const sdp = await this.calls.gathered(pc);
+      this.session().provideOffer(sdp);
+    } catch (e) {
+      this.settleReoffer(e instanceof Error ? e : new Error(String(e)));
+    }
+    await answered;
+  }
+
+  /**
+   * @internal Our re-INVITE's outcome: the answer was applied (no error), or it was
+   * refused or could not be sent (the transceivers go back as they were).
+   */
+  settleReoffer(error?: Error): void {
+    const p = this.pendingReoffer;
+    if (!p) return;
+    this.pendingReoffer = undefined;
+    if (!error) {
+      this.heldValue = p.hold;
+      this.calls.changed(this);
+      p.resolve();
+      return;
+    }
+    const ts = this.peerConnection?.getTransceivers() ?? [];
+    ts.forEach((t, i) => {
+      const d = p.previous[i];
+      if (d !== undefined && t.direction !== 'stopped') t.direction = d;
+    });
+    p.reject(error instanceof WebRtcError ? error : new WebRtcError(error.message));
   }
 
   private session(): InviteSession {
@@ -282,11 +328,20 @@ export class WebRtcCalls {
     }
   }
 
-  /** Run an asynchronous step of a call; a failure is logged and ends the call. */
-  private run(call: WebRtcCall, what: string, step: () => Promise<void>): void {
+  /**
+   * Run an asynchronous step of a call; a failure is logged and goes to `onFailure`, or
+   * by default ends the call.
+   */
+  private run(
+    call: WebRtcCall,
+    what: string,
+    step: () => Promise<void>,
+    onFailure?: (err: unknown) => void,
+  ): void {
     step().catch((err: unknown) => {
       this.dum.logger.error({ err }, `WebRTC call: ${what} failed`);
-      if (call.handle?.isValid()) {
+      if (onFailure) onFailure(err);
+      else if (call.handle?.isValid()) {
         const s = call.handle.get();
         if (s instanceof ServerInviteSession && call.state === 'incoming') s.reject(488);
         else s.end();
@@ -332,15 +387,37 @@ export class WebRtcCalls {
         const call = this.byHandle.get(h.id);
         const pc = call?.peerConnection;
         if (call && pc)
-          this.run(call, 'setting the remote answer', () =>
-            pc.setRemoteDescription({ type: 'answer', sdp: new TextDecoder().decode(body) }),
+          this.run(
+            call,
+            'setting the remote answer',
+            async () => {
+              await pc.setRemoteDescription({
+                type: 'answer',
+                sdp: new TextDecoder().decode(body),
+              });
+              call.settleReoffer();
+            },
+            (err) => {
+              // The answer to our re-INVITE refused by the browser: the change is undone;
+              // the answer to our INVITE refused: no media, so the call ends.
+              if (call.pendingReoffer)
+                call.settleReoffer(err instanceof Error ? err : new Error(String(err)));
+              else if (call.handle?.isValid()) call.handle.get().end();
+              else call.setState('ended');
+            },
           );
         app.onAnswer?.(h, message, body);
       },
       onOfferRejected: (h, res) => {
-        const pc = this.byHandle.get(h.id)?.peerConnection;
+        const call = this.byHandle.get(h.id);
+        const pc = call?.peerConnection;
         if (pc && pc.signalingState === 'have-local-offer')
           pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
+        call?.settleReoffer(
+          new WebRtcError(
+            `the peer refused the re-INVITE${res ? ` (${res.status} ${res.reason})` : ''}`,
+          ),
+        );
         app.onOfferRejected?.(h, res);
       },
       onConnected: (h, message) => {
@@ -383,12 +460,22 @@ export class WebRtcCalls {
     const pc = call.peerConnection;
     if (!pc) return;
     // An offer in a re-INVITE or UPDATE (the peer holds, resumes, or changes the media).
-    this.run(call, 'answering an offer', async () => {
-      await pc.setRemoteDescription({ type: 'offer', sdp });
-      await pc.setLocalDescription(await pc.createAnswer());
-      const answer = await this.gathered(pc);
-      if (h.isValid()) h.get().provideAnswer(answer);
-    });
+    this.run(
+      call,
+      'answering an offer',
+      async () => {
+        await pc.setRemoteDescription({ type: 'offer', sdp });
+        await pc.setLocalDescription(await pc.createAnswer());
+        const answer = await this.gathered(pc);
+        if (h.isValid()) h.get().provideAnswer(answer);
+      },
+      () => {
+        // RFC 3264 §8: an offer we cannot take is refused; the session goes on as it was.
+        if (pc.signalingState === 'have-remote-offer')
+          pc.setRemoteDescription({ type: 'rollback' }).catch(() => {});
+        if (h.isValid()) h.get().reject(488);
+      },
+    );
   }
 
   private announce(call: WebRtcCall): void {

@@ -78,8 +78,16 @@ class FakePeerConnection implements PeerConnectionLike {
     }, 0);
   }
 
+  /** Refuse remote offers after the first (a browser that cannot take a re-offer). */
+  refuseOffers = false;
+
   async setRemoteDescription(d: SessionDescriptionInit): Promise<void> {
     this.log.push(`setRemote:${d.type}`);
+    if (d.type === 'rollback') {
+      this.signalingState = 'stable';
+      return;
+    }
+    if (this.refuseOffers && d.type === 'offer') throw new Error('refused by the test');
     this.remoteDescription = d;
     this.signalingState = d.type === 'offer' ? 'have-remote-offer' : 'stable';
   }
@@ -180,17 +188,48 @@ describe('WebRtcCalls: an invite session on an RTCPeerConnection (RFC 3264 offer
     await until(clock, () => call.state === 'connected' && bob.incoming[0]?.state === 'connected');
     const a = alice.pcs[0] as FakePeerConnection;
     const b = bob.pcs[0] as FakePeerConnection;
-    const held = call.hold();
-    await until(clock, () => a.remoteDescription?.sdp?.includes('a=recvonly') === true);
+    let done = false;
+    const held = call.hold().then(() => {
+      done = true;
+    });
+    await until(clock, () => done);
     await held;
+    expect(a.remoteDescription?.sdp).toMatch(/a=recvonly/);
     expect(call.held).toBe(true);
     expect(b.remoteDescription?.sdp).toMatch(/a=sendonly/);
     expect(b.log.slice(3)).toEqual(['setRemote:offer', 'createAnswer', 'setLocal:answer']);
-    await call.resume();
-    await until(clock, () => a.remoteDescription?.sdp?.includes('a=sendrecv') === true);
+    done = false;
+    const resumed = call.resume().then(() => {
+      done = true;
+    });
+    await until(clock, () => done);
+    await resumed;
+    expect(a.remoteDescription?.sdp).toMatch(/a=sendrecv/);
     expect(call.held).toBe(false);
     expect(b.remoteDescription?.sdp).toMatch(/a=sendrecv/);
     expect(call.state).toBe('connected');
+  });
+
+  it('a re-INVITE the peer cannot take is refused with 488 (RFC 3264 §8): hold() rejects, the transceivers and the call stay as they were', async () => {
+    const { clock, alice, bob } = await pair();
+    const call = await alice.calls.call('sip:bob@127.0.0.1:5082', alice.profile);
+    await until(clock, () => call.state === 'connected' && bob.incoming[0]?.state === 'connected');
+    const a = alice.pcs[0] as FakePeerConnection;
+    const b = bob.pcs[0] as FakePeerConnection;
+    b.refuseOffers = true;
+    let outcome: unknown;
+    const held = call.hold().catch((e: unknown) => {
+      outcome = e;
+    });
+    await until(clock, () => outcome !== undefined);
+    await held;
+    expect(outcome).toBeInstanceOf(WebRtcError);
+    expect(String(outcome)).toMatch(/488/);
+    expect(call.held).toBe(false);
+    expect(a.getTransceivers()[0]?.direction).toBe('sendrecv');
+    expect(a.log.at(-1)).toBe('setLocal:rollback');
+    expect(call.state).toBe('connected');
+    expect(bob.incoming[0]?.state).toBe('connected');
   });
 
   it('an incoming call waits for answer(); reject() sends 486 and the caller ends failed', async () => {
