@@ -89,4 +89,25 @@ describe('the DUM registrar routes requests to a binding over its flow', () => {
       expect(got).toEqual(['over your flow']);
     }, 60_000);
   }
+
+  it('a closed connection takes its route with it (RFC 5626 §4.4), so routes do not pile up', async () => {
+    const registrar = await tcpDum();
+    const ua = await tcpDum();
+    registrar.dum.setServerRegistrationHandler({ onAdd: (h) => void h.get().accept() });
+    const profile = ua.dum.makeUserProfile({
+      aor: '<sip:alice@127.0.0.1>',
+      outboundProxy: `sip:127.0.0.1:${registrar.port};transport=tcp;lr`,
+    });
+    profile.set('overrideContact', new NameAddr(parseUri('sip:alice@q7.invalid;transport=tcp')));
+    let registered = 0;
+    ua.dum.setClientRegistrationHandler({ onSuccess: () => registered++ });
+    ua.dum.send(ua.dum.makeRegistration(undefined, profile));
+    await until(() => registered > 0);
+    expect(registrar.dum.registrarFlowRoutes.size).toBe(1);
+    // The UA's host goes away without unregistering: its connection closes.
+    const at = nodes.findIndex((x) => x.dum === ua.dum);
+    const [n] = nodes.splice(at, 1);
+    await n?.stack.stop();
+    await until(() => registrar.dum.registrarFlowRoutes.size === 0);
+  });
 });

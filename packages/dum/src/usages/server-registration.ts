@@ -237,7 +237,16 @@ export class ServerRegistration extends BaseUsage {
         continue;
       const key = bindingKey(b);
       routes.get(key)?.();
-      routes.set(key, this.dum.stack.routeOverFlow(uri, flow));
+      const unroute = this.dum.stack.routeOverFlow(uri, flow);
+      let unwatch = (): void => {};
+      const remove = (): void => {
+        unroute();
+        unwatch();
+        if (routes.get(key) === remove) routes.delete(key);
+      };
+      // A closed connection takes its routes with it (RFC 5626 §4.4: a failed flow).
+      unwatch = this.dum.watchFlow(flow, remove);
+      routes.set(key, remove);
     }
   }
 
