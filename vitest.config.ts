@@ -18,8 +18,28 @@ export default defineConfig({
       project('transport-tls', './packages/transport-tls'),
       project('transport-ws', './packages/transport-ws'),
       project('store-redis', './packages/store-redis'),
+      project('webrtc', './packages/webrtc'),
       project('bench', './tools/bench'),
-      project('interop', './tools/interop'),
+      {
+        extends: true as const,
+        test: {
+          name: 'interop',
+          root: './tools/interop',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/browser.interop.test.ts'],
+        },
+      },
+      // Headless Chromium takes the machine's cores for a few seconds: it runs after every
+      // other project, so that it does not slow down their timing-bounded tests.
+      {
+        extends: true as const,
+        test: {
+          name: 'browser',
+          root: './tools/interop',
+          include: ['test/browser.interop.test.ts'],
+          sequence: { groupOrder: 1 },
+        },
+      },
       project('examples', './tools/examples'),
       project('scaleout', './tools/scaleout'),
       project('api-docs', './tools/api-docs'),

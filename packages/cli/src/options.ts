@@ -49,6 +49,7 @@ Server:
     --first-message-timeout S         close a connection that sent no whole message this long (default 30)
     --message-timeout S               close a connection holding part of a message this long (default 30)
     --max-header-bytes N, --max-body-bytes N   close a connection sending more (default 65536, 1048576)
+    --web HOST:PORT                   serve the softphone page here (needs a ws or wss listener)
   demo                                a server and three users on loopback: the whole flow, drawn
 
 Common options:
@@ -108,6 +109,8 @@ export interface CliOptions {
   /** `refer --to`: the Refer-To URI. */
   to: string | undefined;
   limits: Limits;
+  /** `serve --web HOST:PORT`: where the softphone page is served. */
+  web: { host: string; port: number } | undefined;
   help: boolean;
 }
 
@@ -211,6 +214,8 @@ export function parseCommandLine(argv: string[]): CliOptions {
   o.prack = oneOf('prack', v.prack, ['never', 'supported', 'required'] as const);
   o.to = v.to;
   o.limits = limits(v);
+  o.web = v.web === undefined ? undefined : parseWeb(v.web);
+  if (o.web && o.command !== 'serve') throw new UsageError('--web goes with serve');
   if ((o.cert === undefined) !== (o.key === undefined))
     throw new UsageError('--cert and --key go together: give both PEM files');
   if (o.password !== undefined && o.user === undefined)
@@ -308,8 +313,18 @@ function defaults(command: Command, args: string[], trace: TraceMode): CliOption
     minSE: undefined,
     to: undefined,
     limits: {},
+    web: undefined,
     help: false,
   };
+}
+
+/** `--web 127.0.0.1:8080`, `--web [::1]:0`. */
+function parseWeb(value: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:[\]]+):(\d{1,5})$/.exec(value.trim());
+  const port = Number(m?.[2]);
+  if (!m || port > 65535)
+    throw new UsageError(`--web ${value}: expected HOST:PORT (for example --web 127.0.0.1:8080)`);
+  return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port };
 }
 
 function parse(args: string[]) {
@@ -357,6 +372,7 @@ function parse(args: string[]) {
       'message-timeout': { type: 'string' },
       'max-header-bytes': { type: 'string' },
       'max-body-bytes': { type: 'string' },
+      web: { type: 'string' },
     },
   });
 }

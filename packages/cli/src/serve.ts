@@ -20,6 +20,7 @@ import { type CliOptions, redisStore } from './options.ts';
 import type { Output } from './output.ts';
 import { pidf } from './presence.ts';
 import { startUa } from './ua.ts';
+import { startWebServer, type WebServer } from './web.ts';
 import { hostPort } from './wire.ts';
 
 /** How the server behaves; the `serve` options, and what the demo sets. */
@@ -355,6 +356,22 @@ export async function runServe(o: CliOptions, out: Output): Promise<ExitCode> {
       `listening on ${t.protocol.toLowerCase()}:${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`,
     );
   }
+  let web: WebServer | undefined;
+  if (o.web) {
+    try {
+      web = await startWebServer({
+        ...o.web,
+        transports,
+        realm: o.realm,
+        users: users ? [...users.keys()] : [],
+      });
+    } catch (e) {
+      wire.stop();
+      await stack.stop();
+      throw e;
+    }
+    out.event('web', { url: web.url }, `softphone page at ${web.url}`);
+  }
   out.line(
     `registrar, presence and relay ready${users ? ` (digest auth, realm ${o.realm}, ${users.size} users)` : ''}; Ctrl-C stops`,
   );
@@ -363,6 +380,7 @@ export async function runServe(o: CliOptions, out: Output): Promise<ExitCode> {
     process.once('SIGTERM', () => resolve());
   });
   out.event('stopping', {}, 'stopping');
+  await web?.close();
   await dum.shutdown({ timeoutMs: 2000 });
   wire.stop();
   await stack.stop();

@@ -1,3 +1,6 @@
+import { nodeCrypto } from '#platform';
+import { md5Hex, toHex } from './md5.ts';
+
 /** Digest algorithms of RFC 7616 / RFC 8760, strongest first. */
 export const DIGEST_ALGORITHMS = ['SHA-512-256', 'SHA-256', 'MD5'] as const;
 export type DigestAlgorithm = (typeof DIGEST_ALGORITHMS)[number];
@@ -5,26 +8,23 @@ export type DigestAlgorithm = (typeof DIGEST_ALGORITHMS)[number];
 /** Hex digest of `data` with `algorithm`. Injectable so a browser build can use its own. */
 export type Hasher = (algorithm: DigestAlgorithm, data: string | Uint8Array) => string;
 
+/**
+ * A hasher that answers later, as WebCrypto's `crypto.subtle.digest` does. The client
+ * side of digest auth takes one (`ClientAuthManager`'s `asyncHasher`); see `webHasher`.
+ */
+export type AsyncHasher = (
+  algorithm: DigestAlgorithm,
+  data: string | Uint8Array,
+) => Promise<string>;
+
 const NODE_NAMES: Record<DigestAlgorithm, string> = {
   MD5: 'md5',
   'SHA-256': 'sha256',
   'SHA-512-256': 'sha512-256',
 };
 
-interface NodeCrypto {
-  createHash(name: string): { update(d: string | Uint8Array): { digest(enc: 'hex'): string } };
-  randomBytes(n: number): Uint8Array;
-  createHmac(
-    name: string,
-    key: string | Uint8Array,
-  ): { update(d: string): { digest(enc: 'hex'): string } };
-  timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean;
-}
-
-/** `node:crypto`, where it exists (not in a browser). */
-export const nodeCrypto = (
-  globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }
-).process?.getBuiltinModule?.('node:crypto') as NodeCrypto | undefined;
+/** `node:crypto` in Node.js; undefined in a browser build (see `platform/`). */
+export { nodeCrypto };
 
 /** The default hasher, on `node:crypto`. */
 export const nodeHasher: Hasher = (algorithm, data) => {
@@ -87,6 +87,40 @@ export function digestResponse(h: Hasher, d: DigestInput): string {
   return h(d.algorithm, `${ha1}:${d.nonce}:${ha2}`);
 }
 
+/** `digestResponse` with a hasher that answers later (RFC 7616 §3.4.1, the same steps). */
+export async function digestResponseAsync(h: AsyncHasher, d: DigestInput): Promise<string> {
+  const a = d.algorithm;
+  let ha1 = d.ha1 ?? (await h(a, `${d.username}:${d.realm}:${d.password ?? ''}`));
+  if (d.sess) ha1 = await h(a, `${ha1}:${d.nonce}:${d.cnonce ?? ''}`);
+  const ha2 =
+    d.qop === 'auth-int'
+      ? await h(a, `${d.method}:${d.uri}:${await h(a, d.body ?? new Uint8Array(0))}`)
+      : await h(a, `${d.method}:${d.uri}`);
+  if (d.qop === 'auth' || d.qop === 'auth-int')
+    return h(a, `${ha1}:${d.nonce}:${d.nc}:${d.cnonce}:${d.qop}:${ha2}`);
+  return h(a, `${ha1}:${d.nonce}:${ha2}`);
+}
+
+/** The algorithms `webHasher` can compute here: SHA-256 needs WebCrypto's `subtle`. */
+export function webHasherAlgorithms(): DigestAlgorithm[] {
+  return globalThis.crypto?.subtle ? ['SHA-256', 'MD5'] : ['MD5'];
+}
+
+/**
+ * The hasher for hosts without `node:crypto` (browsers): SHA-256 through WebCrypto
+ * (`crypto.subtle.digest`, which a page has in a secure context: https, or http on
+ * localhost), MD5 through this package's own `md5Hex` (WebCrypto has none). SHA-512-256
+ * is in neither, so it is refused; a `ClientAuthManager` on this hasher does not choose it.
+ */
+export const webHasher: AsyncHasher = async (algorithm, data) => {
+  const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;
+  if (algorithm === 'MD5') return md5Hex(bytes);
+  const subtle = globalThis.crypto?.subtle;
+  if (algorithm !== 'SHA-256' || !subtle)
+    throw new Error(`webHasher cannot compute ${algorithm} here`);
+  return toHex(new Uint8Array(await subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>)));
+};
+
 /** Compare two strings in time independent of where they differ. */
 export function constantTimeEqual(a: string, b: string): boolean {
   const ea = new TextEncoder().encode(a);
@@ -103,7 +137,5 @@ export function randomHex(bytes: number): string {
   const b = new Uint8Array(bytes);
   if (nodeCrypto) b.set(nodeCrypto.randomBytes(bytes));
   else globalThis.crypto.getRandomValues(b);
-  let s = '';
-  for (const x of b) s += x.toString(16).padStart(2, '0');
-  return s;
+  return toHex(b);
 }

@@ -387,6 +387,11 @@ export class DialogUsageManager implements TransactionUser {
     return this.registrarOpts;
   }
   private registrarOpts: RegistrarOptions = {};
+  /**
+   * @internal The registrar's routes over flows (RFC 5626 §5.3), by binding key: the
+   * function that removes each (see `SipStack.routeOverFlow`).
+   */
+  readonly registrarFlowRoutes = new Map<string, () => void>();
   /** Where the registrar keeps its bindings (an `InMemoryRegistrationPersistence` when none is set). */
   setRegistrationPersistenceManager(m: RegistrationPersistenceManager | undefined): void {
     this.persistence = m;
@@ -477,7 +482,8 @@ export class DialogUsageManager implements TransactionUser {
       scheme: secure ? 'sips' : 'sip',
       user,
       host: sentBy.host,
-      port: sentBy.port,
+      // Port 0: a transport with no port of its own (a WebSocket client, RFC 7118 §5.2).
+      port: sentBy.port || undefined,
       params,
     });
     const instance = profile.get('instanceId');
@@ -1001,7 +1007,23 @@ export class DialogUsageManager implements TransactionUser {
             return;
           }
           if ((res.status === 401 || res.status === 407) && retries < MAX_RETRIES) {
-            const again = this.clientAuthManager.handleChallenge(req, res, profile);
+            const auth = this.clientAuthManager;
+            if (auth.isAsync) {
+              // Hashing answers later (WebCrypto, in a browser): retry when it has.
+              auth.handleChallengeAsync(req, res, profile).then(
+                (again) => {
+                  if (!again) return onFinal(res, tx);
+                  retries++;
+                  go(again);
+                },
+                (err: unknown) => {
+                  this.logger.error({ err }, 'could not compute digest credentials');
+                  onFinal(res, tx);
+                },
+              );
+              return;
+            }
+            const again = auth.handleChallenge(req, res, profile);
             if (again) {
               retries++;
               go(again);
@@ -1042,9 +1064,19 @@ export class DialogUsageManager implements TransactionUser {
         },
       });
     };
-    if (profile.get('preemptiveAuth'))
+    if (!profile.get('preemptiveAuth')) go(request);
+    else if (!this.clientAuthManager.isAsync) {
       this.clientAuthManager.addCachedCredentials(request, profile);
-    go(request);
+      go(request);
+    } else {
+      this.clientAuthManager.addCachedCredentialsAsync(request, profile).then(
+        () => go(request),
+        (err: unknown) => {
+          this.logger.error({ err }, 'could not compute cached digest credentials');
+          go(request);
+        },
+      );
+    }
   }
 
   // ---- receiving (the TransactionUser side) ----

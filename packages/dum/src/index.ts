@@ -1,4 +1,4 @@
-export { ClientAuthManager } from './client-auth.ts';
+export { ClientAuthManager, type ClientAuthManagerOptions } from './client-auth.ts';
 export { Dialog } from './dialog.ts';
 export {
   type DialogEventListener,
@@ -7,6 +7,7 @@ export {
 } from './dialog-event-state.ts';
 export { DialogSet } from './dialog-set.ts';
 export {
+  type AsyncHasher,
   baseAlgorithm,
   computeHa1,
   constantTimeEqual,
@@ -14,8 +15,11 @@ export {
   type DigestAlgorithm,
   type DigestInput,
   digestResponse,
+  digestResponseAsync,
   type Hasher,
   nodeHasher,
+  webHasher,
+  webHasherAlgorithms,
 } from './digest.ts';
 export {
   type AppDialogSet,
@@ -75,6 +79,7 @@ export type {
 export { Handle, type Handled, HandleManager } from './handles.ts';
 export { DialogId, DialogSetId } from './ids.ts';
 export type { InviteSessionEvent, InviteSessionObserver } from './invite-observer.ts';
+export { md5Hex } from './md5.ts';
 export {
   descriptionOf,
   OfferAnswer,

@@ -1,3 +1,5 @@
+import { nativeIndexOf, nativeIsAscii, nativeLatin1 } from '#platform';
+
 /** Character classes of RFC 3261 §25.1, as lookup tables over the first 128 code points. */
 
 function table(chars: string, alnum: boolean): Uint8Array {
@@ -119,20 +121,6 @@ export function utf8Encode(s: string): Uint8Array {
 export function utf8Decode(b: Uint8Array): string {
   return decoder.decode(b);
 }
-
-interface NodeBufferProto {
-  latin1Slice(this: Uint8Array, start: number, end: number): string;
-  indexOf(this: Uint8Array, value: string | number, byteOffset?: number): number;
-}
-const BufferCtor = (globalThis as { Buffer?: { prototype: NodeBufferProto } }).Buffer;
-const nativeLatin1 = BufferCtor?.prototype.latin1Slice;
-const nativeIndexOf = BufferCtor?.prototype.indexOf;
-const nodeBuffer = (
-  globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }
-).process?.getBuiltinModule?.('node:buffer') as
-  | { isAscii?: (b: Uint8Array) => boolean }
-  | undefined;
-const nativeIsAscii = nodeBuffer?.isAscii;
 
 /** Decode bytes one to one into a string (each byte becomes the code point of the same value). */
 export function latin1(b: Uint8Array, start: number, end: number): string {

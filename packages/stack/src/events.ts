@@ -1,4 +1,6 @@
 import type { SipRequest, SipResponse } from '@sipworks/message';
+import { channelFactory } from '#platform';
+import type { Channel } from './platform/types.ts';
 
 /** Names of the diagnostics channels the stack publishes on. */
 export const CHANNELS = {
@@ -42,24 +44,16 @@ export interface TransactionStateEvent {
   time: number;
 }
 
-interface Channel {
-  readonly hasSubscribers: boolean;
-  publish(message: unknown): void;
-}
+const silent: Channel = {
+  hasSubscribers: false,
+  publish() {},
+  subscribe() {},
+  unsubscribe: () => false,
+};
 
-type ChannelFactory = (name: string) => Channel;
-
-const dc = (
-  globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }
-).process?.getBuiltinModule?.('node:diagnostics_channel') as
-  | { channel: ChannelFactory }
-  | undefined;
-
-const silent: Channel = { hasSubscribers: false, publish() {} };
-
-/** A named channel: `node:diagnostics_channel` where it exists, a no-op elsewhere. */
+/** A named channel: `node:diagnostics_channel` in Node.js, an in-page registry in a browser. */
 export function channel(name: string): Channel {
-  return dc ? dc.channel(name) : silent;
+  return channelFactory ? channelFactory(name) : silent;
 }
 
 /** The stack's channels, looked up once. */

@@ -1,13 +1,4 @@
-interface OsLike {
-  networkInterfaces(): Record<
-    string,
-    { address: string; family: string | number; internal: boolean }[] | undefined
-  >;
-}
-
-const os = (
-  globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }
-).process?.getBuiltinModule?.('node:os') as OsLike | undefined;
+import { listInterfaces } from '#platform';
 
 /** Whether an address is a wildcard bind (`0.0.0.0`, `::`). */
 export function isWildcard(address: string): boolean {
@@ -20,7 +11,7 @@ export function isWildcard(address: string): boolean {
  * loopback address. A transport's `advertised` setting takes precedence over this.
  */
 export function hostForWildcard(family: 'IPv4' | 'IPv6'): string {
-  const all = os?.networkInterfaces() ?? {};
+  const all = listInterfaces?.() ?? {};
   for (const list of Object.values(all)) {
     for (const a of list ?? []) {
       const f = a.family === 4 ? 'IPv4' : a.family === 6 ? 'IPv6' : a.family;

@@ -25,9 +25,11 @@
  * so one broken lookup does not hide the others; it is recorded, and if nothing at all
  * resolves the `ResolveError` lists every query and what became of it.
  */
-import type * as NodeDns from 'node:dns/promises';
+
 import type { Uri } from '@sipworks/message';
+import { loadDns } from '#platform';
 import { type Initiator, SipStackError } from './errors.ts';
+import type { DnsModule } from './platform/types.ts';
 
 /** A NAPTR record (RFC 3403 §4.1), as `node:dns` returns it. */
 export interface NaptrRecord {
@@ -295,9 +297,9 @@ export interface NodeDnsResolverOptions {
 }
 
 /**
- * A `DnsResolver` on Node's `node:dns/promises` `Resolver`. The module is fetched with
- * `process.getBuiltinModule` (Node.js 20.16 or newer) so that importing this file in a
- * browser works; calling this function there throws a `ResolveError`.
+ * A `DnsResolver` on Node's `node:dns/promises` `Resolver`, loaded on first use. Where
+ * there is none (a browser build, whose `#platform` has no DNS, or Node.js before 20.16)
+ * calling this function throws a `ResolveError`.
  */
 export function nodeDnsResolver(options: NodeDnsResolverOptions = {}): DnsResolver {
   const dns = loadNodeDns();
@@ -332,18 +334,17 @@ export function nodeDnsResolver(options: NodeDnsResolverOptions = {}): DnsResolv
   };
 }
 
-function loadNodeDns(): typeof NodeDns {
-  const host = globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } };
-  const mod = host.process?.getBuiltinModule?.('node:dns/promises');
-  if (mod === undefined || mod === null) {
+function loadNodeDns(): DnsModule {
+  const dns = loadDns();
+  if (dns === undefined) {
     throw new ResolveError(
-      'nodeDnsResolver() needs node:dns/promises through process.getBuiltinModule ' +
-        '(Node.js 20.16 or newer); on other hosts, such as browsers, pass your own ' +
-        'DnsResolver in ResolveOptions.resolver',
+      'nodeDnsResolver() needs node:dns/promises, which this host does not provide ' +
+        '(Node.js before 20.16, or a browser build); on such hosts pass your own ' +
+        'DnsResolver in ResolveOptions.resolver (or use an outbound proxy named by its address)',
       { initiator: 'user' },
     );
   }
-  return mod as typeof NodeDns;
+  return dns;
 }
 
 interface SrvCandidate {

@@ -1,5 +1,6 @@
 import type { SipResponse } from '@sipworks/message';
 import type { SipStackError } from './errors.ts';
+import type { Flow } from './transaction.ts';
 
 /** The TU's callbacks for one server transaction (all optional). */
 export interface ServerTransactionHandler {
@@ -17,6 +18,8 @@ export interface ServerTransactionLike {
   readonly state: string;
   /** Send a response. Throws `SipStackError` (`SIP_ERR_TX_STATE`) when the state does not allow it. */
   respond(response: SipResponse): void;
+  /** The transport and connection the request came on, where responses go back. */
+  readonly flow?: Flow;
   /** Callbacks for failures and the end of the transaction. */
   handler: ServerTransactionHandler | undefined;
 }

@@ -183,6 +183,8 @@ export class SipStack {
   private readonly stunMapped = new Map<string, string>();
   /** The state last published per transaction, for the `from` of `sip:transaction:state`. */
   private readonly lastStates = new WeakMap<Transaction, string>();
+  /** Next hops (`host:port` of a URI) reached over an existing connection: see `routeOverFlow`. */
+  private readonly flowRoutes = new Map<string, Flow>();
 
   constructor(options: SipStackOptions = {}) {
     this.clock = options.clock ?? systemClock;
@@ -397,6 +399,22 @@ export class SipStack {
   }
 
   /**
+   * Send requests whose next hop is `uri`'s host and port over `flow` (a connection that
+   * came to us) for as long as its connection is open: RFC 5626 §5.3, where a registrar
+   * reaches a UA that registered with outbound through the flow its REGISTER came on. A
+   * WebSocket client (RFC 7118 §5) names itself with an unresolvable `.invalid` host and
+   * can be reached no other way. Returns the function that removes the route.
+   */
+  routeOverFlow(uri: Uri, flow: Flow): () => void {
+    const key = flowRouteKey(uri);
+    const copy: Flow = { transport: flow.transport, destination: { ...flow.destination } };
+    this.flowRoutes.set(key, copy);
+    return () => {
+      if (this.flowRoutes.get(key) === copy) this.flowRoutes.delete(key);
+    };
+  }
+
+  /**
    * CANCEL a pending INVITE (§9.1): a CANCEL with the INVITE's Request-URI, Call-ID,
    * From, To, CSeq number and top Via, sent to the same destination.
    */
@@ -549,6 +567,19 @@ export class SipStack {
       ];
     }
     const uri = options?.nextHop ?? this.nextHopUri(request);
+    const routed = this.flowRoutes.get(flowRouteKey(uri));
+    if (routed) {
+      const d = routed.destination;
+      return [
+        {
+          protocol: routed.transport.protocol,
+          address: d.address,
+          port: d.port,
+          family: d.address.includes(':') ? 'IPv6' : 'IPv4',
+          serverName: d.address,
+        },
+      ];
+    }
     const host = uri.params.get('maddr') ?? uri.host;
     const v6 = host.startsWith('[');
     if (!v6 && !isIPv4(host)) return undefined;
@@ -600,7 +631,8 @@ export class SipStack {
         const lk = k.toLowerCase();
         if (lk !== 'branch' && lk !== 'rport' && lk !== 'alias') params.push([k, v]);
       }
-    const via = new Via(t.protocol, sentBy.host, sentBy.port, params);
+    // Port 0: a transport with no port of its own (a WebSocket client, RFC 7118 §5.2).
+    const via = new Via(t.protocol, sentBy.host, sentBy.port || undefined, params);
     const rest = request.via.slice(1);
     request.setHeader('Via', [via, ...rest]);
   }
@@ -1032,6 +1064,10 @@ export class SipStack {
   }
 
   private connectionClosed(transport: Transport, id: string, error?: Error): void {
+    for (const [key, f] of [...this.flowRoutes]) {
+      if (f.transport === transport && f.destination.connectionId === id)
+        this.flowRoutes.delete(key);
+    }
     for (const tx of [...this.clients.values()]) {
       if (tx.flow.transport === transport && tx.flow.destination.connectionId === id) {
         tx.transportError(
@@ -1201,3 +1237,8 @@ function createCancel(inv: SipRequest, headers: [string, string][]): SipRequest 
 }
 
 export type { Destination };
+
+/** The key of `routeOverFlow`: a URI's host (lower case) and port. */
+function flowRouteKey(uri: Uri): string {
+  return `${uri.host.toLowerCase()}:${uri.port ?? ''}`;
+}

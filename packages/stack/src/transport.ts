@@ -65,7 +65,7 @@ export interface Transport {
   readonly secure: boolean;
   /** The bound address, once started. */
   readonly local: TransportAddress;
-  /** What this transport puts in Via sent-by (defaults to `local`). */
+  /** What this transport puts in Via sent-by and Contact (defaults to `local`); port 0 writes none. */
   readonly advertised?: { host: string; port: number } | undefined;
   /** Bind or listen, and report received data to `sink`. */
   start(sink: TransportSink): Promise<void>;

@@ -15,8 +15,16 @@ import {
 } from '@sipworks/stack';
 import { type ClientOptions, type RawData, WebSocket, WebSocketServer } from 'ws';
 
-/** The WebSocket subprotocol of RFC 7118 §4. */
-export const SIP_SUBPROTOCOL = 'sip';
+import { SIP_SUBPROTOCOL } from './subprotocol.ts';
+
+export {
+  type WebSocketConstructor,
+  type WebSocketLike,
+  type WebSocketLikeEventMap,
+  WsClientTransport,
+  type WsClientTransportOptions,
+} from './client.ts';
+export { SIP_SUBPROTOCOL } from './subprotocol.ts';
 
 /** TLS material: `cert` and `key` make the listener secure; `ca` and `rejectUnauthorized` apply to outbound connections. */
 export interface WsTlsOptions {

@@ -17,7 +17,7 @@ const config = JSON.parse(fs.readFileSync(path.join(here, 'typedoc.json'), 'utf8
   treatWarningsAsErrors: boolean;
 };
 
-/** Every published package's exported source files (exports map, package.json and null entries aside). */
+/** Every published package's exported source files (exports map, package.json and null entries aside; the `default` of conditional ones). */
 function exportedEntries(): string[] {
   const out: string[] = [];
   for (const dir of fs.readdirSync(path.join(root, 'packages'))) {
@@ -25,12 +25,15 @@ function exportedEntries(): string[] {
     if (!fs.existsSync(file)) continue;
     const pkg = JSON.parse(fs.readFileSync(file, 'utf8')) as {
       private?: boolean;
-      exports?: Record<string, string | null>;
+      exports?: Record<string, string | null | Record<string, string>>;
     };
     if (pkg.private) continue;
-    for (const [key, target] of Object.entries(pkg.exports ?? {}))
+    for (const [key, value] of Object.entries(pkg.exports ?? {})) {
+      // Conditional exports (browser / default): the default one is what Node users get.
+      const target = typeof value === 'string' || value === null ? value : value.default;
       if (target && key !== './package.json' && target.endsWith('.ts'))
         out.push(path.join(root, 'packages', dir, target));
+    }
   }
   return out.sort();
 }

@@ -176,6 +176,7 @@ export class ServerRegistration extends BaseUsage {
         update.put.push(binding);
       }
       const all = await this.apply(update);
+      this.routeFlows(update, supportedTags(this.request));
       const res = createResponse(this.request, 200, undefined, {
         toTag: this.dum.newTag(),
         ...(options?.headers ? { headers: options.headers } : {}),
@@ -215,6 +216,40 @@ export class ServerRegistration extends BaseUsage {
   }
 
   /** Whether the REGISTER uses outbound: Supported: outbound and a Contact with +sip.instance and reg-id (RFC 5626 §6). */
+  /**
+   * Requests to a binding registered over a connection go back over that connection
+   * (RFC 5626 §5.3, §6) when the UA asked for outbound, when its Contact has `;ob`, or
+   * when its host is a `.invalid` name (RFC 7118 §5: a WebSocket client that nothing
+   * else can reach). Removed bindings lose their route; a closed connection drops it.
+   */
+  private routeFlows(update: RegistrationUpdate, supported: string[]): void {
+    const routes = this.dum.registrarFlowRoutes;
+    for (const key of update.remove) {
+      routes.get(key)?.();
+      routes.delete(key);
+    }
+    const flow = this.tx.flow;
+    if (!flow?.transport.reliable || flow.destination.connectionId === undefined) return;
+    const outbound = this.usesOutbound(supported);
+    for (const b of update.put) {
+      const uri = b.contact.uri;
+      if (!outbound && !uri.params.has('ob') && !uri.host.toLowerCase().endsWith('.invalid'))
+        continue;
+      const key = bindingKey(b);
+      routes.get(key)?.();
+      const unroute = this.dum.stack.routeOverFlow(uri, flow);
+      let unwatch = (): void => {};
+      const remove = (): void => {
+        unroute();
+        unwatch();
+        if (routes.get(key) === remove) routes.delete(key);
+      };
+      // A closed connection takes its routes with it (RFC 5626 §4.4: a failed flow).
+      unwatch = this.dum.watchFlow(flow, remove);
+      routes.set(key, remove);
+    }
+  }
+
   private usesOutbound(supported: string[]): boolean {
     return (
       supported.includes('outbound') &&
@@ -402,4 +437,9 @@ export class ServerRegistration extends BaseUsage {
     this.operation = added ? 'add' : refreshed ? 'refresh' : 'remove';
     return true;
   }
+}
+
+/** The option tags of a request's Supported headers, lower case. */
+function supportedTags(req: SipRequest): string[] {
+  return req.getAll<string>('Supported').map((t) => t.toLowerCase());
 }
