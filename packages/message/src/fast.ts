@@ -128,6 +128,15 @@ export function knownMethod(b: Uint8Array, a: number, e: number): string | undef
   return e > a ? known(METHODS, b, a, e) : undefined;
 }
 
+/**
+ * Where the bytes of class `t` from `i` end. Two bytes are tested per step: the loop
+ * then branches half as often, which is most of its cost.
+ */
+export function span(t: Uint8Array, b: Uint8Array, i: number): number {
+  while (((t[b[i] as number] as number) & (t[b[i + 1] as number] as number)) === 1) i += 2;
+  return t[b[i] as number] === 1 ? i + 1 : i;
+}
+
 function skipWs(b: Uint8Array, i: number): number {
   let c = b[i];
   while (c === 32 || c === 9) c = b[++i];
@@ -162,16 +171,14 @@ function param(b: Uint8Array, s: string, i: number): string | null | undefined {
   }
   i = skipWs(b, i + 1);
   const ns = i;
-  let c = b[i] as number;
-  while (T[c] === 1) c = b[++i] as number;
+  i = span(T, b, i);
   if (i === ns) return null;
   const name = word(PARAM_NAMES, b, s, ns, i);
   i = skipWs(b, i);
   if (b[i] === 61) {
     i = skipWs(b, i + 1);
     vs = i;
-    c = b[i] as number;
-    while (G[c] === 1) c = b[++i] as number;
+    i = span(G, b, i);
     if (i === vs) return null;
     ve = i;
   } else {
@@ -239,15 +246,15 @@ export function readVias(
       return -1;
     i += 8;
     const ts = i;
+    i = span(T, b, i);
     let c = b[i] as number;
-    while (T[c] === 1) c = b[++i] as number;
     if (i === ts) return -1;
     const transport = known(TRANSPORTS, b, ts, i);
     if (transport === undefined || (c !== 32 && c !== 9)) return -1;
     i = skipWs(b, i);
     const hs = i;
+    i = span(H, b, i);
     c = b[i] as number;
-    while (H[c] === 1) c = b[++i] as number;
     if (i === hs) return -1;
     const host = str(b, s, hs, i);
     let port: number | undefined;
@@ -333,8 +340,8 @@ export function readNameAddr(
   }
   // at '<'
   const us = ++i;
+  i = span(U, b, i);
   c = b[i] as number;
-  while (U[c] === 1) c = b[++i] as number;
   if (c !== 62 || i === us) return undefined;
   return finishNameAddr(b, s, i + 1, ds, de, us, i, header, wide);
 }
@@ -371,8 +378,7 @@ export function readCSeq(b: Uint8Array, s: string, i: number): CSeq | undefined 
   if (i === ns || i - ns > 10 || v > 0xffffffff || (c !== 32 && c !== 9)) return undefined;
   i = skipWs(b, i);
   const ms = i;
-  c = b[i] as number;
-  while (T[c] === 1) c = b[++i] as number;
+  i = span(T, b, i);
   const cr = skipWs(b, i);
   if (i === ms || b[cr] !== 13) return undefined;
   crAt = cr;
@@ -383,13 +389,12 @@ export function readCSeq(b: Uint8Array, s: string, i: number): CSeq | undefined 
 export function readCallId(b: Uint8Array, s: string, i: number): string | undefined {
   i = skipWs(b, i);
   const cs = i;
-  let c = b[i] as number;
-  while (W[c] === 1) c = b[++i] as number;
+  i = span(W, b, i);
+  const c = b[i] as number;
   if (i === cs) return undefined;
   if (c === 64) {
     const hs = ++i;
-    c = b[i] as number;
-    while (W[c] === 1) c = b[++i] as number;
+    i = span(W, b, i);
     if (i === hs) return undefined;
   }
   const ce = i;

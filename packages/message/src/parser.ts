@@ -1,6 +1,14 @@
 import { latin1, SCHEME, TOKEN, utf8Encode } from './chars.ts';
 import { SipParseError } from './errors.ts';
-import { knownMethod, readCallId, readCSeq, readNameAddr, readVias, valueEnd } from './fast.ts';
+import {
+  knownMethod,
+  readCallId,
+  readCSeq,
+  readNameAddr,
+  readVias,
+  span,
+  valueEnd,
+} from './fast.ts';
 import {
   exactVias,
   readFrom,
@@ -181,8 +189,8 @@ export function parseMessage(
     }
     if (c === 32 || c === 9) throw headerLineError('a header line starts with white space', pos);
     // The name: token characters up to optional white space and the colon.
-    let j = pos;
-    while (W[c] === 1) c = b[++j] as number;
+    let j = span(W, b, pos);
+    c = b[j] as number;
     const nameEnd = j;
     while (c === 32 || c === 9) c = b[++j] as number;
     if (j >= limit) throw noHeaderEnd(limit - hs, maxHeader);
