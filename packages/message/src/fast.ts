@@ -30,6 +30,10 @@ const T = wide(TOKEN);
 const G = wide(GENVALUE);
 const H = wide(HOSTCHAR);
 const W = wide(WORD);
+/** The characters of a quoted display name read here as they are: HT and visible ASCII but '"' and '\\'. */
+const Q = new Uint8Array(256);
+for (let c = 32; c < 127; c++) Q[c] = c === 34 || c === 92 ? 0 : 1;
+Q[9] = 1;
 /** The visible ASCII characters but '>': those of a URI between '<' and '>' read here. */
 const U = new Uint8Array(256);
 for (let c = 33; c < 127; c++) U[c] = c === 62 ? 0 : 1;
@@ -302,11 +306,14 @@ export function readNameAddr(
   let wide = false;
   if (c === 34) {
     ds = ++i;
-    c = b[i] as number;
-    while (c !== 34) {
-      if (c === 92 || (c < 32 && c !== 9) || i >= end) return undefined;
-      if (c > 126) wide = true;
-      c = b[++i] as number;
+    for (;;) {
+      i = span(Q, b, i);
+      c = b[i] as number;
+      if (c === 34) break;
+      // Bytes above 0x7E are taken, as UTF-8; a quoted pair, a control or the end is not.
+      if (c <= 126 || i >= end) return undefined;
+      wide = true;
+      i++;
     }
     de = i;
     i = skipWs(b, i + 1);

@@ -257,7 +257,8 @@ export function parseMessage(
           c0 === 99 &&
           (b[pos + 8] | 0x20) === 108 &&
           (b[pos + 13] | 0x20) === 104 &&
-          isName(b, pos, CONTENT_LENGTH)
+          // the usual spelling in one native comparison, any other case byte by byte
+          (src.startsWith('Content-Length', pos) || isName(b, pos, CONTENT_LENGTH))
         )
           name = H_CONTENT_LENGTH;
         break;
