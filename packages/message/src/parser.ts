@@ -271,7 +271,7 @@ export function parseMessage(
       case H_VIA:
         if (hVia < 0) hVia = k;
         if (nVia >= 0) {
-          vias ??= [];
+          vias ??= new Array<Via>(2);
           nVia = readVias(b, src, colon + 1, limit, vias, nVia);
           if (nVia >= 0 && plainLineEnd(b, valueEnd())) end = valueEnd();
           else nVia = -1;
@@ -313,11 +313,21 @@ export function parseMessage(
     }
     // Otherwise the end of the line is found here: a CR that an LF follows; a CRLF
     // followed by white space is a fold that continues the line. A lone CR or LF is
-    // an error. A short value is scanned byte by byte, which costs less than the two
-    // searches a longer one takes.
+    // an error.
     let folded = false;
     if (end < 0) {
-      end = lineEnd(b, src, colon, colon, limit, hs, maxHeader);
+      // A number (Content-Length, Max-Forwards, Expires...) is read to its CR here,
+      // for less than the two searches cost: digits and white space hold no CR or LF.
+      let i = colon + 1;
+      let ch = b[i] as number;
+      while (ch === 32 || ch === 9) ch = b[++i] as number;
+      if (ch >= 48 && ch <= 57) {
+        do ch = b[++i] as number;
+        while (ch >= 48 && ch <= 57);
+        while (ch === 32 || ch === 9) ch = b[++i] as number;
+        if (ch === 13 && b[i + 1] === 10) end = i;
+      }
+      if (end < 0) end = lineEnd(b, src, colon, colon, limit, hs, maxHeader);
       for (;;) {
         const d = b[end + 2];
         if (d !== 32 && d !== 9) break;
