@@ -383,7 +383,7 @@ export function parseMessage(
 /** Reused for every parse; each message keeps an exact-size copy. */
 const scratch: number[] = new Array(64).fill(0);
 
-/** What `headerKind` tells apart: the headers read on every message, and Content-Length. */
+/** The header names the parser tells apart: those read on every message, and Content-Length. */
 const H_OTHER = 0;
 const H_VIA = 1;
 const H_FROM = 2;
