@@ -25,6 +25,22 @@ export function readFrom(m: SipMessage, text: string): void {
   srcText = text;
 }
 
+/** @internal see `SipMessage.seed` */
+export function seed(
+  m: SipMessage,
+  via: Via[] | undefined,
+  from: NameAddr | undefined,
+  callId: string | undefined,
+  cseq: CSeq | undefined,
+): void {
+  SipMessage.seed(m, via, from, callId, cseq);
+}
+
+/** The first `n` values of `vias`, in an array of their own of exactly that size. */
+export function exactVias(vias: Via[], n: number): Via[] {
+  return n === 1 ? [vias[0] as Via] : n === 2 ? [vias[0] as Via, vias[1] as Via] : vias.slice(0, n);
+}
+
 /** The state of a message that only some messages need. */
 class Extra {
   lines: HeaderLine[] | undefined = undefined;
@@ -127,6 +143,16 @@ export abstract class SipMessage {
   protected cCSeq: CSeq | undefined;
   protected cFrom: NameAddr | undefined;
   protected cTo: NameAddr | undefined;
+  /**
+   * @internal Values the parser read ahead from the received lines (see `seed`): an
+   * accessor takes its value from here when first asked, and caches it as it would one
+   * it read itself. Dropped when the message is changed before they were asked for, so
+   * that the lines are read again, as they would have been.
+   */
+  protected sVia: Via[] | undefined;
+  protected sCallId: string | undefined;
+  protected sCSeq: CSeq | undefined;
+  protected sFrom: NameAddr | undefined;
   /** @internal what only some messages need, created on first use */
   protected x: Extra | undefined;
 
@@ -151,9 +177,30 @@ export abstract class SipMessage {
     this.cCSeq = undefined;
     this.cFrom = undefined;
     this.cTo = undefined;
+    this.sVia = undefined;
+    this.sCallId = undefined;
+    this.sCSeq = undefined;
+    this.sFrom = undefined;
     this.x = undefined;
     if (idx === undefined) this.ext().lines = [];
     if (body !== undefined) this.ext().bodyBytes = body;
+  }
+
+  /**
+   * @internal Values of the common headers the parser already read from the received
+   * lines, as their accessors would read them first (undefined: read on access).
+   */
+  static seed(
+    m: SipMessage,
+    via: Via[] | undefined,
+    from: NameAddr | undefined,
+    callId: string | undefined,
+    cseq: CSeq | undefined,
+  ): void {
+    m.sVia = via;
+    m.sFrom = from;
+    m.sCallId = callId;
+    m.sCSeq = cseq;
   }
 
   /** @internal */
@@ -249,10 +296,11 @@ export abstract class SipMessage {
   get callId(): string {
     let v = this.cCallId;
     if (v === undefined) {
-      const l = this.fastLine(this.lCallId);
+      v = this.sCallId;
+      const l = v === undefined ? this.fastLine(this.lCallId) : -1;
       if (l >= 0) {
         const v0 = (this.idx as number[])[l] as number;
-        v = readCallId(this.b as Uint8Array, this.src(), this.valueAt(l, v0), v0 & 0xfffff);
+        v = readCallId(this.b as Uint8Array, this.src(), this.valueAt(l, v0));
       }
       v ??= this.required<string>(CALL_ID, this.lCallId);
       this.cCallId = v;
@@ -264,10 +312,11 @@ export abstract class SipMessage {
   get cseq(): CSeq {
     let v = this.cCSeq;
     if (v === undefined) {
-      const l = this.fastLine(this.lCSeq);
+      v = this.sCSeq;
+      const l = v === undefined ? this.fastLine(this.lCSeq) : -1;
       if (l >= 0) {
         const v0 = (this.idx as number[])[l] as number;
-        v = readCSeq(this.b as Uint8Array, this.src(), this.valueAt(l, v0), v0 & 0xfffff);
+        v = readCSeq(this.b as Uint8Array, this.src(), this.valueAt(l, v0));
       }
       v ??= this.required<CSeq>(CSEQ, this.lCSeq);
       this.cCSeq = v;
@@ -277,7 +326,7 @@ export abstract class SipMessage {
 
   /** From. Throws `SipParseError` when missing or malformed. */
   get from(): NameAddr {
-    return (this.cFrom ??= this.nameAddr(FROM, this.lFrom));
+    return (this.cFrom ??= this.sFrom ?? this.nameAddr(FROM, this.lFrom));
   }
 
   /** To. Throws `SipParseError` when missing or malformed. */
@@ -303,7 +352,7 @@ export abstract class SipMessage {
 
   /** Every Via value, top first. */
   get via(): Via[] {
-    return (this.cVia ??= this.fastVias() ?? this.getAll<Via>('via'));
+    return (this.cVia ??= this.sVia ?? this.fastVias() ?? this.getAll<Via>('via'));
   }
 
   /** The Via values read from the received lines, or undefined when one of them needs the general parser. */
@@ -316,15 +365,17 @@ export abstract class SipMessage {
     const out: Via[] = [];
     const n = idx.length;
     let v = idx[l] as number;
-    if (!readVias(b, s, this.valueAt(l, v), v & 0xfffff, out)) return undefined;
+    let count = readVias(b, s, this.valueAt(l, v), v & 0xfffff, out, 0);
+    if (count < 0) return undefined;
     for (l++; l < n; l++) {
       v = idx[l] as number;
       const len = (v >>> 20) & 0x7ff;
       if ((len !== 3 && len !== 1) || !this.lineIs(l, VIA)) continue;
-      if (v < 0 || !readVias(b, s, this.valueAt(l, v), v & 0xfffff, out)) return undefined;
+      if (v < 0) return undefined;
+      count = readVias(b, s, this.valueAt(l, v), v & 0xfffff, out, count);
+      if (count < 0) return undefined;
     }
-    const n2 = out.length;
-    return n2 === 1 ? [out[0] as Via] : n2 === 2 ? [out[0] as Via, out[1] as Via] : out.slice();
+    return exactVias(out, count);
   }
 
   /** `l` when the values of line `l` can be read from the received bytes, else -1. */
@@ -584,6 +635,10 @@ export abstract class SipMessage {
   protected materialize(): HeaderLine[] {
     this.pristine = false;
     if (this.lines === undefined) {
+      this.sVia = undefined;
+      this.sCallId = undefined;
+      this.sCSeq = undefined;
+      this.sFrom = undefined;
       const idx = this.idx as number[];
       const lines: HeaderLine[] = [];
       for (let i = 0; i < idx.length; i++) {

@@ -32,7 +32,10 @@ export class NameAddr {
   private header: string | undefined;
   /** @internal the received bytes, while the display name or the URI text is still in them */
   private src: Uint8Array | undefined;
-  /** @internal where the display name is in `src` (start * 1024 + length), or -1 */
+  /**
+   * @internal where the display name is in `src`: start * 1024 + length when it is
+   * ASCII, -2 - (start * 1024 + length) when it is UTF-8; -1 when it is not there
+   */
   private dpos: number;
   /** @internal where the URI text is in `src` (start * 1024 + length), or -1 */
   private upos: number;
@@ -98,9 +101,10 @@ export class NameAddr {
     if (kv !== undefined) o.p = kv;
     o.src = b;
     if (ds >= 0) {
-      if (utf8) o.dn = utf8Decode(b.subarray(ds, de));
-      else if (de - ds < 1024 && ds < 0x100000) o.dpos = ds * 1024 + (de - ds);
-      else o.dn = latin1(b, ds, de);
+      if (de - ds < 1024 && ds < 0x100000) {
+        const d = ds * 1024 + (de - ds);
+        o.dpos = utf8 ? -2 - d : d;
+      } else o.dn = utf8 ? utf8Decode(b.subarray(ds, de)) : latin1(b, ds, de);
     }
     if (ue - us < 1024 && us < 0x100000) o.upos = us * 1024 + (ue - us);
     else o.ut = latin1(b, us, ue);
@@ -110,9 +114,12 @@ export class NameAddr {
   /** The display name, unquoted; `undefined` when there is none. */
   get displayName(): string | undefined {
     const d = this.dpos;
-    if (d >= 0) {
-      const a = Math.floor(d / 1024);
-      this.dn = latin1(this.src as Uint8Array, a, a + (d % 1024));
+    if (d !== -1) {
+      const b = this.src as Uint8Array;
+      const p = d >= 0 ? d : -2 - d;
+      const a = Math.floor(p / 1024);
+      const e = a + (p % 1024);
+      this.dn = d >= 0 ? latin1(b, a, e) : utf8Decode(b.subarray(a, e));
       this.dpos = -1;
     }
     return this.dn;

@@ -1,7 +1,26 @@
 import { latin1, SCHEME, TOKEN, utf8Encode } from './chars.ts';
 import { SipParseError } from './errors.ts';
-import { knownMethod } from './fast.ts';
-import { readFrom, type SipMessage, SipRequest, SipResponse, setReparse } from './message.ts';
+import {
+  knownMethod,
+  readCallId,
+  readCSeq,
+  readNameAddr,
+  readVias,
+  span,
+  valueEnd,
+} from './fast.ts';
+import {
+  exactVias,
+  readFrom,
+  type SipMessage,
+  SipRequest,
+  SipResponse,
+  seed,
+  setReparse,
+} from './message.ts';
+import type { NameAddr } from './name-addr.ts';
+import type { CSeq } from './typed.ts';
+import type { Via } from './via.ts';
 
 export interface ParseOptions {
   /** The largest header section accepted, in bytes (default 65,536). */
@@ -144,6 +163,13 @@ export function parseMessage(
   /** The CR of the CRLF CRLF that ends the header section. */
   let hdrEnd = -1;
   const headerLimit = Math.min(limit, hs + maxHeader);
+  // The values of the headers every message is asked for, read here when they are
+  // in the plain form (see fast.ts); the Via values only when every Via line is.
+  let vias: Via[] | undefined;
+  let nVia = 0;
+  let from: NameAddr | undefined;
+  let callId: string | undefined;
+  let cseq: CSeq | undefined;
   for (;;) {
     if (pos >= limit) {
       // No empty line. A datagram that ends with a header line's CRLF is taken as
@@ -163,8 +189,8 @@ export function parseMessage(
     }
     if (c === 32 || c === 9) throw headerLineError('a header line starts with white space', pos);
     // The name: token characters up to optional white space and the colon.
-    let j = pos;
-    while (W[c] === 1) c = b[++j] as number;
+    let j = span(W, b, pos);
+    c = b[j] as number;
     const nameEnd = j;
     while (c === 32 || c === 9) c = b[++j] as number;
     if (j >= limit) throw noHeaderEnd(limit - hs, maxHeader);
@@ -181,89 +207,143 @@ export function parseMessage(
     if (nl === 0) throw headerLineError('a header line has an empty name', pos);
     if (nl > 0x7ff) throw headerLineError('a header name is too long', pos);
     const colon = j;
-    // The end of the line: a CR that an LF follows; a CRLF followed by white space is
-    // a fold that continues the line. A lone CR or LF is an error.
-    let seg = colon;
-    let end = src.indexOf('\r', seg);
-    let folded = false;
-    for (;;) {
-      if (end < 0 || b[end + 1] !== 10 || src.indexOf('\n', seg) !== end + 1)
-        throw lineEndError(b, colon, limit, hs, maxHeader);
-      const d = b[end + 2];
-      if (d !== 32 && d !== 9) break;
-      folded = true;
-      seg = end + 2;
-      end = src.indexOf('\r', seg);
-    }
-    // Lines of the headers read on every message are noted now; Content-Length is
-    // needed now, to find the body.
+    // Which of the headers noted here the line is: the compact or long name, in any case.
     const c0 = (b[pos] as number) | 0x20;
+    let name = H_OTHER;
     switch (nl) {
       case 1:
-        if (c0 === 118) {
-          if (hVia < 0) hVia = k;
-        } else if (c0 === 102) {
-          if (hFrom < 0) hFrom = k;
-        } else if (c0 === 116) {
-          if (hTo < 0) hTo = k;
-        } else if (c0 === 105) {
-          if (hCallId < 0) hCallId = k;
-        }
-        if (c0 === 108) contentLength = checkContentLength(b, colon + 1, end, contentLength, pos);
+        if (c0 === 118) name = H_VIA;
+        else if (c0 === 102) name = H_FROM;
+        else if (c0 === 116) name = H_TO;
+        else if (c0 === 105) name = H_CALL_ID;
+        else if (c0 === 108) name = H_CONTENT_LENGTH;
         break;
       case 2:
-        if (c0 === 116 && ((b[pos + 1] as number) | 0x20) === 111 && hTo < 0) hTo = k;
+        if (c0 === 116 && ((b[pos + 1] as number) | 0x20) === 111) name = H_TO;
         break;
       case 3:
-        if (c0 === 118 && (b[pos + 1] | 0x20) === 105 && (b[pos + 2] | 0x20) === 97 && hVia < 0)
-          hVia = k;
+        if (c0 === 118 && (b[pos + 1] | 0x20) === 105 && (b[pos + 2] | 0x20) === 97) name = H_VIA;
         break;
       case 4:
         if (c0 === 102) {
           if (
             (b[pos + 1] | 0x20) === 114 &&
             (b[pos + 2] | 0x20) === 111 &&
-            (b[pos + 3] | 0x20) === 109 &&
-            hFrom < 0
+            (b[pos + 3] | 0x20) === 109
           )
-            hFrom = k;
+            name = H_FROM;
         } else if (
           c0 === 99 &&
           (b[pos + 1] | 0x20) === 115 &&
           (b[pos + 2] | 0x20) === 101 &&
-          (b[pos + 3] | 0x20) === 113 &&
-          hCSeq < 0
+          (b[pos + 3] | 0x20) === 113
         )
-          hCSeq = k;
+          name = H_CSEQ;
         break;
       case 7:
         if (
           c0 === 99 &&
           (b[pos + 1] | 0x20) === 97 &&
-          (b[pos + 4] | 0x20) === 45 &&
-          (b[pos + 6] | 0x20) === 100 &&
-          hCallId < 0 &&
-          isName(b, pos, CALL_ID)
+          (b[pos + 2] | 0x20) === 108 &&
+          (b[pos + 3] | 0x20) === 108 &&
+          b[pos + 4] === 45 &&
+          (b[pos + 5] | 0x20) === 105 &&
+          (b[pos + 6] | 0x20) === 100
         )
-          hCallId = k;
+          name = H_CALL_ID;
         break;
       case 14:
         if (
           c0 === 99 &&
           (b[pos + 8] | 0x20) === 108 &&
           (b[pos + 13] | 0x20) === 104 &&
-          isName(b, pos, CONTENT_LENGTH)
+          // the usual spelling in one native comparison, any other case byte by byte
+          (src.startsWith('Content-Length', pos) || isName(b, pos, CONTENT_LENGTH))
         )
-          contentLength = checkContentLength(b, colon + 1, end, contentLength, pos);
+          name = H_CONTENT_LENGTH;
         break;
     }
+    // The line of a header read on every message is noted; the value of its first
+    // line (of every Via line) is read now when it is plain, which also finds where
+    // the line ends: a value read holds no CR or LF.
+    let end = -1;
+    switch (name) {
+      case H_VIA:
+        if (hVia < 0) hVia = k;
+        if (nVia >= 0) {
+          vias ??= new Array<Via>(2);
+          nVia = readVias(b, src, colon + 1, limit, vias, nVia);
+          if (nVia >= 0 && plainLineEnd(b, valueEnd())) end = valueEnd();
+          else nVia = -1;
+        }
+        break;
+      case H_FROM:
+        if (hFrom < 0) {
+          hFrom = k;
+          const v = readNameAddr(b, src, colon + 1, limit, 'From');
+          if (v !== undefined && plainLineEnd(b, valueEnd())) {
+            from = v;
+            end = valueEnd();
+          }
+        }
+        break;
+      case H_TO:
+        if (hTo < 0) hTo = k;
+        break;
+      case H_CALL_ID:
+        if (hCallId < 0) {
+          hCallId = k;
+          const v = readCallId(b, src, colon + 1);
+          if (v !== undefined && plainLineEnd(b, valueEnd())) {
+            callId = v;
+            end = valueEnd();
+          }
+        }
+        break;
+      case H_CSEQ:
+        if (hCSeq < 0) {
+          hCSeq = k;
+          const v = readCSeq(b, src, colon + 1);
+          if (v !== undefined && plainLineEnd(b, valueEnd())) {
+            cseq = v;
+            end = valueEnd();
+          }
+        }
+        break;
+    }
+    // Otherwise the end of the line is found here: a CR that an LF follows; a CRLF
+    // followed by white space is a fold that continues the line. A lone CR or LF is
+    // an error.
+    let folded = false;
+    if (end < 0) {
+      // A number (Content-Length, Max-Forwards, Expires...) is read to its CR here,
+      // for less than the two searches cost: digits and white space hold no CR or LF.
+      let i = colon + 1;
+      let ch = b[i] as number;
+      while (ch === 32 || ch === 9) ch = b[++i] as number;
+      if (ch >= 48 && ch <= 57) {
+        do ch = b[++i] as number;
+        while (ch >= 48 && ch <= 57);
+        while (ch === 32 || ch === 9) ch = b[++i] as number;
+        if (ch === 13 && b[i + 1] === 10) end = i;
+      }
+      if (end < 0) end = lineEnd(b, src, colon, colon, limit, hs, maxHeader);
+      for (;;) {
+        const d = b[end + 2];
+        if (d !== 32 && d !== 9) break;
+        folded = true;
+        end = lineEnd(b, src, end + 2, colon, limit, hs, maxHeader);
+      }
+    }
+    // Content-Length is needed now, to find the body.
+    if (name === H_CONTENT_LENGTH)
+      contentLength = checkContentLength(b, colon + 1, end, contentLength, pos);
     if (end > 0xfffff) throw noHeaderEnd(end, 0xfffff);
     if (k === idx.length) idx.length = k * 2;
     idx[k++] = (folded ? 0x80000000 : 0) | (nl << 20) | end;
     pos = end + 2;
   }
-  const lineIdx: number[] = new Array(k);
-  for (let i = 0; i < k; i++) lineIdx[i] = idx[i] as number;
+  const lineIdx = idx.slice(0, k);
 
   // ---- body ----
   if (contentLength < 0 && stream)
@@ -296,11 +376,27 @@ export function parseMessage(
     ? new SipResponse(status, undefined, b, hs, startEnd, lineIdx, be, undefined, packed)
     : new SipRequest(method, undefined, b, hs, startEnd, lineIdx, be, undefined, packed);
   readFrom(m, src);
+  seed(m, vias !== undefined && nVia > 0 ? exactVias(vias, nVia) : undefined, from, callId, cseq);
   return m;
 }
 
 /** Reused for every parse; each message keeps an exact-size copy. */
 const scratch: number[] = new Array(64).fill(0);
+
+/** The header names the parser tells apart: those read on every message, and Content-Length. */
+const H_OTHER = 0;
+const H_VIA = 1;
+const H_FROM = 2;
+const H_TO = 3;
+const H_CALL_ID = 4;
+const H_CSEQ = 5;
+const H_CONTENT_LENGTH = 6;
+
+/** Whether the CR at `cr` ends a line: an LF follows, and no white space that would fold it. */
+function plainLineEnd(b: Uint8Array, cr: number): boolean {
+  const d = b[cr + 2];
+  return b[cr + 1] === 10 && d !== 32 && d !== 9;
+}
 
 /** A hot line index as stored in 6 bits: 63 when absent or too far down. */
 function hotBits(l: number): number {
@@ -317,13 +413,32 @@ function isName(b: Uint8Array, pos: number, lower: Uint8Array): boolean {
   return true;
 }
 
-const CALL_ID = utf8Encode('call-id');
 const CONTENT_LENGTH = utf8Encode('content-length');
 
 /** The first `ch` in `from..to`, or -1. */
 function indexOfChar(s: string, ch: string, from: number, to: number): number {
   const i = s.indexOf(ch, from);
   return i < to ? i : -1;
+}
+
+/**
+ * The CR that ends the segment of a header line from `seg` (the line's colon, or the
+ * start of a folded continuation): the first CR, which an LF must follow, with no LF
+ * before it.
+ */
+function lineEnd(
+  b: Uint8Array,
+  src: string,
+  seg: number,
+  colon: number,
+  limit: number,
+  hs: number,
+  maxHeader: number,
+): number {
+  const end = src.indexOf('\r', seg);
+  if (end < 0 || b[end + 1] !== 10 || src.indexOf('\n', seg) !== end + 1)
+    throw lineEndError(b, colon, limit, hs, maxHeader);
+  return end;
 }
 
 /**

@@ -272,3 +272,67 @@ describe('a changed message', () => {
     expect(req.isRequest ? req.uri.host : '').toBe('c');
   });
 });
+
+describe('values the parser reads ahead', () => {
+  const text = (lines: string[]) =>
+    ['OPTIONS sip:a@b SIP/2.0', ...lines, 'Content-Length: 0', '', ''].join('\r\n');
+  const plain = text(Object.values(BASE));
+
+  it('are cached on first access, and kept when the message changes afterwards', () => {
+    const m = parseMessage(plain);
+    const from = m.from;
+    const via = m.via;
+    expect(m.from).toBe(from);
+    m.setHeader('X-Changed', '1');
+    expect(m.from).toBe(from);
+    expect(m.via).toBe(via);
+    expect(m.callId).toBe('abc@host');
+  });
+
+  it('are read again from the lines when the message changes before they are asked for', () => {
+    const m = parseMessage(plain);
+    m.setHeader('X-Changed', '1');
+    expect(m.via[0]?.branch).toBe('z9hG4bK1');
+    expect(m.from.tag).toBe('1');
+    expect(m.callId).toBe('abc@host');
+    expect(m.cseq.seq).toBe(1);
+    expect(new TextDecoder().decode(m.serialize())).toContain('X-Changed: 1\r\n');
+  });
+});
+
+describe('RFC 3261 §7.3.1: header lines holding a number end where any line ends', () => {
+  const text = (line: string) =>
+    `OPTIONS sip:a@b SIP/2.0\r\n${BASE.via}\r\n${line}\r\nContent-Length: 0\r\n\r\n`;
+  const error = (input: string) => {
+    try {
+      parseMessage(input);
+    } catch (e) {
+      if (e instanceof SipParseError) return { code: e.code, status: e.status, message: e.message };
+      throw e;
+    }
+    return undefined;
+  };
+
+  it('a bare LF or a lone CR after the digits is rejected when parsing', () => {
+    expect(error(text('Max-Forwards: 70\nX: y'))).toEqual({
+      code: 'SIP_ERR_PARSE_HEADER',
+      status: 400,
+      message: 'a line ends with LF alone',
+    });
+    expect(error(text('Max-Forwards: 70 \rX: y'))).toEqual({
+      code: 'SIP_ERR_PARSE_HEADER',
+      status: 400,
+      message: 'a header value has a CR that does not end the line',
+    });
+    expect(error(text('Expires: 7\n0'))).toMatchObject({ code: 'SIP_ERR_PARSE_HEADER' });
+  });
+
+  it('a number that goes on, or a fold after it, is read as the whole line', () => {
+    const m = parseMessage(text('Max-Forwards: 70 1'));
+    expect(m.header('Max-Forwards')).toBe('70 1');
+    const folded = parseMessage(text('Expires: 60\r\n 0'));
+    expect(folded.header('Expires')).toBe('60 0');
+    expect(new TextDecoder().decode(folded.serialize())).toBe(text('Expires: 60\r\n 0'));
+    expect(parseMessage(text('Max-Forwards:70')).maxForwards).toBe(70);
+  });
+});
