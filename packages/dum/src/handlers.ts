@@ -14,7 +14,11 @@ import type { ServerPublication } from './usages/server-publication.ts';
 import type { ServerRegistration } from './usages/server-registration.ts';
 import type { ServerSubscription } from './usages/server-subscription.ts';
 
-/** Why something ended. */
+/**
+ * Why something ended. An invite session that a REFER in its dialog transferred (the
+ * referred call got a 2xx, RFC 3515 §2.4.5, on either side) and that then ends by BYE
+ * reports `referred` rather than `local-bye` / `remote-bye`.
+ */
 export type EndReason =
   | 'local-bye'
   | 'remote-bye'

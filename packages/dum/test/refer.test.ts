@@ -142,8 +142,9 @@ describe('REFER between three DUMs (RFC 3515, RFC 5589)', () => {
     expect(invite?.has('Replaces')).toBe(false);
     expect(invite?.uri.toString()).toBe(c.uri);
 
-    await wait(() => a.party.ended.get(ab.id) === 'remote-bye');
-    expect(b.party.ended.get(ba.id)).toBe('local-bye');
+    // The sessions the transfer replaced end as `referred` on both sides, not as a plain BYE.
+    await wait(() => a.party.ended.get(ab.id) === 'referred');
+    expect(b.party.ended.get(ba.id)).toBe('referred');
     // A and C stay up; the old dialogs and subscriptions are gone.
     const ac = a.party.up.find((h) => h.id !== ab.id) as Handle<InviteSession>;
     expect(ac.get().isConnected).toBe(true);

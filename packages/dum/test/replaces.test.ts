@@ -61,7 +61,8 @@ describe('Replaces (RFC 3891)', () => {
     // The transfer is reported, and B leaves the call with A.
     await wait(() => b.party.ended.has(ba.id));
     expect(b.party.progress.map((s) => s?.status)).toEqual([100, 200]);
-    expect(b.party.ended.get(ba.id)).toBe('local-bye');
+    // The session the transfer moved ends as `referred`.
+    expect(b.party.ended.get(ba.id)).toBe('referred');
     const ac = c.party.incoming[1]?.h as Handle<InviteSession>;
     expect(ac.get().isConnected).toBe(true);
     await wait(() => b.dum.dialogCount === 0);

@@ -300,9 +300,20 @@ export abstract class InviteSession extends BaseUsage {
     return options?.reason === undefined ? undefined : reasonValue(options.reason);
   }
 
+  /**
+   * @internal A REFER in this session's dialog was carried out: the referred call
+   * succeeded (a final 2xx sipfrag, RFC 3515 §2.4.5, either way). A BYE that ends the
+   * session after that reports `referred` instead of `local-bye` / `remote-bye`.
+   */
+  markReferred(): void {
+    this.referred = true;
+  }
+  private referred = false;
+
   /** Tell the application the session ended (once). */
   protected reportEnd(reason: EndReason, message?: SipRequest | SipResponse): void {
     if (this.reported) return;
+    if (this.referred && (reason === 'local-bye' || reason === 'remote-bye')) reason = 'referred';
     this.reported = true;
     this.dum.observeInvite({ type: 'terminated', session: this, reason, message });
     this.notify(() => this.handler.onTerminated?.(this.handle(), reason, message));

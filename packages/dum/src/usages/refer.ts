@@ -145,10 +145,14 @@ function referHandler(
     if (type === 'message/sipfrag') frag = parseSipfrag(notify.body);
     if (!frag)
       dum.logger.debug?.({ type }, 'a refer NOTIFY without a readable sipfrag status line');
-    if (session)
+    if (session) {
+      // The transfer worked: the session's end is reported as `referred`.
+      if (frag && frag.status >= 200 && frag.status < 300 && session.handle.isValid())
+        session.handle.get().markReferred();
       guarded(dum, 'onReferProgress', () =>
         session.handler.onReferProgress?.(session.handle, h, frag, notify),
       );
+    }
     guarded(dum, 'onReferProgress', () => app?.onReferProgress?.(h, frag, notify));
   };
   return {
@@ -492,6 +496,7 @@ export class ServerReferSubscription extends ServerSubscription {
       return;
     }
     this.finalSent = true;
+    if (status < 300 && this.session?.isValid()) this.session.get().markReferred();
     this.lastBody = { body, contentType: SIPFRAG_CONTENT_TYPE };
     this.end('noresource');
   }
