@@ -206,6 +206,12 @@ export interface ServerPublicationHandler {
 export interface InviteSessionHandler {
   /** An INVITE outside any dialog made a `ServerInviteSession`: answer it through the handle. */
   onNewSession?(handle: Handle<ServerInviteSession>, invite: SipRequest): void;
+  /**
+   * The caller's side of `onNewSession`: the first response to our INVITE that made a
+   * dialog (a provisional with a To tag, or the 2xx when none came before), once per
+   * session, before `onProvisional` / `onAnswer` / `onConnected` for that response.
+   */
+  onNewClientSession?(handle: Handle<ClientInviteSession>, response: SipResponse): void;
   /** A provisional response with a To tag: an early dialog. */
   onProvisional?(handle: Handle<ClientInviteSession>, response: SipResponse): void;
   /** A provisional response with a session description (183 with SDP). */

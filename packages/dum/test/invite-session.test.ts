@@ -158,6 +158,34 @@ describe('InviteSession between two DUMs', () => {
     expect(a.dum.dialogCount + b.dum.dialogCount).toBe(0);
   });
 
+  it('RFC 3261 §12.1.2: the caller hears of its new session once, at the first dialog-making response (a 1xx with a To tag, or the 2xx)', async () => {
+    for (const ring of [true, false]) {
+      const { a, b, clock } = await pair();
+      const seen: string[] = [];
+      Object.assign(a.rec, {
+        onNewClientSession: (h: Handle<ClientInviteSession>, r: SipResponse) => {
+          seen.push(`new:${r.status}:${h.get().state}`);
+          a.rec.events.push('new-client');
+        },
+      });
+      const caller = call(a, b);
+      await until(clock, () => b.rec.server !== undefined);
+      if (ring) {
+        b.rec.server?.get().provisional(180);
+        await until(clock, () => a.rec.has('provisional:180'));
+      }
+      b.rec.server?.get().accept({ body: ANSWER });
+      await until(clock, () => a.rec.has('connected'));
+      expect(seen).toEqual([ring ? 'new:180:early' : 'new:200:calling']);
+      expect(caller.get().isConnected).toBe(true);
+      expect(a.rec.events).toEqual(
+        ring
+          ? ['new-client', 'provisional:180', 'answer', 'connected']
+          : ['new-client', 'answer', 'connected'],
+      );
+    }
+  });
+
   it('RFC 3261 §15.1.1 basic call ended by the callee: BYE, 200', async () => {
     const { a, b, clock } = await pair();
     const { caller, callee } = await connected(a, b, clock);

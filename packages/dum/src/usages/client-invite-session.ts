@@ -266,6 +266,7 @@ export class ClientInviteSession extends InviteSession {
         }
         this.dialog = dialog;
         this.st = 'early';
+        this.announce(res);
         if (reliability === 'new') {
           // RFC 3262 §5: an offer of ours may ride in the PRACK of this reliable 1xx.
           const slot: { offer: SessionDescription | undefined } = { offer: undefined };
@@ -461,6 +462,7 @@ export class ClientInviteSession extends InviteSession {
   /** The first 2xx: the dialog is confirmed, offer/answer completes, the ACK goes out. */
   private confirm(res: SipResponse): void {
     const dialog = this.adopt(res);
+    this.announce(res);
     const sd = descriptionOf(res);
     let answer: SessionDescription | undefined;
     let offer: SessionDescription | undefined;
@@ -538,6 +540,14 @@ export class ClientInviteSession extends InviteSession {
     this.dialog = dialog;
     return dialog;
   }
+
+  /** The first response that made a dialog (a 1xx with a To tag, or the 2xx): `onNewClientSession`, once. */
+  private announce(res: SipResponse): void {
+    if (this.announced) return;
+    this.announced = true;
+    this.notify(() => this.handler.onNewClientSession?.(this.handle(), res));
+  }
+  private announced = false;
 
   /** A 2xx from a second fork (§13.2.2.4): ACK it, then end that dialog with a BYE. */
   private destroyFork(res: SipResponse): void {
