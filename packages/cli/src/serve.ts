@@ -5,6 +5,7 @@ import {
   type ContactBinding,
   canonicalAor,
   type DialogUsageManager,
+  type DigestAlgorithm,
   type Handle,
   type InviteSession,
   ServerAuthManager,
@@ -28,6 +29,8 @@ export interface ServerSettings {
   /** user -> password; digest auth for every request outside a dialog when given. */
   users?: Map<string, string> | undefined;
   realm: string;
+  /** The digest algorithms challenged with, in order (the DUM's default when undefined). */
+  digest?: DigestAlgorithm[] | undefined;
   answer: 'auto' | 'ring' | 'busy';
   answerDelayMs: number;
   earlyMedia: boolean;
@@ -116,7 +119,7 @@ export function configureServer(
           const password = users.get(username);
           return password === undefined ? undefined : { password };
         },
-        { realm: s.realm },
+        { realm: s.realm, ...(s.digest ? { algorithms: s.digest } : {}) },
       ),
     );
   }
@@ -431,7 +434,7 @@ export async function runServe(o: CliOptions, out: Output): Promise<ExitCode> {
       { protocol: 'tcp', host: '127.0.0.1', port: 5060 },
     ],
     [],
-    { onRequest: (e: TransportMessageEvent) => logRequest(out, e) },
+    o.quiet ? {} : { onRequest: (e: TransportMessageEvent) => logRequest(out, e) },
   );
   const { dum, stack, transports, wire } = ua;
   let sqlite: SqliteRegistrationPersistence | undefined;
@@ -453,11 +456,14 @@ export async function runServe(o: CliOptions, out: Output): Promise<ExitCode> {
     configureServer(dum, transports, {
       users,
       realm: o.realm,
+      digest: o.digest,
       answer: o.answer,
       answerDelayMs: o.answerDelay,
       earlyMedia: o.earlyMedia,
-      log: (line, fields) =>
-        out.event('log', { message: line, ...fields }, `${formatTime(Date.now())} ${line}`),
+      log: o.quiet
+        ? () => {}
+        : (line, fields) =>
+            out.event('log', { message: line, ...fields }, `${formatTime(Date.now())} ${line}`),
     });
   } catch (e) {
     wire.stop();
@@ -473,7 +479,7 @@ export async function runServe(o: CliOptions, out: Output): Promise<ExitCode> {
     );
   }
   out.line(
-    `registrar, presence and relay ready${users ? ` (digest auth, realm ${o.realm}, ${users.size} users)` : ''}; Ctrl-C stops`,
+    `registrar, presence and relay ready${users ? ` (digest auth, realm ${o.realm}, ${users.size} users${o.digest ? `, ${o.digest.join(', ')}` : ''})` : ''}; Ctrl-C stops`,
   );
   await new Promise<void>((resolve) => {
     process.once('SIGINT', () => resolve());
