@@ -493,3 +493,32 @@ export function loadSettings(quick: boolean): {
     processes: int('BENCH_SIPP_PROCS', 1),
   };
 }
+
+// --- the compiled build --------------------------------------------------------------
+
+/**
+ * How `sipworks serve` runs in the load sections: the compiled CLI (dist/, what
+ * npm installs), its @sipworks imports resolved to the other packages' dist/
+ * by loader/published.mjs. Running from source through tsx instead costs
+ * measurably more: its transform names every closure with
+ * Object.defineProperty, which turns each one's properties into a dictionary.
+ */
+export const SERVE_ARGS: readonly string[] = [
+  '--import',
+  './tools/bench/loader/published.mjs',
+  'packages/cli/dist/main.js',
+  'serve',
+];
+export const SERVE_COMMAND = `node ${SERVE_ARGS.join(' ')}`;
+
+let built = false;
+
+/** Builds the packages (`tsc -b packages/cli`, incremental) once per run. */
+export function ensureBuilt(): void {
+  if (built) return;
+  execFileSync(path.join(REPO_ROOT, 'node_modules', '.bin', 'tsc'), ['-b', 'packages/cli'], {
+    cwd: REPO_ROOT,
+    stdio: 'inherit',
+  });
+  built = true;
+}

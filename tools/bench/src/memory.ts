@@ -18,10 +18,14 @@
  * Contact and Expires 3600, accepted by the DUM's registrar into its in-memory
  * store; measured once Timer J has ended the REGISTER transactions.
  *
+ * Each case runs in a fresh process on the compiled packages (dist/, as npm
+ * installs them), see memory-child.ts.
+ *
  * The figure is (heap after - heap before) / N, heap being V8's used heap plus
  * ArrayBuffer backing stores, each snapshot after two forced collections; the
  * same for RSS, which also counts what V8 reserved and has not returned.
  */
+import { spawn } from 'node:child_process';
 import { DialogUsageManager } from '@sipworks/dum';
 import { MemoryNetwork, MemoryTransport, SipStack } from '@sipworks/stack';
 import {
@@ -34,6 +38,7 @@ import {
   heldHeapBytes,
   type Section,
 } from './harness.ts';
+import { ensureBuilt, REPO_ROOT } from './load.ts';
 import { type SectionReport, verdict } from './report.ts';
 
 /** Heap per established dialog and per binding the issue allows, bytes. */
@@ -164,7 +169,7 @@ interface Rig {
   stop(): Promise<void>;
 }
 
-async function rig(): Promise<Rig> {
+export async function rig(): Promise<Rig> {
   const network = new MemoryNetwork();
   const stack = new SipStack({ timers: { t1: T1 } });
   await stack.addTransport(new MemoryTransport({ network, ...SERVER }));
@@ -213,7 +218,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * Sends `count` requests from `first` on, keeping at most WINDOW outstanding,
  * until every one is done (or nothing moved for 10 s).
  */
-async function fill(
+export async function fill(
   r: Rig,
   kind: 'call' | 'binding',
   first: number,
@@ -249,7 +254,7 @@ async function fill(
   return done.size;
 }
 
-interface Measured {
+export interface Measured {
   readonly kind: 'call' | 'binding';
   readonly count: number;
   readonly completed: number;
@@ -260,7 +265,7 @@ interface Measured {
   readonly seconds: number;
 }
 
-async function measure(kind: 'call' | 'binding', count: number): Promise<Measured> {
+export async function measure(kind: 'call' | 'binding', count: number): Promise<Measured> {
   const r = await rig();
   try {
     // Everything on the path runs once (compiled, tables grown) before the snapshot.
@@ -296,6 +301,48 @@ async function measure(kind: 'call' | 'binding', count: number): Promise<Measure
   }
 }
 
+const CHILD_ARGS = [
+  '--expose-gc',
+  '--import',
+  './tools/bench/loader/published.mjs',
+  '--import',
+  'tsx',
+  'tools/bench/src/memory-child.ts',
+];
+const CHILD_COMMAND = `node ${CHILD_ARGS.join(' ')}`;
+
+/**
+ * Runs one case in a fresh process on the compiled packages (loader/published.mjs),
+ * so neither another case's heap nor the source transform is in the figure.
+ */
+function inChild(kind: 'call' | 'binding', count: number): Promise<Measured> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...CHILD_ARGS, kind, String(count)], {
+      cwd: REPO_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString('utf8');
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      err = (err + d.toString('utf8')).slice(-4000);
+    });
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      const line = out.trim().split('\n').at(-1) ?? '';
+      try {
+        resolve(JSON.parse(line) as Measured);
+      } catch {
+        reject(
+          new Error(`memory child (${kind} ${count}) exited ${code}: ${out.slice(-2000)}\n${err}`),
+        );
+      }
+    });
+  });
+}
+
 function countsFromEnv(quick: boolean): number[] {
   const raw = process.env.BENCH_MEMORY_COUNTS;
   if (raw === undefined || raw === '') return quick ? [1_000, 10_000] : [10_000, 100_000];
@@ -326,13 +373,15 @@ async function runMemory(config: BenchConfig, report: SectionReport): Promise<vo
   }
   const counts = countsFromEnv(config.quick);
   const bindingCount = counts.at(-1) as number;
+  ensureBuilt();
   const cases: Measured[] = [];
   for (const c of counts) {
     console.log(`  ${c.toLocaleString('en-US')} calls...`);
-    cases.push(await measure('call', c));
+    cases.push(await inChild('call', c));
   }
   console.log(`  ${bindingCount.toLocaleString('en-US')} bindings...`);
-  cases.push(await measure('binding', bindingCount));
+  cases.push(await inChild('binding', bindingCount));
+  report.command(`${CHILD_COMMAND} call|binding COUNT`);
   const n = (v: number): string => Math.round(v).toLocaleString('en-US');
   const rows = cases.map((m) => {
     const target = m.kind === 'call' ? DIALOG_TARGET : BINDING_TARGET;

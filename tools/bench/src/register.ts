@@ -14,10 +14,13 @@ import path from 'node:path';
 import { type BenchConfig, formatTable, heading, type Section } from './harness.ts';
 import {
   describeSipp,
+  ensureBuilt,
   type LoadTarget,
   loadRounds,
   loadSettings,
   SCENARIO_DIR,
+  SERVE_ARGS,
+  SERVE_COMMAND,
   ServerProcess,
   SIPP_BINARY,
   type SippLoad,
@@ -37,7 +40,6 @@ const PASSWORD = 'bench-pw';
 const REALM = 'sipworks';
 
 const NODE = process.execPath;
-const CLI = 'packages/cli/src/main.ts';
 const PEER = 'tools/bench/src/sip-peer.ts';
 
 function targets(auth: boolean, usersFile: string): LoadTarget[] {
@@ -47,13 +49,10 @@ function targets(auth: boolean, usersFile: string): LoadTarget[] {
   return [
     {
       name: SIPWORKS,
-      command: `node --import tsx ${CLI} serve --listen udp:127.0.0.1:PORT --quiet${auth ? ` --users USERS --digest MD5 --realm ${REALM}` : ''}`,
+      command: `${SERVE_COMMAND} --listen udp:127.0.0.1:PORT --quiet${auth ? ` --users USERS --digest MD5 --realm ${REALM}` : ''}`,
       start: (port) =>
         new ServerProcess(SIPWORKS, port, NODE, [
-          '--import',
-          'tsx',
-          CLI,
-          'serve',
+          ...SERVE_ARGS,
           '--listen',
           `udp:127.0.0.1:${port}`,
           '--quiet',
@@ -103,6 +102,7 @@ async function runRegister(config: BenchConfig, report: SectionReport): Promise<
     return;
   }
   const s = loadSettings(config.quick);
+  ensureBuilt();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sipworks-bench-users-'));
   const usersFile = path.join(dir, 'users.txt');
   fs.writeFileSync(usersFile, `${USER}:${PASSWORD}\n`);

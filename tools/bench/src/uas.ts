@@ -10,10 +10,13 @@ import { type BenchConfig, type Column, formatTable, heading, type Section } fro
 import {
   canReadProcStat,
   describeSipp,
+  ensureBuilt,
   type LoadSummary,
   type LoadTarget,
   loadRounds,
   loadSettings,
+  SERVE_ARGS,
+  SERVE_COMMAND,
   ServerProcess,
   SIPP_BINARY,
   type SippLoad,
@@ -26,7 +29,6 @@ import { type SectionReport, verdict } from './report.ts';
 export const UAS_TARGET = 3000;
 
 const NODE = process.execPath;
-const CLI = 'packages/cli/src/main.ts';
 const PEER = 'tools/bench/src/sip-peer.ts';
 
 export const SIPWORKS = 'sipworks serve';
@@ -34,21 +36,11 @@ export const SIP_PEER = 'sip (npm) UAS';
 
 /** The three servers of the call load. */
 function targets(): LoadTarget[] {
-  const serve = [
-    '--import',
-    'tsx',
-    CLI,
-    'serve',
-    '--answer',
-    'auto',
-    '--answer-delay',
-    '0',
-    '--quiet',
-  ];
+  const serve = [...SERVE_ARGS, '--answer', 'auto', '--answer-delay', '0', '--quiet'];
   return [
     {
       name: SIPWORKS,
-      command: `node --import tsx ${CLI} serve --listen udp:127.0.0.1:PORT --answer auto --answer-delay 0 --quiet`,
+      command: `${SERVE_COMMAND} --listen udp:127.0.0.1:PORT --answer auto --answer-delay 0 --quiet`,
       start: (port) =>
         new ServerProcess(SIPWORKS, port, NODE, [...serve, '--listen', `udp:127.0.0.1:${port}`]),
     },
@@ -132,6 +124,7 @@ async function runUas(config: BenchConfig, report: SectionReport): Promise<void>
     return;
   }
   const s = loadSettings(config.quick);
+  ensureBuilt();
   const load: SippLoad = {
     scenario: ['-sn', 'uac'],
     calls: s.calls,
@@ -156,8 +149,8 @@ async function runUas(config: BenchConfig, report: SectionReport): Promise<void>
     "CPU s/1k is the server process's user+system CPU seconds (from /proc/<pid>/stat, read before " +
       'and after each round) per thousand completed calls; per core-s is completed calls per CPU second ' +
       'of the server; vs sip is that ratio against the sip package in the same round (median of rounds). ' +
-      'rate/s is what SIPp achieved; SIPp runs on the same two cores. The server runs from source ' +
-      '(tsx), as `pnpm sipworks serve` does; its start-up is outside the measured span. Timers a round ' +
+      'rate/s is what SIPp achieved; SIPp runs on the same two cores. sipworks runs compiled (dist/, ' +
+      'as npm installs it; the bench builds it first), its start-up outside the measured span. Timers a round ' +
       'leaves behind (Timer J/K/L of its last transactions) fire in the next round, so every round ' +
       'carries about one round of them.',
   );
