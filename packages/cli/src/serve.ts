@@ -434,7 +434,10 @@ export async function runServe(o: CliOptions, out: Output): Promise<ExitCode> {
       { protocol: 'tcp', host: '127.0.0.1', port: 5060 },
     ],
     [],
-    o.quiet ? {} : { onRequest: (e: TransportMessageEvent) => logRequest(out, e) },
+    {
+      onlyWhenObserved: true,
+      ...(o.quiet ? {} : { onRequest: (e: TransportMessageEvent) => logRequest(out, e) }),
+    },
   );
   const { dum, stack, transports, wire } = ua;
   let sqlite: SqliteRegistrationPersistence | undefined;
