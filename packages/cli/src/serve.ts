@@ -382,6 +382,11 @@ export function configureServer(
     if (s.earlyMedia) session.provisional(183, { body: sdp });
     else session.provisional(180);
     if (s.answer === 'ring') return;
+    if (s.answerDelayMs === 0) {
+      // --answer-delay 0: the 200 right behind the 180, without a timer per call.
+      session.accept({ body: sdp });
+      return;
+    }
     const t = setTimeout(() => {
       if (h.isValid() && h.get().state === 'proceeding') h.get().accept({ body: sdp });
     }, s.answerDelayMs);
