@@ -69,7 +69,12 @@ export class ServerInviteSession extends InviteSession {
   readonly kind = 'ServerInviteSession';
   /** The INVITE received. */
   readonly request: SipRequest;
-  private readonly tx: ServerTransactionLike;
+  /**
+   * The INVITE's server transaction, until the ACK of our 2xx: then nothing is left to
+   * send on it (the stack absorbs INVITE retransmissions until Timer L, RFC 6026 §8.7),
+   * and holding it would keep its last response's bytes for the life of the call.
+   */
+  private tx: ServerTransactionLike | undefined;
   private readonly received: ReceivedInfo;
   private st: ServerInviteSessionState = 'proceeding';
   /** The 2xx, kept for retransmission until the ACK (§13.3.1.4). */
@@ -367,6 +372,7 @@ export class ServerInviteSession extends InviteSession {
         this.stopTimer('retransmit-2xx');
         this.stopTimer('ack');
         this.ok = undefined;
+        this.tx = undefined;
         let answer: SessionDescription | undefined;
         if (this.offerAnswer.phase === 'local-offer') {
           answer = descriptionOf(ack);
@@ -407,7 +413,8 @@ export class ServerInviteSession extends InviteSession {
 
   /** @internal */
   override receiveCancel(cancel: SipRequest, tx: ServerTransactionLike): void {
-    if (tx !== this.tx) {
+    // Once the ACK came (tx dropped), a CANCEL of the INVITE changes nothing (§9.2).
+    if (tx !== this.tx || this.tx === undefined) {
       super.receiveCancel(cancel, tx);
       return;
     }
@@ -618,6 +625,7 @@ export class ServerInviteSession extends InviteSession {
         this.stopTimer('retransmit-2xx');
         this.stopTimer('ack');
         this.ok = undefined;
+        this.tx = undefined;
         this.bye(reason, message);
         return;
       case 'connected':
@@ -661,6 +669,13 @@ export class ServerInviteSession extends InviteSession {
   }
 
   private respond(res: SipResponse): void {
+    if (!this.tx) {
+      this.dum.logger.warn(
+        { session: this.handleId },
+        `${res.status} not sent: the INVITE was ACKed`,
+      );
+      return;
+    }
     try {
       this.tx.respond(res);
     } catch (e) {
