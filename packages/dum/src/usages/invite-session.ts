@@ -52,7 +52,11 @@ export abstract class InviteSession extends BaseUsage {
   /** The session's dialog: the confirmed one, or (UAC) the latest early one. */
   dialog: Dialog | undefined;
   private reported = false;
-  private readonly timers = new Map<string, TimerHandle>();
+  /**
+   * Running timers by name; undefined while none runs, which is most of an established
+   * call's life (an empty Map still costs a hash table per session).
+   */
+  private timers: Map<string, TimerHandle> | undefined;
   /** The session this one replaces (RFC 3891): set when the INVITE carried a Replaces that matched. */
   replaces: Handle<InviteSession> | undefined;
   /** An INFO or MESSAGE within the dialog waiting for `acceptNit` / `rejectNit`. */
@@ -335,25 +339,31 @@ export abstract class InviteSession extends BaseUsage {
   protected startTimer(name: string, ms: number, fire: () => void): void {
     this.stopTimer(name);
     const clock = this.dum.stack.clock;
+    this.timers ??= new Map();
     this.timers.set(
       name,
       clock.setTimeout(() => {
-        this.timers.delete(name);
+        this.forgetTimer(name);
         if (!this.isEnded) fire();
       }, ms),
     );
   }
 
   protected stopTimer(name: string): void {
-    const h = this.timers.get(name);
+    const h = this.timers?.get(name);
     if (h === undefined) return;
     this.dum.stack.clock.clearTimeout(h);
-    this.timers.delete(name);
+    this.forgetTimer(name);
+  }
+
+  private forgetTimer(name: string): void {
+    if (this.timers?.delete(name) && this.timers.size === 0) this.timers = undefined;
   }
 
   private stopTimers(): void {
+    if (this.timers === undefined) return;
     for (const h of this.timers.values()) this.dum.stack.clock.clearTimeout(h);
-    this.timers.clear();
+    this.timers = undefined;
   }
 
   // ---- session modification: re-INVITE and UPDATE (RFC 3261 §14, RFC 3311) ----
