@@ -62,7 +62,8 @@ export abstract class InviteSession extends BaseUsage {
   /** An INFO or MESSAGE within the dialog waiting for `acceptNit` / `rejectNit`. */
   private pendingNit: { request: SipRequest; tx: ServerTransactionLike } | undefined;
   /** re-INVITE and UPDATE, both ways (RFC 3261 §14, RFC 3311). */
-  protected readonly modification: SessionModification;
+  /** re-INVITE and UPDATE (RFC 3261 §14, RFC 3311), made on first use: most calls never modify. */
+  private mod: SessionModification | undefined;
   /** The session timer (RFC 4028), when the profile turns it on. */
   protected readonly sessionTimer: SessionTimer;
 
@@ -79,7 +80,6 @@ export abstract class InviteSession extends BaseUsage {
     this.dialog = undefined;
     this.pendingNit = undefined;
     this.replaces = undefined;
-    this.modification = new SessionModification(this.modificationHost());
     this.sessionTimer = new SessionTimer({
       profile,
       logger: dum.logger,
@@ -89,6 +89,16 @@ export abstract class InviteSession extends BaseUsage {
       expire: () => this.sessionExpired(),
     });
     dialogSet.inviteSession = this;
+  }
+
+  protected get modification(): SessionModification {
+    this.mod ??= new SessionModification(this.modificationHost());
+    return this.mod;
+  }
+
+  /** The modification machinery if anything has used it yet. */
+  protected get modificationIfAny(): SessionModification | undefined {
+    return this.mod;
   }
 
   /** The session's state; each side has its own state machine. */
@@ -107,7 +117,7 @@ export abstract class InviteSession extends BaseUsage {
 
   /** @internal An ACK within the session's dialog (the ACK for a 2xx): here, one for a re-INVITE. */
   receiveAck(ack: SipRequest): void {
-    this.modification.receiveAck(ack);
+    this.mod?.receiveAck(ack);
   }
 
   /**
@@ -115,7 +125,7 @@ export abstract class InviteSession extends BaseUsage {
    * not yet answered, which gets 487 and leaves the session as it was (§9.2, §14.2).
    */
   receiveCancel(_cancel: SipRequest, tx: ServerTransactionLike): void {
-    this.modification.receiveCancel(tx);
+    this.mod?.receiveCancel(tx);
   }
 
   /**
@@ -123,7 +133,7 @@ export abstract class InviteSession extends BaseUsage {
    * has ended): here, a re-INVITE's, ACKed again.
    */
   receiveStray2xx(response: SipResponse): void {
-    this.modification.receiveStray2xx(response);
+    this.mod?.receiveStray2xx(response);
   }
 
   /** The peer sent a BYE on the session's dialog, which was answered 200. */
@@ -315,7 +325,7 @@ export abstract class InviteSession extends BaseUsage {
   /** Forget the session: timers stop, its dialogs leave the DUM, its handles go stale. */
   protected finish(): void {
     if (this.isEnded) return;
-    this.modification.dispose();
+    this.mod?.dispose();
     this.stopTimers();
     this.onFinish();
     if (this.dialogSet.inviteSession === this) this.dialogSet.inviteSession = undefined;
@@ -393,7 +403,8 @@ export abstract class InviteSession extends BaseUsage {
   /** A re-INVITE or UPDATE is in progress, ours or the peer's (or ours waits to retry after a 491). */
   get isModifying(): boolean {
     return (
-      this.modification.pending !== undefined || this.modification.pendingIncoming !== undefined
+      this.mod !== undefined &&
+      (this.mod.pending !== undefined || this.mod.pendingIncoming !== undefined)
     );
   }
 

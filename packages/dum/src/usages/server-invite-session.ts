@@ -83,7 +83,8 @@ export class ServerInviteSession extends InviteSession {
   /** end() was called before the ACK came: the BYE goes when it does (§15). */
   private byeQueued = false;
   /** Reliable provisional responses (RFC 3262 §3). */
-  private readonly reliable: ReliableProvisionals;
+  /** Reliable provisional responses (RFC 3262), made by the first one: most calls send none. */
+  private reliableState: ReliableProvisionals | undefined;
   /** Set while `onOffer` runs for an offer in a PRACK: `provideAnswer` puts the answer in its 200. */
   private answerForPrack: { answer: SessionDescription | undefined } | undefined;
   /** The Reason header (RFC 3326) for the queued BYE. */
@@ -110,14 +111,6 @@ export class ServerInviteSession extends InviteSession {
     this.received = received;
     this.ok = undefined;
     this.answerForPrack = undefined;
-    this.reliable = new ReliableProvisionals({
-      respond: (res) => this.respond(res),
-      startTimer: (name, ms, fire) => this.startTimer(name, ms, fire),
-      stopTimer: (name) => this.stopTimer(name),
-      t1: dum.stack.timers.t1,
-      random: () => 1 + Math.floor(dum.random() * 0x7ffffffe),
-      giveUp: () => this.prackTimeout(),
-    });
     dum.addDialogSet(set);
     const dialog = Dialog.asUas(
       request,
@@ -139,6 +132,18 @@ export class ServerInviteSession extends InviteSession {
 
   get state(): ServerInviteSessionState {
     return this.st;
+  }
+
+  private get reliable(): ReliableProvisionals {
+    this.reliableState ??= new ReliableProvisionals({
+      respond: (res) => this.respond(res),
+      startTimer: (name, ms, fire) => this.startTimer(name, ms, fire),
+      stopTimer: (name) => this.stopTimer(name),
+      t1: this.dum.stack.timers.t1,
+      random: () => 1 + Math.floor(this.dum.random() * 0x7ffffffe),
+      giveUp: () => this.prackTimeout(),
+    });
+    return this.reliableState;
   }
 
   /** @internal Tell the application about the new session and the offer (or its absence). */
@@ -293,7 +298,8 @@ export class ServerInviteSession extends InviteSession {
     this.addCapabilities(res);
     this.st = 'accepted';
     // RFC 3262 §3: the 2xx goes once every reliable 1xx has been PRACKed.
-    this.reliable.final2xx(() => this.send2xx(res));
+    if (this.reliableState) this.reliableState.final2xx(() => this.send2xx(res));
+    else this.send2xx(res);
     return res;
   }
 
@@ -303,7 +309,7 @@ export class ServerInviteSession extends InviteSession {
    */
   override reject(status?: number, reason?: string, headers?: [string, string][]): SipResponse {
     this.assertLive();
-    if (this.st !== 'proceeding' || this.modification.pendingIncoming !== undefined)
+    if (this.st !== 'proceeding' || this.modificationIfAny?.pendingIncoming !== undefined)
       return super.reject(status ?? 488, reason, headers);
     return this.rejectInvite(status ?? 486, reason, headers);
   }
@@ -428,7 +434,7 @@ export class ServerInviteSession extends InviteSession {
       case 'accepted':
         if (this.ok === undefined) {
           // The 2xx is still held for a PRACK (RFC 3262 §3): the CANCEL wins.
-          this.reliable.stop();
+          this.reliableState?.stop();
           this.respond(this.response(487));
           this.reportEnd('cancelled', cancel);
           this.finish();
