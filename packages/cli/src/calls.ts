@@ -188,7 +188,7 @@ export class ServerCalls {
     // accept() waits for the PRACK of every reliable provisional before the 2xx goes out;
     // an answer already sent in a reliable 183 is not sent again (RFC 3262 §5).
     const body = this.s.earlyMedia && reliable ? undefined : { body: sdp };
-    const t = setTimeout(() => {
+    const answer = (): void => {
       if (!h.isValid() || h.get().state !== 'proceeding') return;
       try {
         h.get().accept(body);
@@ -196,7 +196,13 @@ export class ServerCalls {
         this.s.log(`could not answer: ${(e as Error).message}`, {});
         if (h.isValid() && h.get().state === 'proceeding') h.get().reject(500);
       }
-    }, this.s.answerDelayMs);
+    };
+    // --answer-delay 0: the 200 right behind the provisional, without a timer per call.
+    if (this.s.answerDelayMs === 0) {
+      answer();
+      return;
+    }
+    const t = setTimeout(answer, this.s.answerDelayMs);
     t.unref?.();
   }
 

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { DIGEST_ALGORITHMS, type DigestAlgorithm } from '@sipworks/dum';
 import { UsageError } from './errors.ts';
 import { type ListenSpec, parseListen } from './listen.ts';
 import type { TraceMode } from './wire.ts';
@@ -37,6 +38,8 @@ Server:
                                       where bindings are kept (default memory); redis: bindings and
                                       publications shared by every node on that Redis and prefix
     --realm REALM                     the digest realm (default sipworks)
+    --digest ALG[,ALG...]             digest algorithms offered, in order: SHA-512-256, SHA-256, MD5 (default SHA-256,MD5)
+    --quiet                           print only where it listens: no line per request, registration or call
     --answer auto|ring|busy           how calls to the server itself are answered (default auto)
     --answer-delay MS                 ring this long before answering (default 200)
     --early-media                     send 183 with SDP before the 200 (reliable when the caller has 100rel)
@@ -99,6 +102,10 @@ export interface CliOptions {
   users: string | undefined;
   store: string;
   realm: string;
+  /** `--digest`: the algorithms the server challenges with, in order. */
+  digest: DigestAlgorithm[] | undefined;
+  /** `--quiet`: `serve` prints where it listens, and no line per request, registration or call. */
+  quiet: boolean;
   answer: 'auto' | 'ring' | 'busy';
   answerDelay: number;
   earlyMedia: boolean;
@@ -151,6 +158,22 @@ function oneOf<T extends string>(
   if (!(allowed as readonly string[]).includes(value))
     throw new UsageError(`--${name} ${value}: expected one of ${allowed.join(', ')}`);
   return value as T;
+}
+
+/** `--digest SHA-256,MD5`: known algorithm names, case-insensitive, no repeats. */
+function digestList(value: string | undefined): DigestAlgorithm[] | undefined {
+  if (value === undefined) return undefined;
+  const out: DigestAlgorithm[] = [];
+  for (const raw of value.split(',')) {
+    const name = raw.trim().toUpperCase();
+    const alg = DIGEST_ALGORITHMS.find((a) => a === name);
+    if (!alg)
+      throw new UsageError(
+        `--digest ${value}: '${raw.trim()}' is not one of ${DIGEST_ALGORITHMS.join(', ')}`,
+      );
+    if (!out.includes(alg)) out.push(alg);
+  }
+  return out;
 }
 
 /** Parse the command line (without `node` and the script). Throws `UsageError`. */
@@ -206,6 +229,8 @@ export function parseCommandLine(argv: string[]): CliOptions {
   o.users = v.users;
   o.store = v.store ?? 'memory';
   o.realm = v.realm ?? 'sipworks';
+  o.digest = digestList(v.digest);
+  o.quiet = v.quiet === true;
   o.answer = oneOf('answer', v.answer, ['auto', 'ring', 'busy'] as const) ?? 'auto';
   o.answerDelay = number('answer-delay', v['answer-delay'], 0) ?? 200;
   o.earlyMedia = v['early-media'] === true;
@@ -305,6 +330,8 @@ function defaults(command: Command, args: string[], trace: TraceMode): CliOption
     users: undefined,
     store: 'memory',
     realm: 'sipworks',
+    digest: undefined,
+    quiet: false,
     answer: 'auto',
     answerDelay: 200,
     earlyMedia: false,
@@ -357,6 +384,8 @@ function parse(args: string[]) {
       users: { type: 'string' },
       store: { type: 'string' },
       realm: { type: 'string' },
+      digest: { type: 'string' },
+      quiet: { type: 'boolean' },
       answer: { type: 'string' },
       'answer-delay': { type: 'string' },
       'early-media': { type: 'boolean' },

@@ -47,59 +47,93 @@ export function makeOffer(address: string, port = 40000): string {
   return write(sd);
 }
 
+/** One m= section of an offer, as far as the answer needs it. */
+interface OfferedMedia {
+  type: string;
+  protocol: string;
+  payloads: number[];
+  /** a=rtpmap: payload type -> codec and clock rate. */
+  rtp: Map<number, { codec: string; rate: number }>;
+  /** a=fmtp lines in the offer's order. */
+  fmtp: { payload: number; config: string }[];
+  direction: string | undefined;
+}
+
+const DIRECTIONS = new Set(['sendrecv', 'sendonly', 'recvonly', 'inactive']);
+const MIRRORED: Record<string, string> = {
+  sendrecv: 'sendrecv',
+  sendonly: 'recvonly',
+  recvonly: 'sendonly',
+  inactive: 'inactive',
+};
+
+/**
+ * The m= sections of an SDP body (RFC 4566 §5.14) with the attributes an answer reads:
+ * rtpmap, fmtp and the direction. Lines it does not need are skipped unread; this runs
+ * for every call `serve` answers, so it is a line scan, not a full parse.
+ */
+function offeredMedia(offer: string): OfferedMedia[] {
+  const media: OfferedMedia[] = [];
+  let m: OfferedMedia | undefined;
+  for (const raw of offer.split('\n')) {
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (line.startsWith('m=')) {
+      const [type = '', , protocol = '', ...fmts] = line.slice(2).trim().split(/\s+/);
+      m = {
+        type,
+        protocol,
+        payloads: fmts.map(Number).filter((n) => Number.isInteger(n)),
+        rtp: new Map(),
+        fmtp: [],
+        direction: undefined,
+      };
+      media.push(m);
+    } else if (m && line.startsWith('a=')) {
+      const attr = line.slice(2);
+      if (attr.startsWith('rtpmap:')) {
+        const r = /^rtpmap:(\d+)\s+([^/\s]+)\/(\d+)/.exec(attr);
+        if (r) m.rtp.set(Number(r[1]), { codec: r[2] as string, rate: Number(r[3]) });
+      } else if (attr.startsWith('fmtp:')) {
+        const f = /^fmtp:(\d+)\s+(.*)$/.exec(attr);
+        if (f) m.fmtp.push({ payload: Number(f[1]), config: f[2] as string });
+      } else if (DIRECTIONS.has(attr.trim())) m.direction = attr.trim();
+    }
+  }
+  return media;
+}
+
 /**
  * The answer to an offer (RFC 3264 §6): for each m= line, the codecs we know among those
  * offered, in the offer's order; a stream with none, or of a type other than audio, is
  * refused with port 0. The direction mirrors the offer's (sendonly -> recvonly...).
- * Throws when the offer is not SDP.
+ * Throws when the offer has no m= line.
  */
 export function makeAnswer(offer: string, address: string, port = 40002): string {
-  const o = parse(offer);
-  if (o.media === undefined || o.media.length === 0)
-    throw new Error('the offer has no media lines (m=)');
-  const v6 = address.includes(':');
-  const mirrored: Record<string, 'sendrecv' | 'recvonly' | 'sendonly' | 'inactive'> = {
-    sendrecv: 'sendrecv',
-    sendonly: 'recvonly',
-    recvonly: 'sendonly',
-    inactive: 'inactive',
-  };
-  const media = o.media.map((m, i) => {
-    const offered = String(m.payloads ?? '')
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number);
+  const media = offeredMedia(offer);
+  if (media.length === 0) throw new Error('the offer has no media lines (m=)');
+  const ip = address.includes(':') ? 6 : 4;
+  let out =
+    `v=0\r\no=sipworks ${Date.now()} 1 IN IP${ip} ${address}\r\ns=sipworks\r\n` +
+    `c=IN IP${ip} ${address}\r\nt=0 0\r\n`;
+  media.forEach((m, i) => {
     const named = (pt: number) =>
-      m.rtp?.find((r) => r.payload === pt) ??
-      CODECS.find((c) => c.payload === pt && pt < 96) ??
-      undefined;
-    const ours = offered.filter((pt) => {
+      m.rtp.get(pt) ?? CODECS.find((c) => c.payload === pt && pt < 96) ?? undefined;
+    const ours = m.payloads.filter((pt) => {
       const r = named(pt);
       return r !== undefined && CODECS.some((c) => c.codec.toLowerCase() === r.codec.toLowerCase());
     });
     const accepted = m.type === 'audio' && ours.length > 0;
-    const payloads = accepted ? ours : [offered[0] ?? 0];
-    return {
-      type: m.type,
-      port: accepted ? port + 2 * i : 0,
-      protocol: m.protocol,
-      payloads: payloads.join(' '),
-      rtp: payloads.flatMap((pt) => {
-        const r = named(pt);
-        return r ? [{ payload: pt, codec: r.codec, rate: r.rate }] : [];
-      }),
-      fmtp: (m.fmtp ?? []).filter((f) => payloads.includes(f.payload)),
-      direction: mirrored[m.direction ?? 'sendrecv'] ?? 'sendrecv',
-    } as SessionDescription['media'][number];
+    const payloads = accepted ? ours : [m.payloads[0] ?? 0];
+    out += `m=${m.type} ${accepted ? port + 2 * i : 0} ${m.protocol} ${payloads.join(' ')}\r\n`;
+    for (const pt of payloads) {
+      const r = named(pt);
+      if (r) out += `a=rtpmap:${pt} ${r.codec}/${r.rate}\r\n`;
+    }
+    for (const f of m.fmtp)
+      if (payloads.includes(f.payload)) out += `a=fmtp:${f.payload} ${f.config}\r\n`;
+    out += `a=${MIRRORED[m.direction ?? 'sendrecv'] ?? 'sendrecv'}\r\n`;
   });
-  return write({
-    version: 0,
-    origin: origin(address, 1),
-    name: 'sipworks',
-    connection: { version: v6 ? 6 : 4, ip: address },
-    timing: { start: 0, stop: 0 },
-    media,
-  });
+  return out;
 }
 
 /** The codecs of the first audio stream (`PCMU/8000`...), for printing. */

@@ -5,6 +5,7 @@ import {
   type ContactBinding,
   canonicalAor,
   type DialogUsageManager,
+  type DigestAlgorithm,
   type Handle,
   ServerAuthManager,
   type ServerSubscription,
@@ -34,6 +35,8 @@ export interface ServerSettings {
    * another; `--store redis://` shares one through Redis.
    */
   nonceSecret?: string | undefined;
+  /** The digest algorithms challenged with, in order (the DUM's default when undefined). */
+  digest?: DigestAlgorithm[] | undefined;
   answer: 'auto' | 'ring' | 'busy';
   answerDelayMs: number;
   earlyMedia: boolean;
@@ -114,7 +117,11 @@ export function configureServer(
           const password = users.get(username);
           return password === undefined ? undefined : { password };
         },
-        { realm: s.realm, ...(s.nonceSecret !== undefined ? { secret: s.nonceSecret } : {}) },
+        {
+          realm: s.realm,
+          ...(s.nonceSecret !== undefined ? { secret: s.nonceSecret } : {}),
+          ...(s.digest ? { algorithms: s.digest } : {}),
+        },
       ),
     );
   }
@@ -325,7 +332,10 @@ export async function runServe(o: CliOptions, out: Output): Promise<ExitCode> {
       { protocol: 'tcp', host: '127.0.0.1', port: 5060 },
     ],
     [],
-    { onRequest: (e: TransportMessageEvent) => logRequest(out, e) },
+    {
+      onlyWhenObserved: true,
+      ...(o.quiet ? {} : { onRequest: (e: TransportMessageEvent) => logRequest(out, e) }),
+    },
   );
   const { dum, stack, transports, wire } = ua;
   let closeStore: () => Promise<void> = async () => {};
@@ -336,11 +346,14 @@ export async function runServe(o: CliOptions, out: Output): Promise<ExitCode> {
       users,
       realm: o.realm,
       nonceSecret: store.nonceSecret,
+      digest: o.digest,
       answer: o.answer,
       answerDelayMs: o.answerDelay,
       earlyMedia: o.earlyMedia,
-      log: (line, fields) =>
-        out.event('log', { message: line, ...fields }, `${formatTime(Date.now())} ${line}`),
+      log: o.quiet
+        ? () => {}
+        : (line, fields) =>
+            out.event('log', { message: line, ...fields }, `${formatTime(Date.now())} ${line}`),
     });
   } catch (e) {
     wire.stop();
@@ -373,7 +386,7 @@ export async function runServe(o: CliOptions, out: Output): Promise<ExitCode> {
     out.event('web', { url: web.url }, `softphone page at ${web.url}`);
   }
   out.line(
-    `registrar, presence and relay ready${users ? ` (digest auth, realm ${o.realm}, ${users.size} users)` : ''}; Ctrl-C stops`,
+    `registrar, presence and relay ready${users ? ` (digest auth, realm ${o.realm}, ${users.size} users${o.digest ? `, ${o.digest.join(', ')}` : ''})` : ''}; Ctrl-C stops`,
   );
   await new Promise<void>((resolve) => {
     process.once('SIGINT', () => resolve());

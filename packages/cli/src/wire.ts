@@ -15,6 +15,12 @@ export interface WireOptions {
   colour: boolean;
   /** Each received request (the server's one-line log). */
   onRequest?: ((event: TransportMessageEvent) => void) | undefined;
+  /**
+   * Subscribe to the stack's channels only when something is drawn, written or logged
+   * (trace, pcap, `onRequest`): with none, `start()` does nothing and the stack builds no
+   * event per message. For `serve`, which never asks `fromNetwork` and has no watchers.
+   */
+  onlyWhenObserved?: boolean | undefined;
 }
 
 /** `127.0.0.1:5060`, `[::1]:5060`. */
@@ -64,6 +70,8 @@ export class Wire {
 
   start(): void {
     if (this.subscribed) return;
+    const o = this.options;
+    if (o.onlyWhenObserved && o.trace === 'off' && !this.pcap && !o.onRequest) return;
     dc.subscribe(CHANNELS.send, this.onSend);
     dc.subscribe(CHANNELS.receive, this.onReceive);
     this.subscribed = true;

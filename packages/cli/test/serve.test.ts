@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SqliteRegistrationPersistence } from '@sipworks/dum';
@@ -326,5 +326,45 @@ describe.skipIf(openssl.skip)('serve over TLS and WSS (RFC 3261 §26.2, RFC 7118
     expect(b.code, b.stderr).toBe(0);
     expect(c.code).toBe(3);
     expect(c.stderr).toMatch(/certificate was not accepted.*--ca FILE.*--insecure/);
+  });
+});
+
+describe('serve --digest and --quiet (RFC 7616 §3.7, RFC 8760 §2.4)', () => {
+  it('--digest MD5 challenges with MD5 only, and the client authenticates with it; --quiet prints no request line', async () => {
+    const users = path.join(dir, 'digest-users.txt');
+    writeFileSync(users, 'alice:alice-pw\n');
+    const s = serve([
+      '--listen',
+      'udp:127.0.0.1:0',
+      '--users',
+      users,
+      '--digest',
+      'md5',
+      '--quiet',
+    ]);
+    const port = await s.port('udp');
+    const r = await sipworks([
+      'register',
+      'sip:alice@127.0.0.1',
+      '--registrar',
+      `sip:127.0.0.1:${port}`,
+      '--user',
+      'alice',
+      '--password',
+      'alice-pw',
+      '--trace=full',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const challenges = `${r.stdout}\n${r.stderr}`.match(/WWW-Authenticate:.*$/gim) ?? [];
+    expect(challenges).toHaveLength(1);
+    expect(challenges[0]).toMatch(/algorithm=MD5/);
+    expect(s.events.map((e) => e.event)).toContain('listening');
+    expect(s.events.filter((e) => e.event === 'request' || e.event === 'log')).toEqual([]);
+  });
+
+  it('--digest with an unknown algorithm is a usage error', async () => {
+    const r = await sipworks(['serve', '--digest', 'SHA-1']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/'SHA-1' is not one of SHA-512-256, SHA-256, MD5/);
   });
 });

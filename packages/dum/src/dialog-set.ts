@@ -36,7 +36,13 @@ export class DialogSet {
         subscriptionsIn(remoteTag: string): readonly SubscriptionUsage[];
       }
     | undefined;
-  private readonly byRemoteTag = new Map<string, Dialog>();
+  /**
+   * The set's dialog while it has at most one, which is always for a UAS and almost
+   * always for a UAC; a Map by remote tag only once a fork brings a second (§13.2.2.4).
+   * A Map per set would cost a hash table per established call.
+   */
+  private single: Dialog | undefined;
+  private forked: Map<string, Dialog> | undefined;
 
   constructor(id: DialogSetId, side: 'uac' | 'uas', creator: SipRequest, app: AppDialogSet) {
     this.id = id;
@@ -49,25 +55,39 @@ export class DialogSet {
 
   /** The dialog with this remote tag. */
   dialog(remoteTag: string): Dialog | undefined {
-    return this.byRemoteTag.get(remoteTag);
+    if (this.forked) return this.forked.get(remoteTag);
+    return this.single?.id.remoteTag === remoteTag ? this.single : undefined;
   }
 
   get dialogs(): Dialog[] {
-    return [...this.byRemoteTag.values()];
+    if (this.forked) return [...this.forked.values()];
+    return this.single ? [this.single] : [];
   }
 
   get size(): number {
-    return this.byRemoteTag.size;
+    if (this.forked) return this.forked.size;
+    return this.single ? 1 : 0;
   }
 
   /** @internal Use `dum.addDialog`, which also indexes the dialog by its id. */
   put(dialog: Dialog): void {
-    this.byRemoteTag.set(dialog.id.remoteTag, dialog);
+    const tag = dialog.id.remoteTag;
+    if (this.forked) this.forked.set(tag, dialog);
+    else if (this.single === undefined || this.single.id.remoteTag === tag) this.single = dialog;
+    else {
+      this.forked = new Map([
+        [this.single.id.remoteTag, this.single],
+        [tag, dialog],
+      ]);
+      this.single = undefined;
+    }
   }
 
   /** @internal */
   delete(dialog: Dialog): void {
-    if (this.byRemoteTag.get(dialog.id.remoteTag) === dialog)
-      this.byRemoteTag.delete(dialog.id.remoteTag);
+    const tag = dialog.id.remoteTag;
+    if (this.forked) {
+      if (this.forked.get(tag) === dialog) this.forked.delete(tag);
+    } else if (this.single === dialog) this.single = undefined;
   }
 }

@@ -132,10 +132,37 @@ export function constantTimeEqual(a: string, b: string): boolean {
   return diff === 0;
 }
 
-/** Random hex (cnonce, nonce, tags). */
-export function randomHex(bytes: number): string {
-  const b = new Uint8Array(bytes);
-  if (nodeCrypto) b.set(nodeCrypto.randomBytes(bytes));
+/** Bytes of the random pool; one call to the CSPRNG fills it for many tags and nonces. */
+const POOL_BYTES = 4096;
+const pool = new Uint8Array(POOL_BYTES);
+let poolUsed = POOL_BYTES;
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+function fillRandom(b: Uint8Array): void {
+  if (nodeCrypto) nodeCrypto.randomFillSync(b);
   else globalThis.crypto.getRandomValues(b);
-  return toHex(b);
+}
+
+/**
+ * Random hex (cnonce, nonce, tags) from the system CSPRNG. Bytes come from a pool
+ * refilled 4 KB at a time, each handed out once: a call per tag (two per dialog) cost
+ * more in the crypto binding than in the bytes.
+ */
+export function randomHex(bytes: number): string {
+  if (bytes > POOL_BYTES / 16) {
+    const b = new Uint8Array(bytes);
+    fillRandom(b);
+    let s = '';
+    for (const x of b) s += HEX[x];
+    return s;
+  }
+  if (poolUsed + bytes > POOL_BYTES) {
+    fillRandom(pool);
+    poolUsed = 0;
+  }
+  let s = '';
+  const end = poolUsed + bytes;
+  for (let i = poolUsed; i < end; i++) s += HEX[pool[i] as number];
+  poolUsed = end;
+  return s;
 }

@@ -64,8 +64,11 @@ export class ServerAuthManager {
     realm: string | undefined;
   };
   private readonly secret: string;
-  /** Highest nonce count seen per nonce (bounded; expired nonces are swept). */
-  private readonly counts = new Map<string, number>();
+  /**
+   * Highest nonce count seen per nonce, with the nonce's creation time, in the order the
+   * nonces were first used; the expired ones at the front are swept as requests come.
+   */
+  private readonly counts = new Map<string, { seen: number; created: number }>();
 
   constructor(lookup: CredentialLookup, options: ServerAuthOptions = {}) {
     this.lookup = lookup;
@@ -151,16 +154,17 @@ export class ServerAuthManager {
     if (age === undefined) return { outcome: 'failed', reason: 'not our nonce' };
     if (age > this.o.nonceLifetimeMs) return { outcome: 'stale', username };
     // A nonce count must grow: an equal or lower one is a replay (RFC 7616 §3.4.5).
+    const known = this.counts.get(nonce);
     if (nc !== undefined) {
       const n = Number.parseInt(nc, 16);
-      const seen = this.counts.get(nonce) ?? 0;
-      if (n <= seen) return { outcome: 'failed', reason: 'replayed nonce count' };
-      this.counts.set(nonce, n);
-      this.sweep();
+      if (n <= (known?.seen ?? 0)) return { outcome: 'failed', reason: 'replayed nonce count' };
+      if (known) known.seen = n;
+      else this.counts.set(nonce, { seen: n, created: this.o.now() - age });
     } else {
-      if (this.counts.has(nonce)) return { outcome: 'failed', reason: 'replayed nonce' };
-      this.counts.set(nonce, 1);
+      if (known) return { outcome: 'failed', reason: 'replayed nonce' };
+      this.counts.set(nonce, { seen: 1, created: this.o.now() - age });
     }
+    this.sweep();
     return { outcome: 'ok', username };
   }
 
@@ -185,11 +189,18 @@ export class ServerAuthManager {
     return Number.isFinite(created) ? this.o.now() - created : undefined;
   }
 
+  /**
+   * Forget the counts of expired nonces (a replay of one is stale anyway), oldest first
+   * use first, up to the first live one: each verification pays for what it removes,
+   * where checking every entry (an HMAC each) once there were many cost each request as
+   * many HMACs as nonces were in use. An old nonce first used late waits behind younger
+   * ones, at most one lifetime, so the table holds about a lifetime of nonces.
+   */
   private sweep(): void {
-    if (this.counts.size < 10_000) return;
-    for (const nonce of this.counts.keys()) {
-      const age = this.nonceAge(nonce);
-      if (age === undefined || age > this.o.nonceLifetimeMs) this.counts.delete(nonce);
+    const oldest = this.o.now() - this.o.nonceLifetimeMs;
+    for (const [nonce, c] of this.counts) {
+      if (c.created >= oldest) return;
+      this.counts.delete(nonce);
     }
   }
 }

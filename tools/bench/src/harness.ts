@@ -8,6 +8,7 @@
  * between contenders of the same round before taking medians.
  */
 import os from 'node:os';
+import type { SectionReport } from './report.ts';
 
 /** How long and how hard a run measures. */
 export interface BenchConfig {
@@ -27,7 +28,8 @@ export interface BenchConfig {
 export interface Section {
   readonly name: string;
   readonly title: string;
-  run(config: BenchConfig): Promise<void>;
+  /** Prints its tables; sections with targets also hand them to `report` for docs/benchmarks.md. */
+  run(config: BenchConfig, report: SectionReport): Promise<void>;
 }
 
 function positiveInt(name: string, fallback: number): number {

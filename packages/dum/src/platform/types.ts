@@ -2,6 +2,7 @@
 export interface NodeCrypto {
   createHash(name: string): { update(d: string | Uint8Array): { digest(enc: 'hex'): string } };
   randomBytes(n: number): Uint8Array;
+  randomFillSync(b: Uint8Array): Uint8Array;
   createHmac(
     name: string,
     key: string | Uint8Array,

@@ -442,7 +442,7 @@ export class ClientInviteSession extends InviteSession {
       case 'terminating':
         if (res.cseq.seq !== this.request.cseq.seq) {
           // A 2xx to a re-INVITE of ours whose transaction has ended.
-          this.modification.receiveStray2xx(res);
+          this.modificationIfAny?.receiveStray2xx(res);
           return;
         }
         if (this.dialog && tag === this.dialog.id.remoteTag) {

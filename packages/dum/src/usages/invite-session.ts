@@ -52,13 +52,18 @@ export abstract class InviteSession extends BaseUsage {
   /** The session's dialog: the confirmed one, or (UAC) the latest early one. */
   dialog: Dialog | undefined;
   private reported = false;
-  private readonly timers = new Map<string, TimerHandle>();
+  /**
+   * Running timers by name; undefined while none runs, which is most of an established
+   * call's life (an empty Map still costs a hash table per session).
+   */
+  private timers: Map<string, TimerHandle> | undefined;
   /** The session this one replaces (RFC 3891): set when the INVITE carried a Replaces that matched. */
   replaces: Handle<InviteSession> | undefined;
   /** An INFO or MESSAGE within the dialog waiting for `acceptNit` / `rejectNit`. */
   private pendingNit: { request: SipRequest; tx: ServerTransactionLike } | undefined;
   /** re-INVITE and UPDATE, both ways (RFC 3261 §14, RFC 3311). */
-  protected readonly modification: SessionModification;
+  /** re-INVITE and UPDATE (RFC 3261 §14, RFC 3311), made on first use: most calls never modify. */
+  private mod: SessionModification | undefined;
   /** The session timer (RFC 4028), when the profile turns it on. */
   protected readonly sessionTimer: SessionTimer;
 
@@ -75,7 +80,6 @@ export abstract class InviteSession extends BaseUsage {
     this.dialog = undefined;
     this.pendingNit = undefined;
     this.replaces = undefined;
-    this.modification = new SessionModification(this.modificationHost());
     this.sessionTimer = new SessionTimer({
       profile,
       logger: dum.logger,
@@ -85,6 +89,16 @@ export abstract class InviteSession extends BaseUsage {
       expire: () => this.sessionExpired(),
     });
     dialogSet.inviteSession = this;
+  }
+
+  protected get modification(): SessionModification {
+    this.mod ??= new SessionModification(this.modificationHost());
+    return this.mod;
+  }
+
+  /** The modification machinery if anything has used it yet. */
+  protected get modificationIfAny(): SessionModification | undefined {
+    return this.mod;
   }
 
   /** The session's state; each side has its own state machine. */
@@ -103,7 +117,7 @@ export abstract class InviteSession extends BaseUsage {
 
   /** @internal An ACK within the session's dialog (the ACK for a 2xx): here, one for a re-INVITE. */
   receiveAck(ack: SipRequest): void {
-    this.modification.receiveAck(ack);
+    this.mod?.receiveAck(ack);
   }
 
   /**
@@ -111,7 +125,7 @@ export abstract class InviteSession extends BaseUsage {
    * not yet answered, which gets 487 and leaves the session as it was (§9.2, §14.2).
    */
   receiveCancel(_cancel: SipRequest, tx: ServerTransactionLike): void {
-    this.modification.receiveCancel(tx);
+    this.mod?.receiveCancel(tx);
   }
 
   /**
@@ -119,7 +133,7 @@ export abstract class InviteSession extends BaseUsage {
    * has ended): here, a re-INVITE's, ACKed again.
    */
   receiveStray2xx(response: SipResponse): void {
-    this.modification.receiveStray2xx(response);
+    this.mod?.receiveStray2xx(response);
   }
 
   /** The peer sent a BYE on the session's dialog, which was answered 200. */
@@ -322,7 +336,7 @@ export abstract class InviteSession extends BaseUsage {
   /** Forget the session: timers stop, its dialogs leave the DUM, its handles go stale. */
   protected finish(): void {
     if (this.isEnded) return;
-    this.modification.dispose();
+    this.mod?.dispose();
     this.stopTimers();
     this.onFinish();
     if (this.dialogSet.inviteSession === this) this.dialogSet.inviteSession = undefined;
@@ -346,25 +360,31 @@ export abstract class InviteSession extends BaseUsage {
   protected startTimer(name: string, ms: number, fire: () => void): void {
     this.stopTimer(name);
     const clock = this.dum.stack.clock;
+    this.timers ??= new Map();
     this.timers.set(
       name,
       clock.setTimeout(() => {
-        this.timers.delete(name);
+        this.forgetTimer(name);
         if (!this.isEnded) fire();
       }, ms),
     );
   }
 
   protected stopTimer(name: string): void {
-    const h = this.timers.get(name);
+    const h = this.timers?.get(name);
     if (h === undefined) return;
     this.dum.stack.clock.clearTimeout(h);
-    this.timers.delete(name);
+    this.forgetTimer(name);
+  }
+
+  private forgetTimer(name: string): void {
+    if (this.timers?.delete(name) && this.timers.size === 0) this.timers = undefined;
   }
 
   private stopTimers(): void {
+    if (this.timers === undefined) return;
     for (const h of this.timers.values()) this.dum.stack.clock.clearTimeout(h);
-    this.timers.clear();
+    this.timers = undefined;
   }
 
   // ---- session modification: re-INVITE and UPDATE (RFC 3261 §14, RFC 3311) ----
@@ -408,7 +428,8 @@ export abstract class InviteSession extends BaseUsage {
   /** A re-INVITE or UPDATE is in progress, ours or the peer's (or ours waits to retry after a 491). */
   get isModifying(): boolean {
     return (
-      this.modification.pending !== undefined || this.modification.pendingIncoming !== undefined
+      this.mod !== undefined &&
+      (this.mod.pending !== undefined || this.mod.pendingIncoming !== undefined)
     );
   }
 

@@ -69,7 +69,12 @@ export class ServerInviteSession extends InviteSession {
   readonly kind = 'ServerInviteSession';
   /** The INVITE received. */
   readonly request: SipRequest;
-  private readonly tx: ServerTransactionLike;
+  /**
+   * The INVITE's server transaction, until the ACK of our 2xx: then nothing is left to
+   * send on it (the stack absorbs INVITE retransmissions until Timer L, RFC 6026 §8.7),
+   * and holding it would keep its last response's bytes for the life of the call.
+   */
+  private tx: ServerTransactionLike | undefined;
   private readonly received: ReceivedInfo;
   private st: ServerInviteSessionState = 'proceeding';
   /** The 2xx, kept for retransmission until the ACK (§13.3.1.4). */
@@ -78,7 +83,8 @@ export class ServerInviteSession extends InviteSession {
   /** end() was called before the ACK came: the BYE goes when it does (§15). */
   private byeQueued = false;
   /** Reliable provisional responses (RFC 3262 §3). */
-  private readonly reliable: ReliableProvisionals;
+  /** Reliable provisional responses (RFC 3262), made by the first one: most calls send none. */
+  private reliableState: ReliableProvisionals | undefined;
   /** Set while `onOffer` runs for an offer in a PRACK: `provideAnswer` puts the answer in its 200. */
   private answerForPrack: { answer: SessionDescription | undefined } | undefined;
   /** The Reason header (RFC 3326) for the queued BYE. */
@@ -105,14 +111,6 @@ export class ServerInviteSession extends InviteSession {
     this.received = received;
     this.ok = undefined;
     this.answerForPrack = undefined;
-    this.reliable = new ReliableProvisionals({
-      respond: (res) => this.respond(res),
-      startTimer: (name, ms, fire) => this.startTimer(name, ms, fire),
-      stopTimer: (name) => this.stopTimer(name),
-      t1: dum.stack.timers.t1,
-      random: () => 1 + Math.floor(dum.random() * 0x7ffffffe),
-      giveUp: () => this.prackTimeout(),
-    });
     dum.addDialogSet(set);
     const dialog = Dialog.asUas(
       request,
@@ -134,6 +132,18 @@ export class ServerInviteSession extends InviteSession {
 
   get state(): ServerInviteSessionState {
     return this.st;
+  }
+
+  private get reliable(): ReliableProvisionals {
+    this.reliableState ??= new ReliableProvisionals({
+      respond: (res) => this.respond(res),
+      startTimer: (name, ms, fire) => this.startTimer(name, ms, fire),
+      stopTimer: (name) => this.stopTimer(name),
+      t1: this.dum.stack.timers.t1,
+      random: () => 1 + Math.floor(this.dum.random() * 0x7ffffffe),
+      giveUp: () => this.prackTimeout(),
+    });
+    return this.reliableState;
   }
 
   /** @internal Tell the application about the new session and the offer (or its absence). */
@@ -288,7 +298,8 @@ export class ServerInviteSession extends InviteSession {
     this.addCapabilities(res);
     this.st = 'accepted';
     // RFC 3262 §3: the 2xx goes once every reliable 1xx has been PRACKed.
-    this.reliable.final2xx(() => this.send2xx(res));
+    if (this.reliableState) this.reliableState.final2xx(() => this.send2xx(res));
+    else this.send2xx(res);
     return res;
   }
 
@@ -298,7 +309,7 @@ export class ServerInviteSession extends InviteSession {
    */
   override reject(status?: number, reason?: string, headers?: [string, string][]): SipResponse {
     this.assertLive();
-    if (this.st !== 'proceeding' || this.modification.pendingIncoming !== undefined)
+    if (this.st !== 'proceeding' || this.modificationIfAny?.pendingIncoming !== undefined)
       return super.reject(status ?? 488, reason, headers);
     return this.rejectInvite(status ?? 486, reason, headers);
   }
@@ -367,6 +378,7 @@ export class ServerInviteSession extends InviteSession {
         this.stopTimer('retransmit-2xx');
         this.stopTimer('ack');
         this.ok = undefined;
+        this.tx = undefined;
         let answer: SessionDescription | undefined;
         if (this.offerAnswer.phase === 'local-offer') {
           answer = descriptionOf(ack);
@@ -407,7 +419,8 @@ export class ServerInviteSession extends InviteSession {
 
   /** @internal */
   override receiveCancel(cancel: SipRequest, tx: ServerTransactionLike): void {
-    if (tx !== this.tx) {
+    // Once the ACK came (tx dropped), a CANCEL of the INVITE changes nothing (§9.2).
+    if (tx !== this.tx || this.tx === undefined) {
       super.receiveCancel(cancel, tx);
       return;
     }
@@ -421,7 +434,7 @@ export class ServerInviteSession extends InviteSession {
       case 'accepted':
         if (this.ok === undefined) {
           // The 2xx is still held for a PRACK (RFC 3262 §3): the CANCEL wins.
-          this.reliable.stop();
+          this.reliableState?.stop();
           this.respond(this.response(487));
           this.reportEnd('cancelled', cancel);
           this.finish();
@@ -618,6 +631,7 @@ export class ServerInviteSession extends InviteSession {
         this.stopTimer('retransmit-2xx');
         this.stopTimer('ack');
         this.ok = undefined;
+        this.tx = undefined;
         this.bye(reason, message);
         return;
       case 'connected':
@@ -661,6 +675,13 @@ export class ServerInviteSession extends InviteSession {
   }
 
   private respond(res: SipResponse): void {
+    if (!this.tx) {
+      this.dum.logger.warn(
+        { session: this.handleId },
+        `${res.status} not sent: the INVITE was ACKed`,
+      );
+      return;
+    }
     try {
       this.tx.respond(res);
     } catch (e) {

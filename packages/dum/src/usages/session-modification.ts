@@ -146,7 +146,8 @@ export class SessionModification {
   /** Set while `onOffer` runs for an offer in the 2xx to our offerless re-INVITE. */
   private answerForAck: { answer: SessionDescription | undefined } | undefined;
   /** The re-INVITEs we sent whose 2xx were ACKed, by CSeq, for stray 2xx retransmissions. */
-  private readonly acks = new Map<number, SipRequest>();
+  /** The ACKs of our recent re-INVITEs' 2xx, by CSeq; created by the first re-INVITE. */
+  private acks: Map<number, SipRequest> | undefined;
 
   constructor(host: ModificationHost) {
     this.host = host;
@@ -449,6 +450,7 @@ export class SessionModification {
     }
     if (out.method === 'INVITE' && dialog) {
       out.ack = host.makeAck(dialog, request, ackBody);
+      this.acks ??= new Map();
       this.acks.set(request.cseq.seq, out.ack);
       // Only recent 2xx are retransmitted (for 64*T1): a few ACKs are enough to keep.
       for (const seq of this.acks.keys()) if (this.acks.size > 4) this.acks.delete(seq);
@@ -520,7 +522,7 @@ export class SessionModification {
 
   /** @internal A 2xx to a re-INVITE of ours whose transaction has ended: ACK it again. */
   receiveStray2xx(res: SipResponse): void {
-    const ack = this.acks.get(res.cseq.seq);
+    const ack = this.acks?.get(res.cseq.seq);
     if (ack) this.host.sendAck(ack);
   }
 
