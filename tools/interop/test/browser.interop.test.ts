@@ -109,7 +109,7 @@ function media(page: Page): Promise<{ state: string; packets: number; bytes: num
 
 beforeAll(() => {
   dir = mkdtempSync(path.join(tmpdir(), 'sipworks-browser-'));
-  writeFileSync(path.join(dir, 'users'), 'alice:alice-pw\nbob:bob-pw\n');
+  writeFileSync(path.join(dir, 'users'), 'alice:alice-pw\nbob:bob-pw\ncarol:carol-pw\n');
   mkdirSync(ARTIFACTS, { recursive: true });
   return () => rmSync(dir, { recursive: true, force: true });
 });
@@ -227,9 +227,9 @@ describe.skipIf(gate.skip)(
 
     it('JsSIP in the same page registers over the same WebSocket server, exchanges MESSAGEs with the sipworks user there, and calls it (standard SIP over WebSocket)', async () => {
       // JsSIP 3.13 answers only an MD5 challenge and reads only the first WWW-Authenticate,
-      // while serve --users offers SHA-256 first (RFC 8760 §2.4): this server has no --users.
-      const url = await startServe([]);
-      const page = await openPage(url, { user: 'alice', answer: 'auto' });
+      // so this server challenges with MD5 alone (--digest MD5); both users authenticate.
+      const url = await startServe(['--users', path.join(dir, 'users'), '--digest', 'MD5']);
+      const page = await openPage(url, { user: 'alice', password: 'alice-pw', answer: 'auto' });
       await waitForDataset(page, 'registration', 'registered');
       const wsPort = (await serve?.waitFor((e) => e.event === 'listening' && e.transport === 'ws'))
         ?.port as number;
@@ -241,6 +241,7 @@ describe.skipIf(gate.skip)(
             const ua = new J.UA({
               sockets: [new J.WebSocketInterface(`ws://127.0.0.1:${port}/`)],
               uri: 'sip:carol@127.0.0.1',
+              password: 'carol-pw',
               register: true,
               session_timers: false,
             });
