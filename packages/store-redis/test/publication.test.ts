@@ -7,11 +7,10 @@
  * where a missing redis-server fails it.
  */
 
-import { RedisServerProcess, redisServerRequirement } from '@sipworks/test-support';
-import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { redisServerRequirement } from '@sipworks/test-support';
+import { describe, expect, it } from 'vitest';
 import { RedisPublicationStore, RedisStoreError } from '../src/index.ts';
-import { nextFinal, pidf, publishText, RealTimeNet, until } from './support.ts';
+import { nextFinal, pidf, publishText, RealTimeNet, redisFixture, until } from './support.ts';
 
 const A = 5062;
 const B = 5063;
@@ -20,37 +19,14 @@ const ALICE = 'sip:alice@example.test';
 const redisServer = redisServerRequirement('store-redis');
 
 describe.skipIf(redisServer.skip)('RedisPublicationStore (RFC 3903 §6)', () => {
-  let server: RedisServerProcess;
-  let admin: Redis;
-  const stores: RedisPublicationStore[] = [];
-  const nets: RealTimeNet[] = [];
-
-  beforeAll(async () => {
-    redisServer.assertAvailable();
-    server = await RedisServerProcess.start(redisServer.binary);
-    admin = new Redis(server.url, { maxRetriesPerRequest: 1, lazyConnect: true });
-    // The admin connection fails while a test has stopped Redis; that is expected.
-    admin.on('error', () => {});
-    await admin.connect();
-  });
-  beforeEach(async () => {
-    if (!server.isRunning) await server.start();
-    await admin.flushdb();
-  });
-  afterEach(async () => {
-    for (const n of nets.splice(0)) await n.close();
-    for (const s of stores.splice(0)) await s.close();
-  });
-  afterAll(async () => {
-    admin?.disconnect();
-    await server?.stop();
-  });
+  const fx = redisFixture<RedisPublicationStore>(redisServer);
+  const { stores, nets } = fx;
 
   function store(
     now: () => number,
     options: { expiredGraceMs?: number; timeoutMs?: number } = {},
   ): RedisPublicationStore {
-    const s = RedisPublicationStore.connect(server.url, { now, ...options });
+    const s = RedisPublicationStore.connect(fx.server.url, { now, ...options });
     stores.push(s);
     return s;
   }
@@ -94,7 +70,7 @@ describe.skipIf(redisServer.skip)('RedisPublicationStore (RFC 3903 §6)', () => 
     expect(r1.status).toBe(200);
     const e1 = r1.header('SIP-ETag') as string;
     expect(e1).toMatch(/^[0-9a-f]{32}$/);
-    const ttl = await admin.pttl(`sipworks:pub:etag:${e1}`);
+    const ttl = await fx.admin.pttl(`sipworks:pub:etag:${e1}`);
     expect(ttl).toBeGreaterThan(60_000);
     expect(ttl).toBeLessThanOrEqual(90_000);
 
@@ -102,7 +78,7 @@ describe.skipIf(redisServer.skip)('RedisPublicationStore (RFC 3903 §6)', () => 
     expect(r2.status).toBe(200);
     const e2 = r2.header('SIP-ETag') as string;
     expect(b.ops).toEqual([`refresh ${e1}`]);
-    expect(await admin.exists(`sipworks:pub:etag:${e1}`)).toBe(0);
+    expect(await fx.admin.exists(`sipworks:pub:etag:${e1}`)).toBe(0);
     const [held] = await a.store.find(ALICE, 'presence');
     expect(held?.etag).toBe(e2);
     expect(new TextDecoder().decode(held?.body)).toContain('<note>here</note>');
@@ -132,7 +108,7 @@ describe.skipIf(redisServer.skip)('RedisPublicationStore (RFC 3903 §6)', () => 
     expect(r5.expires).toBe(0);
     expect(b.ops.at(-1)).toBe(`removed ${e3}`);
     expect(await a.store.find(ALICE, 'presence')).toEqual([]);
-    expect(await admin.keys('sipworks:pub:etag:*')).toEqual([]);
+    expect(await fx.admin.keys('sipworks:pub:etag:*')).toEqual([]);
   });
 
   it('§6 step 5: of two agents replacing the same tag at once, one wins and the other gets false (412)', async () => {
@@ -167,16 +143,16 @@ describe.skipIf(redisServer.skip)('RedisPublicationStore (RFC 3903 §6)', () => 
     const r = await publish({ to: A, branch: 'x1', cseq: 1, expires: 1, body: pidf('brief') });
     expect(r.status).toBe(200);
     const e1 = r.header('SIP-ETag') as string;
-    const ttl = await admin.pttl(`sipworks:pub:etag:${e1}`);
+    const ttl = await fx.admin.pttl(`sipworks:pub:etag:${e1}`);
     expect(ttl).toBeGreaterThan(1_000);
     expect(ttl).toBeLessThanOrEqual(2_000);
     await until(() => a.ops.includes(`expired ${e1}`), 3_000, 'onExpired');
     expect(await a.store.get(e1)).toBeUndefined();
     // Nothing is left once the grace has passed too.
     const end = Date.now() + 3_000;
-    while ((await admin.dbsize()) > 0 && Date.now() < end)
+    while ((await fx.admin.dbsize()) > 0 && Date.now() < end)
       await new Promise((r) => setTimeout(r, 50));
-    expect(await admin.keys('*')).toEqual([]);
+    expect(await fx.admin.keys('*')).toEqual([]);
   });
 
   it('§6: a state agent restart (new DUM, same Redis) keeps the publications; the refresh is taken', async () => {
@@ -215,7 +191,7 @@ describe.skipIf(redisServer.skip)('RedisPublicationStore (RFC 3903 §6)', () => 
     const r1 = await publish({ to: A, branch: 'd1', cseq: 1, expires: 60, body: pidf('d') });
     expect(r1.status).toBe(200);
     const e1 = r1.header('SIP-ETag') as string;
-    await server.stop();
+    await fx.server.stop();
     const started = Date.now();
     const r2 = await publish({ to: A, branch: 'd2', cseq: 2, expires: 60, ifMatch: e1 });
     expect(r2.status).toBe(500);

@@ -9,11 +9,10 @@
 
 import type { ClientRegistration, ClientRegistrationHandler } from '@sipworks/dum';
 import { type Contact, parseHeader, type SipResponse } from '@sipworks/message';
-import { RedisServerProcess, redisServerRequirement } from '@sipworks/test-support';
-import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { redisServerRequirement } from '@sipworks/test-support';
+import { describe, expect, it } from 'vitest';
 import { RedisRegistrationPersistence, RedisStoreError } from '../src/index.ts';
-import { nextFinal, RealTimeNet, registerText, until } from './support.ts';
+import { nextFinal, RealTimeNet, redisFixture, registerText, until } from './support.ts';
 
 const A = 5062;
 const B = 5063;
@@ -22,34 +21,11 @@ const CAROL = 'sip:carol@example.test';
 const redisServer = redisServerRequirement('store-redis');
 
 describe.skipIf(redisServer.skip)('RedisRegistrationPersistence (RFC 3261 §10.3)', () => {
-  let server: RedisServerProcess;
-  let admin: Redis;
-  const stores: RedisRegistrationPersistence[] = [];
-  const nets: RealTimeNet[] = [];
-
-  beforeAll(async () => {
-    redisServer.assertAvailable();
-    server = await RedisServerProcess.start(redisServer.binary);
-    admin = new Redis(server.url, { maxRetriesPerRequest: 1, lazyConnect: true });
-    // The admin connection fails while a test has stopped Redis; that is expected.
-    admin.on('error', () => {});
-    await admin.connect();
-  });
-  beforeEach(async () => {
-    if (!server.isRunning) await server.start();
-    await admin.flushdb();
-  });
-  afterEach(async () => {
-    for (const n of nets.splice(0)) await n.close();
-    for (const s of stores.splice(0)) await s.close();
-  });
-  afterAll(async () => {
-    admin?.disconnect();
-    await server?.stop();
-  });
+  const fx = redisFixture<RedisRegistrationPersistence>(redisServer);
+  const { stores, nets } = fx;
 
   function store(now: () => number, options: { prefix?: string; timeoutMs?: number } = {}) {
-    const s = RedisRegistrationPersistence.connect(server.url, { now, ...options });
+    const s = RedisRegistrationPersistence.connect(fx.server.url, { now, ...options });
     stores.push(s);
     return s;
   }
@@ -251,7 +227,7 @@ describe.skipIf(redisServer.skip)('RedisRegistrationPersistence (RFC 3261 §10.3
     expect(await b.store.getContacts(CAROL)).toEqual([]);
     expect(await b.store.aors()).toEqual([]);
     // Nothing is left behind in Redis.
-    expect(await admin.keys('*')).toEqual([]);
+    expect(await fx.admin.keys('*')).toEqual([]);
   });
 
   it('§10.3: bindings expire in Redis itself: the AOR keys carry a PEXPIRE, and Redis deletes them', async () => {
@@ -268,26 +244,26 @@ describe.skipIf(redisServer.skip)('RedisRegistrationPersistence (RFC 3261 §10.3
       { address: '127.0.0.1', port: A },
     );
     expect((await nextFinal(peer)).status).toBe(200);
-    const keys = (await admin.keys('*')).sort();
+    const keys = (await fx.admin.keys('*')).sort();
     expect(keys).toEqual([
       `sipworks:reg:aors`,
       `sipworks:reg:{${CAROL}}:bindings`,
       `sipworks:reg:{${CAROL}}:expiries`,
     ]);
     for (const k of keys.filter((k) => k.includes('{'))) {
-      const ttl = await admin.pttl(k);
+      const ttl = await fx.admin.pttl(k);
       expect(ttl).toBeGreaterThan(0);
       expect(ttl).toBeLessThanOrEqual(1000);
     }
     // No read, no sweep: Redis drops the keys on its own (bounded real-time wait).
     const end = Date.now() + 3_000;
-    while ((await admin.exists(`sipworks:reg:{${CAROL}}:bindings`)) === 1 && Date.now() < end)
+    while ((await fx.admin.exists(`sipworks:reg:{${CAROL}}:bindings`)) === 1 && Date.now() < end)
       await new Promise((r) => setTimeout(r, 50));
     expect(
-      await admin.exists(`sipworks:reg:{${CAROL}}:bindings`, `sipworks:reg:{${CAROL}}:expiries`),
+      await fx.admin.exists(`sipworks:reg:{${CAROL}}:bindings`, `sipworks:reg:{${CAROL}}:expiries`),
     ).toBe(0);
     expect(await a.store.aors()).toEqual([]);
-    expect(await admin.keys('*')).toEqual([]);
+    expect(await fx.admin.keys('*')).toEqual([]);
   });
 
   it('§10.3: a short binding beside a long one is dropped on the next access; the keys then live as long as the long one', async () => {
@@ -316,8 +292,10 @@ describe.skipIf(redisServer.skip)('RedisRegistrationPersistence (RFC 3261 §10.3
     await new Promise((r) => setTimeout(r, 1_200));
     const left = await a.store.getContacts(CAROL);
     expect(left.map((x) => x.contact.uri.host)).toEqual(['192.0.2.6']);
-    expect(await admin.hkeys(`sipworks:reg:{${CAROL}}:bindings`)).toEqual(['sip:carol@192.0.2.6']);
-    expect(await admin.pttl(`sipworks:reg:{${CAROL}}:bindings`)).toBeGreaterThan(100_000);
+    expect(await fx.admin.hkeys(`sipworks:reg:{${CAROL}}:bindings`)).toEqual([
+      'sip:carol@192.0.2.6',
+    ]);
+    expect(await fx.admin.pttl(`sipworks:reg:{${CAROL}}:bindings`)).toBeGreaterThan(100_000);
     expect(await b.store.aors()).toEqual([CAROL]);
   });
 
@@ -384,7 +362,7 @@ describe.skipIf(redisServer.skip)('RedisRegistrationPersistence (RFC 3261 §10.3
     const send = (o: Parameters<typeof registerText>[0]) =>
       peer.send(registerText(o), { address: '127.0.0.1', port: o.to });
     const scriptCalls = async () => {
-      const info = await admin.info('commandstats');
+      const info = await fx.admin.info('commandstats');
       let n = 0;
       for (const m of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) n += Number(m[1]);
       return n;
@@ -433,7 +411,9 @@ describe.skipIf(redisServer.skip)('RedisRegistrationPersistence (RFC 3261 §10.3
       ],
     });
     expect(update.map((b) => b.contact.uri.host)).toEqual(['192.0.2.9']);
-    expect(await admin.hkeys(`sipworks:reg:{${CAROL}}:bindings`)).toEqual(['sip:carol@192.0.2.9']);
+    expect(await fx.admin.hkeys(`sipworks:reg:{${CAROL}}:bindings`)).toEqual([
+      'sip:carol@192.0.2.9',
+    ]);
   });
 
   it('§10.3 steps 6-7: an update checked against bindings another registrar has since changed is refused whole', async () => {
@@ -503,11 +483,11 @@ describe.skipIf(redisServer.skip)('RedisRegistrationPersistence (RFC 3261 §10.3
     expect(await east.getContacts(CAROL)).toHaveLength(1);
     expect(await west.getContacts(CAROL)).toEqual([]);
     expect(await west.aors()).toEqual([]);
-    expect((await admin.keys('*')).every((k) => k.startsWith('east:'))).toBe(true);
+    expect((await fx.admin.keys('*')).every((k) => k.startsWith('east:'))).toBe(true);
     // A binding whose expiry has passed is a removal.
     await east.putContact({ aor: CAROL, contact: c, expires: now() - 1, callId: 'p', cseq: 2 });
     expect(await east.getContacts(CAROL)).toEqual([]);
-    expect(await admin.keys('*')).toEqual([]);
+    expect(await fx.admin.keys('*')).toEqual([]);
   });
 
   it('§10.3 step 7, §21.5.1: with Redis down the registrar answers 500 with Retry-After within the store timeout; it recovers when Redis is back', async () => {
@@ -525,7 +505,7 @@ describe.skipIf(redisServer.skip)('RedisRegistrationPersistence (RFC 3261 §10.3
       { address: '127.0.0.1', port: A },
     );
     expect((await nextFinal(peer)).status).toBe(200);
-    await server.stop();
+    await fx.server.stop();
 
     const started = Date.now();
     await peer.send(
@@ -546,7 +526,7 @@ describe.skipIf(redisServer.skip)('RedisRegistrationPersistence (RFC 3261 §10.3
     await expect(a.store.getContacts(CAROL)).rejects.toBeInstanceOf(RedisStoreError);
 
     // Redis comes back (empty: no persistence); the store reconnects, its scripts are loaded again.
-    await server.start();
+    await fx.server.start();
     let status = 0;
     for (let i = 0; i < 20 && status !== 200; i++) {
       await peer.send(
@@ -579,7 +559,7 @@ describe.skipIf(redisServer.skip)('RedisRegistrationPersistence (RFC 3261 §10.3
       },
     });
     ua.dum.setClientRegistrationHandler(r.handler);
-    await server.stop();
+    await fx.server.stop();
     const h = ua.dum.send<ClientRegistration>(ua.dum.makeRegistration(undefined, ua.profile));
     await until(() => r.out.failure.length > 0, 5_000, 'onFailure');
     expect(r.out.failure[0]?.status).toBe(500);

@@ -7,6 +7,9 @@ import {
   ScriptedPeer,
   VirtualClock,
 } from '@sipworks/stack/testing';
+import { type PeerRequirement, RedisServerProcess } from '@sipworks/test-support';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 
 /**
  * A memory network whose virtual clock follows real time: a 5 ms interval advances it by
@@ -154,4 +157,41 @@ export function pidf(note: string): string {
     `  <tuple id="a1"><status><basic>open</basic></status><note>${note}</note></tuple>\n` +
     '</presence>\n'
   );
+}
+
+/**
+ * One redis-server for a test file: started before its tests, emptied (and started again
+ * when a test stopped it) before each, stopped after them all; and the networks and
+ * stores a test made, closed after it. Call it inside the `describe`.
+ */
+export function redisFixture<S extends { close(): Promise<void> }>(
+  requirement: PeerRequirement,
+): { server: RedisServerProcess; admin: Redis; stores: S[]; nets: RealTimeNet[] } {
+  const fx = {
+    server: undefined as unknown as RedisServerProcess,
+    admin: undefined as unknown as Redis,
+    stores: [] as S[],
+    nets: [] as RealTimeNet[],
+  };
+  beforeAll(async () => {
+    requirement.assertAvailable();
+    fx.server = await RedisServerProcess.start(requirement.binary);
+    fx.admin = new Redis(fx.server.url, { maxRetriesPerRequest: 1, lazyConnect: true });
+    // The admin connection fails while a test has stopped Redis; that is expected.
+    fx.admin.on('error', () => {});
+    await fx.admin.connect();
+  });
+  beforeEach(async () => {
+    if (!fx.server.isRunning) await fx.server.start();
+    await fx.admin.flushdb();
+  });
+  afterEach(async () => {
+    for (const n of fx.nets.splice(0)) await n.close();
+    for (const s of fx.stores.splice(0)) await s.close();
+  });
+  afterAll(async () => {
+    fx.admin?.disconnect();
+    await fx.server?.stop();
+  });
+  return fx;
 }
