@@ -798,19 +798,9 @@ export class DialogUsageManager implements TransactionUser {
     profile: Profile = this.masterProfile,
     options?: { expires?: number; body?: string | Uint8Array; contentType?: string },
   ): SipRequest {
-    const pkg = event.split(';')[0]?.trim().toLowerCase() ?? '';
-    const handler = this.clientSubscriptions.get(pkg);
-    if (!handler)
-      throw new DumError(
-        'SIP_ERR_DUM_NO_HANDLER',
-        `add a ClientSubscriptionHandler for '${pkg}' before subscribing`,
-      );
+    const handler = this.subscriberFor(event);
     const req = this.buildRequest('SUBSCRIBE', asNameAddr(target), profile);
-    req.setHeader('Event', event);
-    req.setHeader('Expires', String(options?.expires ?? profile.get('defaultSubscriptionExpires')));
-    req.setHeader('Accept', profile.get('supportedMimeTypes').join(', '));
-    req.setHeader('Allow', profile.get('supportedMethods').join(', '));
-    if (options?.body !== undefined) req.setBody(options.body, options.contentType ?? 'text/plain');
+    decorateSubscribe(req, event, profile, options);
     this.made.set(req, {
       method: 'SUBSCRIBE',
       profile,
@@ -821,6 +811,18 @@ export class DialogUsageManager implements TransactionUser {
       },
     });
     return req;
+  }
+
+  /** The ClientSubscriptionHandler of `event`'s package; a subscription needs one. */
+  private subscriberFor(event: string): ClientSubscriptionHandler {
+    const pkg = event.split(';')[0]?.trim().toLowerCase() ?? '';
+    const handler = this.clientSubscriptions.get(pkg);
+    if (!handler)
+      throw new DumError(
+        'SIP_ERR_DUM_NO_HANDLER',
+        `add a ClientSubscriptionHandler for '${pkg}' before subscribing`,
+      );
+    return handler;
   }
 
   /**
@@ -839,20 +841,10 @@ export class DialogUsageManager implements TransactionUser {
     const dialog = sub.dialog;
     if (!dialog || sub.isEnded || sub.state === 'ending')
       throw new DumError('SIP_ERR_DUM_STATE', 'the subscription has no dialog to share yet');
-    const pkg = event.split(';')[0]?.trim().toLowerCase() ?? '';
-    const handler = this.clientSubscriptions.get(pkg);
-    if (!handler)
-      throw new DumError(
-        'SIP_ERR_DUM_NO_HANDLER',
-        `add a ClientSubscriptionHandler for '${pkg}' before subscribing`,
-      );
+    const handler = this.subscriberFor(event);
     const profile = sub.userProfile;
     const req = dialog.makeRequest('SUBSCRIBE');
-    req.setHeader('Event', event);
-    req.setHeader('Expires', String(options?.expires ?? profile.get('defaultSubscriptionExpires')));
-    req.setHeader('Accept', profile.get('supportedMimeTypes').join(', '));
-    req.setHeader('Allow', profile.get('supportedMethods').join(', '));
-    if (options?.body !== undefined) req.setBody(options.body, options.contentType ?? 'text/plain');
+    decorateSubscribe(req, event, profile, options);
     this.made.set(req, {
       method: 'SUBSCRIBE',
       profile,
@@ -1501,4 +1493,18 @@ function acceptsSdp(request: SipRequest): boolean {
   } catch {
     return true;
   }
+}
+
+/** Event, Expires (default: the profile's), Accept, Allow and an optional body of a SUBSCRIBE (RFC 6665 §4.1.2.1). */
+function decorateSubscribe(
+  req: SipRequest,
+  event: string,
+  profile: Profile,
+  options: { expires?: number; body?: string | Uint8Array; contentType?: string } | undefined,
+): void {
+  req.setHeader('Event', event);
+  req.setHeader('Expires', String(options?.expires ?? profile.get('defaultSubscriptionExpires')));
+  req.setHeader('Accept', profile.get('supportedMimeTypes').join(', '));
+  req.setHeader('Allow', profile.get('supportedMethods').join(', '));
+  if (options?.body !== undefined) req.setBody(options.body, options.contentType ?? 'text/plain');
 }
