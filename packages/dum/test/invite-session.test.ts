@@ -186,6 +186,23 @@ describe('InviteSession between two DUMs', () => {
     }
   });
 
+  it('RFC 3261 §13.3.1.4 once the ACK came, the INVITE the callee keeps holds only its bytes: what was parsed to answer it is read again on use', async () => {
+    const { a, b, clock } = await pair();
+    let seen: { from: unknown; to: unknown } | undefined;
+    b.rec.onIncoming = (_h, invite) => {
+      seen = { from: invite.from, to: invite.to };
+    };
+    const { caller, callee } = await connected(a, b, clock);
+    const invite = callee.get().request;
+    expect(invite.from).not.toBe(seen?.from);
+    expect(invite.to).not.toBe(seen?.to);
+    expect(String(invite.from)).toBe(String(seen?.from));
+    expect(invite.bodyText).toBe(OFFER);
+    // The call goes on as before: a BYE from the caller ends it.
+    caller.get().end();
+    await until(clock, () => b.rec.has('terminated:remote-bye') && !caller.isValid());
+  });
+
   it('RFC 3261 §15.1.1 basic call ended by the callee: BYE, 200', async () => {
     const { a, b, clock } = await pair();
     const { caller, callee } = await connected(a, b, clock);

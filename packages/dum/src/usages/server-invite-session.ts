@@ -379,6 +379,9 @@ export class ServerInviteSession extends InviteSession {
         this.stopTimer('ack');
         this.ok = undefined;
         this.tx = undefined;
+        // The INVITE stays for the call (the API exposes it, re-INVITEs read its CSeq),
+        // but what was parsed out of it to answer it is read again on use.
+        this.request.releaseParsed();
         let answer: SessionDescription | undefined;
         if (this.offerAnswer.phase === 'local-offer') {
           answer = descriptionOf(ack);
