@@ -22,7 +22,7 @@ import {
   type ModificationPhase,
   SessionModification,
 } from './session-modification.ts';
-import { SessionTimer } from './session-timer.ts';
+import { SessionTimer, type SessionTimerHost } from './session-timer.ts';
 
 /** How `end()` ends a session. */
 export interface EndOptions {
@@ -43,7 +43,7 @@ export interface EndOptions {
  * A session stays in the DUM (its handles valid) until it has ended: after a BYE we
  * sent, until the BYE has its final response; otherwise at once.
  */
-export abstract class InviteSession extends BaseUsage {
+export abstract class InviteSession extends BaseUsage implements SessionTimerHost {
   readonly dialogSet: DialogSet;
   /** The offer/answer exchange (RFC 3264), apart from the dialog state. */
   readonly offerAnswer = new OfferAnswer();
@@ -80,14 +80,7 @@ export abstract class InviteSession extends BaseUsage {
     this.dialog = undefined;
     this.pendingNit = undefined;
     this.replaces = undefined;
-    this.sessionTimer = new SessionTimer({
-      profile,
-      logger: dum.logger,
-      startTimer: (name, ms, fire) => this.startTimer(name, ms, fire),
-      stopTimer: (name) => this.stopTimer(name),
-      refresh: (method) => this.modification.refresh(method),
-      expire: () => this.sessionExpired(),
-    });
+    this.sessionTimer = new SessionTimer(this, profile, dum.logger);
     dialogSet.inviteSession = this;
   }
 
@@ -519,8 +512,23 @@ export abstract class InviteSession extends BaseUsage {
     return { interval: this.sessionTimer.sessionInterval, refresher: this.sessionTimer.refresher };
   }
 
-  /** RFC 4028 §10: no refresh came in time; the session ends with a BYE. */
-  private sessionExpired(): void {
+  /** @internal For the session timer (SessionTimerHost). */
+  sessionTimerStart(name: string, ms: number, fire: () => void): void {
+    this.startTimer(name, ms, fire);
+  }
+
+  /** @internal For the session timer (SessionTimerHost). */
+  sessionTimerStop(name: string): void {
+    this.stopTimer(name);
+  }
+
+  /** @internal For the session timer: send a refresh (RFC 4028 §7.4, §9). */
+  sessionRefresh(method: 'INVITE' | 'UPDATE'): boolean {
+    return this.modification.refresh(method);
+  }
+
+  /** @internal RFC 4028 §10: no refresh came in time; the session ends with a BYE. */
+  sessionExpire(): void {
     if (this.isEnded) return;
     this.dum.logger.info({ session: this.handleId }, 'the session expired (RFC 4028 §10)');
     this.notify(() => this.handler.onSessionExpired?.(this.handle()));

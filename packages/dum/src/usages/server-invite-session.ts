@@ -75,7 +75,8 @@ export class ServerInviteSession extends InviteSession {
    * and holding it would keep its last response's bytes for the life of the call.
    */
   private tx: ServerTransactionLike | undefined;
-  private readonly received: ReceivedInfo;
+  /** Where the INVITE came from, for resending the 2xx; dropped with the 2xx at the ACK. */
+  private received: ReceivedInfo | undefined;
   private st: ServerInviteSessionState = 'proceeding';
   /** The 2xx, kept for retransmission until the ACK (§13.3.1.4). */
   private ok: SipResponse | undefined;
@@ -379,6 +380,7 @@ export class ServerInviteSession extends InviteSession {
         this.stopTimer('ack');
         this.ok = undefined;
         this.tx = undefined;
+        this.received = undefined;
         // The INVITE stays for the call (the API exposes it, re-INVITEs read its CSeq),
         // but what was parsed out of it to answer it is read again on use.
         this.request.releaseParsed();
@@ -484,7 +486,7 @@ export class ServerInviteSession extends InviteSession {
     this.ok = res;
     this.dum.observeInvite({ type: 'confirmed', session: this, response: res });
     const timers = this.dum.stack.timers;
-    if (!this.received.transport.reliable) {
+    if (this.received !== undefined && !this.received.transport.reliable) {
       this.interval = timers.t1;
       this.startTimer('retransmit-2xx', this.interval, () => this.retransmit2xx());
     }
@@ -581,7 +583,7 @@ export class ServerInviteSession extends InviteSession {
 
   /** Timer for the 2xx (§13.3.1.4): resend it, the interval doubling up to T2. */
   private retransmit2xx(): void {
-    if (this.st !== 'accepted' || !this.ok) return;
+    if (this.st !== 'accepted' || !this.ok || !this.received) return;
     try {
       this.dum.stack.respondStateless(this.ok, this.received);
     } catch (e) {
