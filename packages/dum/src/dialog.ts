@@ -7,7 +7,8 @@ import {
   type SipResponse,
   type Uri,
 } from '@sipworks/message';
-import { DialogId } from './ids.ts';
+import { flat } from './compact.ts';
+import { DialogId, type DialogSetId } from './ids.ts';
 
 /** Shared by every dialog without a route set (never changed in place). */
 const NO_ROUTES: readonly string[] = Object.freeze([]);
@@ -21,8 +22,9 @@ const SHARED_MAX = 256;
 function share(text: string): string {
   const known = shared.get(text);
   if (known !== undefined) return known;
-  if (shared.size < SHARED_MAX) shared.set(text, text);
-  return text;
+  const copy = flat(text);
+  if (shared.size < SHARED_MAX) shared.set(copy, copy);
+  return copy;
 }
 
 /**
@@ -64,11 +66,11 @@ export class Dialog {
     early: boolean;
   }) {
     this.id = init.id;
-    this.routes = init.routeSet.length === 0 ? NO_ROUTES : init.routeSet;
-    this.target = init.remoteTarget;
+    this.routes = init.routeSet.length === 0 ? NO_ROUTES : init.routeSet.map(flat);
+    this.target = flat(init.remoteTarget);
     this.contactText = share(init.localContact);
-    this.localText = init.localUri;
-    this.remoteText = init.remoteUri;
+    this.localText = flat(init.localUri);
+    this.remoteText = flat(init.remoteUri);
     this.localSeq = init.localSeq;
     this.remoteSeq = init.remoteSeq;
     this.secure = init.secure;
@@ -80,7 +82,7 @@ export class Dialog {
     return this.routes.map((r) => parseHeader<NameAddr>('Route', r)[0] as NameAddr);
   }
   set routeSet(value: readonly NameAddr[]) {
-    this.routes = value.length === 0 ? NO_ROUTES : value.map(String);
+    this.routes = value.length === 0 ? NO_ROUTES : value.map((r) => flat(String(r)));
   }
 
   /** The peer's Contact: where requests go (parsed on each read). */
@@ -88,7 +90,7 @@ export class Dialog {
     return parseUri(this.target);
   }
   set remoteTarget(value: Uri) {
-    this.target = value.toString();
+    this.target = flat(value.toString());
   }
 
   /** Our Contact (parsed on each read). */
@@ -111,16 +113,26 @@ export class Dialog {
 
   /**
    * The UAS side (§12.1.1): from the request and the response with our To tag. The
-   * route set is the Record-Route of the request, in order.
+   * route set is the Record-Route of the request, in order. `set`, the id of the dialog
+   * set, lends its Call-ID and tag strings, so that the two ids share them.
    */
-  static asUas(request: SipRequest, localTag: string, localContact: NameAddr): Dialog {
+  static asUas(
+    request: SipRequest,
+    localTag: string,
+    localContact: NameAddr,
+    set?: DialogSetId,
+  ): Dialog {
     const contact = request.contacts[0];
     if (!contact || contact.star) throw new TypeError('a dialog-creating request needs a Contact');
     // Our URI carries the tag we put in To (§12.1.1): requests we send in the dialog have it in From.
     const localUri = request.to.clone();
     localUri.params.set('tag', localTag);
     return new Dialog({
-      id: new DialogId(request.callId, localTag, request.from.tag ?? ''),
+      id: new DialogId(
+        set !== undefined && set.localTag === localTag ? set.callId : flat(request.callId),
+        set !== undefined && set.localTag === localTag ? set.localTag : flat(localTag),
+        flat(request.from.tag ?? ''),
+      ),
       routeSet: request.getAll<NameAddr>('Record-Route').map(String),
       remoteTarget: contact.uri.toString(),
       localContact: localContact.toString(),
@@ -140,7 +152,11 @@ export class Dialog {
   static asUac(request: SipRequest, response: SipResponse): Dialog {
     const contact = response.contacts[0];
     return new Dialog({
-      id: new DialogId(request.callId, request.from.tag ?? '', response.to.tag ?? ''),
+      id: new DialogId(
+        flat(request.callId),
+        flat(request.from.tag ?? ''),
+        flat(response.to.tag ?? ''),
+      ),
       routeSet: response.getAll<NameAddr>('Record-Route').map(String).reverse(),
       remoteTarget: (contact && !contact.star ? contact.uri : request.uri).toString(),
       localContact: (request.contacts[0] ?? new NameAddr(request.from.uri.clone())).toString(),
@@ -200,7 +216,7 @@ export class Dialog {
     }
     if (targetRefresh) {
       const c = request.contacts[0];
-      if (c && !c.star) this.target = c.uri.toString();
+      if (c && !c.star) this.target = flat(c.uri.toString());
     }
     return undefined;
   }
@@ -209,7 +225,7 @@ export class Dialog {
   receiveTargetRefreshResponse(response: SipResponse): void {
     const c = response.contacts[0];
     if (c && !c.star && response.status >= 200 && response.status < 300)
-      this.target = c.uri.toString();
+      this.target = flat(c.uri.toString());
   }
 
   /** A Contact header value for this dialog, parsed. */

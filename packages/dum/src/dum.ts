@@ -23,6 +23,7 @@ import {
   type Transport,
 } from '@sipworks/stack';
 import { ClientAuthManager } from './client-auth.ts';
+import { flat } from './compact.ts';
 import type { Dialog } from './dialog.ts';
 import { DialogSet, type SubscriptionUsage } from './dialog-set.ts';
 import { randomHex } from './digest.ts';
@@ -930,7 +931,7 @@ export class DialogUsageManager implements TransactionUser {
 
   /** @internal */
   addDialogSet(set: DialogSet): void {
-    this.dialogSets.set(set.id.key, set);
+    this.dialogSets.set(flat(set.id.key), set);
   }
 
   /** @internal Forget a dialog set and every dialog in it. */
@@ -948,7 +949,7 @@ export class DialogUsageManager implements TransactionUser {
   /** @internal */
   addDialog(set: DialogSet, dialog: Dialog): void {
     set.put(dialog);
-    this.dialogs.set(dialog.id.key, dialog);
+    this.dialogs.set(flat(dialog.id.key), dialog);
   }
 
   /** @internal */

@@ -1,3 +1,4 @@
+import { sharedContentType } from './compact.ts';
 import { DumError } from './errors.ts';
 
 /** A session description as it travels in a message body. */
@@ -152,7 +153,10 @@ export function descriptionOf(msg: {
   contentType: { mimeType: string } | undefined;
 }): SessionDescription | undefined {
   if (msg.body.length === 0) return undefined;
-  return { body: msg.body, contentType: msg.contentType?.mimeType ?? 'application/sdp' };
+  return {
+    body: msg.body,
+    contentType: sharedContentType(msg.contentType?.mimeType ?? 'application/sdp'),
+  };
 }
 
 /** A body given by the application, as bytes with a type. */
@@ -160,5 +164,8 @@ export function toDescription(
   body: string | Uint8Array,
   contentType = 'application/sdp',
 ): SessionDescription {
-  return { body: typeof body === 'string' ? new TextEncoder().encode(body) : body, contentType };
+  return {
+    body: typeof body === 'string' ? new TextEncoder().encode(body) : body,
+    contentType: sharedContentType(contentType),
+  };
 }

@@ -8,6 +8,7 @@ import {
   Uri,
 } from '@sipworks/message';
 import type { ReceivedInfo, ServerTransactionLike } from '@sipworks/stack';
+import { flat } from '../compact.ts';
 import { Dialog } from '../dialog.ts';
 import { DialogSet } from '../dialog-set.ts';
 import type { DialogUsageManager } from '../dum.ts';
@@ -99,9 +100,10 @@ export class ServerInviteSession extends InviteSession {
     profile: Profile,
     handler: InviteSessionHandler,
   ) {
-    const localTag = dum.newTag();
+    // The ids are kept for the call: flat copies, not ropes or slices of the INVITE.
+    const localTag = flat(dum.newTag());
     const set = new DialogSet(
-      new DialogSetId(request.callId, localTag),
+      new DialogSetId(flat(request.callId), localTag),
       'uas',
       request,
       dum.makeAppDialogSet(request),
@@ -117,6 +119,7 @@ export class ServerInviteSession extends InviteSession {
       request,
       localTag,
       dum.contactFor(profile, request.contacts[0]?.uri),
+      set.id,
     );
     dialog.early = true;
     dum.addDialog(set, dialog);
