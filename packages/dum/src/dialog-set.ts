@@ -1,4 +1,4 @@
-import type { SipRequest } from '@sipworks/message';
+import { SipRequest } from '@sipworks/message';
 import type { ServerTransactionLike } from '@sipworks/stack';
 import type { Dialog } from './dialog.ts';
 import type { AppDialogSet } from './dum.ts';
@@ -20,8 +20,8 @@ export class DialogSet {
   readonly id: DialogSetId;
   readonly side: 'uac' | 'uas';
   readonly appDialogSet: AppDialogSet;
-  /** The request that created the dialog set. */
-  creator: SipRequest;
+  /** The request that created the dialog set, or what holds it (an incoming invite session). */
+  private creatorRef: SipRequest | { readonly request: SipRequest };
   /** The invite session of the dialog set, while it lives. */
   inviteSession: InviteSession | undefined;
   /** What takes SUBSCRIBE and NOTIFY in the set's dialogs, while subscriptions live. */
@@ -47,10 +47,27 @@ export class DialogSet {
   constructor(id: DialogSetId, side: 'uac' | 'uas', creator: SipRequest, app: AppDialogSet) {
     this.id = id;
     this.side = side;
-    this.creator = creator;
+    this.creatorRef = creator;
     this.appDialogSet = app;
     this.inviteSession = undefined;
     this.subscriptionUsage = undefined;
+  }
+
+  /** The request that created the dialog set. */
+  get creator(): SipRequest {
+    const c = this.creatorRef;
+    return c instanceof SipRequest ? c : c.request;
+  }
+  set creator(request: SipRequest) {
+    this.creatorRef = request;
+  }
+
+  /**
+   * @internal The request is the one `holder` keeps (a callee's session, which keeps only
+   * the INVITE's bytes once the call is up): read through it, not held twice.
+   */
+  creatorFrom(holder: { readonly request: SipRequest }): void {
+    this.creatorRef = holder;
   }
 
   /** The dialog with this remote tag. */

@@ -2,6 +2,7 @@ import {
   createResponse,
   type NameAddr,
   parseHeader,
+  parseMessage,
   type RAck,
   type SipRequest,
   type SipResponse,
@@ -68,8 +69,14 @@ export type ServerInviteSessionState =
  */
 export class ServerInviteSession extends InviteSession {
   readonly kind = 'ServerInviteSession';
-  /** The INVITE received. */
-  readonly request: SipRequest;
+  /**
+   * The INVITE received, until the call is connected; then, when nothing in it was
+   * changed, only its bytes (`inviteBytes`) stay, parsed again when `request` is read.
+   */
+  private invite: SipRequest | undefined;
+  private inviteBytes: Uint8Array | undefined;
+  /** The INVITE's CSeq number, kept with its bytes. */
+  private inviteSeq = 0;
   /**
    * The INVITE's server transaction, until the ACK of our 2xx: then nothing is left to
    * send on it (the stack absorbs INVITE retransmissions until Timer L, RFC 6026 §8.7),
@@ -109,7 +116,9 @@ export class ServerInviteSession extends InviteSession {
       dum.makeAppDialogSet(request),
     );
     super(dum, set, profile, handler);
-    this.request = request;
+    set.creatorFrom(this);
+    this.invite = request;
+    this.inviteBytes = undefined;
     this.tx = tx;
     this.received = received;
     this.ok = undefined;
@@ -132,6 +141,25 @@ export class ServerInviteSession extends InviteSession {
         this.finish();
       },
     };
+  }
+
+  /**
+   * The INVITE received. Once the call is connected the session keeps only its bytes
+   * (RFC 3261 §12 state is in the dialog): reading it then parses it again, so it is an
+   * equal request, not the same object `onNewSession` was given.
+   */
+  get request(): SipRequest {
+    let invite = this.invite;
+    if (invite === undefined) {
+      const bytes = this.inviteBytes as Uint8Array;
+      invite = parseMessage(bytes, {
+        maxHeaderBytes: bytes.length,
+        maxBodyBytes: bytes.length,
+      }) as SipRequest;
+      this.invite = invite;
+      this.inviteBytes = undefined;
+    }
+    return invite;
   }
 
   get state(): ServerInviteSessionState {
@@ -370,9 +398,23 @@ export class ServerInviteSession extends InviteSession {
     }
   }
 
+  /** Keep only the bytes of the INVITE, or (when something in it was changed) its unparsed form. */
+  private releaseInvite(): void {
+    const invite = this.invite;
+    if (invite === undefined || !invite.releaseParsed()) return;
+    this.inviteSeq = invite.cseq.seq;
+    this.inviteBytes = invite.serialize();
+    this.invite = undefined;
+  }
+
+  /** The INVITE's CSeq number, read without parsing it again. */
+  private get cseqOfInvite(): number {
+    return this.invite === undefined ? this.inviteSeq : this.invite.cseq.seq;
+  }
+
   /** @internal */
   override receiveAck(ack: SipRequest): void {
-    if (ack.cseq.seq !== this.request.cseq.seq) {
+    if (ack.cseq.seq !== this.cseqOfInvite) {
       // The ACK for a 2xx to a re-INVITE.
       super.receiveAck(ack);
       return;
@@ -385,8 +427,9 @@ export class ServerInviteSession extends InviteSession {
         this.tx = undefined;
         this.received = undefined;
         // The INVITE stays for the call (the API exposes it, re-INVITEs read its CSeq),
-        // but what was parsed out of it to answer it is read again on use.
-        this.request.releaseParsed();
+        // but what was parsed out of it to answer it is read again on use; when nothing
+        // in it was changed, only its bytes stay.
+        this.releaseInvite();
         let answer: SessionDescription | undefined;
         if (this.offerAnswer.phase === 'local-offer') {
           answer = descriptionOf(ack);
@@ -517,7 +560,7 @@ export class ServerInviteSession extends InviteSession {
     } catch {
       rack = undefined;
     }
-    if (!this.reliable.receivePrack(rack, this.request.cseq.seq)) {
+    if (!this.reliable.receivePrack(rack, this.cseqOfInvite)) {
       this.reply(
         prack,
         tx,
