@@ -19,7 +19,8 @@ export type SubscriptionUsage = ClientSubscription | ServerSubscription;
 export class DialogSet {
   readonly id: DialogSetId;
   readonly side: 'uac' | 'uas';
-  readonly appDialogSet: AppDialogSet;
+  /** Undefined until read when the DUM has no factory (most calls never read it). */
+  private app: AppDialogSet | undefined;
   /** The request that created the dialog set, or what holds it (an incoming invite session). */
   private creatorRef: SipRequest | { readonly request: SipRequest };
   /** The invite session of the dialog set, while it lives. */
@@ -44,13 +45,29 @@ export class DialogSet {
   private single: Dialog | undefined;
   private forked: Map<string, Dialog> | undefined;
 
-  constructor(id: DialogSetId, side: 'uac' | 'uas', creator: SipRequest, app: AppDialogSet) {
+  constructor(
+    id: DialogSetId,
+    side: 'uac' | 'uas',
+    creator: SipRequest,
+    app: AppDialogSet | undefined,
+  ) {
     this.id = id;
     this.side = side;
     this.creatorRef = creator;
-    this.appDialogSet = app;
+    this.app = app;
     this.inviteSession = undefined;
     this.subscriptionUsage = undefined;
+  }
+
+  /** The application's object for the set (reSIProcate's AppDialogSet): the factory's, or an empty one. */
+  get appDialogSet(): AppDialogSet {
+    this.app ??= {};
+    return this.app;
+  }
+
+  /** @internal The application's object, without making one. */
+  get appDialogSetIfAny(): AppDialogSet | undefined {
+    return this.app;
   }
 
   /** The request that created the dialog set. */
