@@ -64,8 +64,8 @@ export abstract class InviteSession extends BaseUsage implements SessionTimerHos
   /** re-INVITE and UPDATE, both ways (RFC 3261 §14, RFC 3311). */
   /** re-INVITE and UPDATE (RFC 3261 §14, RFC 3311), made on first use: most calls never modify. */
   private mod: SessionModification | undefined;
-  /** The session timer (RFC 4028), when the profile turns it on. */
-  protected readonly sessionTimer: SessionTimer;
+  /** The session timer (RFC 4028), made when first needed with the profile's timers on. */
+  private timerState: SessionTimer | undefined;
 
   constructor(
     dum: DialogUsageManager,
@@ -80,8 +80,18 @@ export abstract class InviteSession extends BaseUsage implements SessionTimerHos
     this.dialog = undefined;
     this.pendingNit = undefined;
     this.replaces = undefined;
-    this.sessionTimer = new SessionTimer(this, profile, dum.logger);
+    this.timerState = undefined;
     dialogSet.inviteSession = this;
+  }
+
+  /**
+   * The session timer (RFC 4028) while the profile turns it on, else undefined: a timer
+   * that is off does nothing, so most calls never make one.
+   */
+  protected get sessionTimer(): SessionTimer | undefined {
+    if (this.timerState === undefined && this.profile.get('sessionTimers'))
+      this.timerState = new SessionTimer(this, this.profile, this.dum.logger);
+    return this.timerState;
   }
 
   protected get modification(): SessionModification {
@@ -497,11 +507,11 @@ export abstract class InviteSession extends BaseUsage implements SessionTimerHos
       fail: (reason, message) => {
         if (!this.isEnded) this.endWithBye(reason, message);
       },
-      decorateRequest: (req) => this.sessionTimer.decorateRequest(req),
-      responseHeaders: (req) => this.sessionTimer.responseHeaders(req),
-      refreshed: (req, res, sentByUs) => this.sessionTimer.negotiated(req, res, sentByUs),
-      retryAfter422: (res) => this.sessionTimer.receive422(res),
-      refuse: (req) => this.sessionTimer.check(req),
+      decorateRequest: (req) => this.sessionTimer?.decorateRequest(req),
+      responseHeaders: (req) => this.sessionTimer?.responseHeaders(req) ?? [],
+      refreshed: (req, res, sentByUs) => this.sessionTimer?.negotiated(req, res, sentByUs),
+      retryAfter422: (res) => this.sessionTimer?.receive422(res) ?? false,
+      refuse: (req) => this.sessionTimer?.check(req),
     };
   }
 
@@ -509,7 +519,8 @@ export abstract class InviteSession extends BaseUsage implements SessionTimerHos
 
   /** The negotiated session interval in seconds, and who refreshes; interval 0 when no timer runs. */
   get sessionTimerState(): { interval: number; refresher: 'local' | 'remote' | undefined } {
-    return { interval: this.sessionTimer.sessionInterval, refresher: this.sessionTimer.refresher };
+    const t = this.timerState;
+    return { interval: t?.sessionInterval ?? 0, refresher: t?.refresher };
   }
 
   /** @internal For the session timer (SessionTimerHost). */

@@ -187,7 +187,7 @@ export class ServerInviteSession extends InviteSession {
       this.finish();
       return;
     }
-    const refusal = this.sessionTimer.check(this.request);
+    const refusal = this.sessionTimer?.check(this.request);
     if (refusal) {
       // RFC 4028 §8.1: a session interval below our Min-SE.
       this.respond(this.response(refusal.status, undefined, undefined, refusal.headers));
@@ -325,7 +325,7 @@ export class ServerInviteSession extends InviteSession {
       status,
       undefined,
       sd,
-      this.sessionTimer.responseHeaders(this.request),
+      this.sessionTimer?.responseHeaders(this.request) ?? [],
     );
     this.addCapabilities(res);
     this.st = 'accepted';
@@ -537,7 +537,7 @@ export class ServerInviteSession extends InviteSession {
       this.startTimer('retransmit-2xx', this.interval, () => this.retransmit2xx());
     }
     this.startTimer('ack', 64 * timers.t1, () => this.ackTimeout());
-    this.sessionTimer.negotiated(this.request, res, false);
+    this.sessionTimer?.negotiated(this.request, res, false);
   }
 
   /** RFC 3262 §3: no PRACK for a reliable 1xx within 64*T1; the INVITE is refused with a 5xx. */
