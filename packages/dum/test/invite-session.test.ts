@@ -640,6 +640,20 @@ describe('InviteSession wire transcripts, in dialog', () => {
 });
 
 describe('OfferAnswer (RFC 3264)', () => {
+  it('RFC 3264 §5 a description given as text keeps it: its body reads as the text encoded, each time alike', () => {
+    const sd = toDescription(ANSWER);
+    expect(sd.contentType).toBe('application/sdp');
+    expect(text(sd.body)).toBe(ANSWER);
+    expect(sd.body).toEqual(sd.body);
+    const bytes = new TextEncoder().encode(OFFER);
+    expect(toDescription(bytes, 'application/sdp').body).toBe(bytes);
+    const oa = new OfferAnswer();
+    oa.receiveOffer(toDescription(bytes));
+    oa.sendAnswer(sd);
+    const st = oa.state;
+    expect(st.phase === 'stable' && text(st.local.body)).toBe(ANSWER);
+  });
+
   const sd = (s: string) => toDescription(s);
   it('offer then answer is stable; a crossing offer is glare (491); a second remote offer is 500', () => {
     const oa = new OfferAnswer();
