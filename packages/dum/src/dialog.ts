@@ -8,7 +8,7 @@ import {
   type Uri,
 } from '@sipworks/message';
 import { flat } from './compact.ts';
-import { DialogId, type DialogSetId } from './ids.ts';
+import { DialogId } from './ids.ts';
 
 /** Shared by every dialog without a route set (never changed in place). */
 const NO_ROUTES: readonly string[] = Object.freeze([]);
@@ -113,26 +113,16 @@ export class Dialog {
 
   /**
    * The UAS side (§12.1.1): from the request and the response with our To tag. The
-   * route set is the Record-Route of the request, in order. `set`, the id of the dialog
-   * set, lends its Call-ID and tag strings, so that the two ids share them.
+   * route set is the Record-Route of the request, in order.
    */
-  static asUas(
-    request: SipRequest,
-    localTag: string,
-    localContact: NameAddr,
-    set?: DialogSetId,
-  ): Dialog {
+  static asUas(request: SipRequest, localTag: string, localContact: NameAddr): Dialog {
     const contact = request.contacts[0];
     if (!contact || contact.star) throw new TypeError('a dialog-creating request needs a Contact');
     // Our URI carries the tag we put in To (§12.1.1): requests we send in the dialog have it in From.
     const localUri = request.to.clone();
     localUri.params.set('tag', localTag);
     return new Dialog({
-      id: new DialogId(
-        set !== undefined && set.localTag === localTag ? set.callId : flat(request.callId),
-        set !== undefined && set.localTag === localTag ? set.localTag : flat(localTag),
-        flat(request.from.tag ?? ''),
-      ),
+      id: new DialogId(request.callId, localTag, request.from.tag ?? '').compact(),
       routeSet: request.getAll<NameAddr>('Record-Route').map(String),
       remoteTarget: contact.uri.toString(),
       localContact: localContact.toString(),
@@ -152,11 +142,7 @@ export class Dialog {
   static asUac(request: SipRequest, response: SipResponse): Dialog {
     const contact = response.contacts[0];
     return new Dialog({
-      id: new DialogId(
-        flat(request.callId),
-        flat(request.from.tag ?? ''),
-        flat(response.to.tag ?? ''),
-      ),
+      id: new DialogId(request.callId, request.from.tag ?? '', response.to.tag ?? '').compact(),
       routeSet: response.getAll<NameAddr>('Record-Route').map(String).reverse(),
       remoteTarget: (contact && !contact.star ? contact.uri : request.uri).toString(),
       localContact: (request.contacts[0] ?? new NameAddr(request.from.uri.clone())).toString(),

@@ -23,7 +23,6 @@ import {
   type Transport,
 } from '@sipworks/stack';
 import { ClientAuthManager } from './client-auth.ts';
-import { flat } from './compact.ts';
 import type { Dialog } from './dialog.ts';
 import { DialogSet, type SubscriptionUsage } from './dialog-set.ts';
 import { randomHex } from './digest.ts';
@@ -691,7 +690,7 @@ export class DialogUsageManager implements TransactionUser {
       profile,
       start: () => {
         const set = new DialogSet(
-          DialogSetId.of(req, 'from'),
+          DialogSetId.of(req, 'from').compact(),
           'uac',
           req,
           this.makeAppDialogSet(req),
@@ -932,7 +931,8 @@ export class DialogUsageManager implements TransactionUser {
 
   /** @internal */
   addDialogSet(set: DialogSet): void {
-    this.dialogSets.set(flat(set.id.key), set);
+    // The id is compact (see DialogSetId.compact): its key is the table's key.
+    this.dialogSets.set(set.id.key, set);
   }
 
   /** @internal Forget a dialog set and every dialog in it. */
@@ -950,7 +950,7 @@ export class DialogUsageManager implements TransactionUser {
   /** @internal */
   addDialog(set: DialogSet, dialog: Dialog): void {
     set.put(dialog);
-    this.dialogs.set(flat(dialog.id.key), dialog);
+    this.dialogs.set(dialog.id.key, dialog);
   }
 
   /** @internal */

@@ -3,6 +3,7 @@
 import { parseMessage, type SipRequest, Uri } from '@sipworks/message';
 import { describe, expect, it } from 'vitest';
 import { Dialog } from '../src/dialog.ts';
+import { DialogId, DialogSetId } from '../src/ids.ts';
 
 const enc = new TextEncoder();
 
@@ -88,5 +89,18 @@ describe('Dialog (RFC 3261 §12)', () => {
     ) as SipRequest;
     expect(d.receiveRequest(reinvite, true)).toBeUndefined();
     expect(d.remoteTarget.toString()).toBe('sip:alice@203.0.113.5:5070');
+  });
+
+  it('§12 dialog and dialog set ids: Call-ID and tags read back from the one key they keep', () => {
+    const id = new DialogId('a@b', 'l1', 'r1');
+    expect([id.callId, id.localTag, id.remoteTag]).toEqual(['a@b', 'l1', 'r1']);
+    expect(id.dialogSetId.key).toBe(new DialogSetId('a@b', 'l1').key);
+    expect(id.compact().key).toBe(id.key);
+    expect(id.compact().remoteTag).toBe('r1');
+    expect(id.toString()).toBe('a@b;local=l1;remote=r1');
+    const empty = new DialogId('c@d', 'l2', '');
+    expect([empty.callId, empty.localTag, empty.remoteTag]).toEqual(['c@d', 'l2', '']);
+    const set = new DialogSetId('a@b', 'l1').compact();
+    expect([set.callId, set.localTag, set.toString()]).toEqual(['a@b', 'l1', 'a@b;local=l1']);
   });
 });

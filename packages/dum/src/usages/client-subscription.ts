@@ -63,7 +63,7 @@ export class ClientSubscriptionCreator {
     this.request = request;
     this.first = first;
     this.set = new DialogSet(
-      DialogSetId.of(request, 'from'),
+      DialogSetId.of(request, 'from').compact(),
       'uac',
       request,
       dum.makeAppDialogSet(request),

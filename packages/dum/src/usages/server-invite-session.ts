@@ -9,7 +9,6 @@ import {
   Uri,
 } from '@sipworks/message';
 import type { ReceivedInfo, ServerTransactionLike } from '@sipworks/stack';
-import { flat } from '../compact.ts';
 import { Dialog } from '../dialog.ts';
 import { DialogSet } from '../dialog-set.ts';
 import type { DialogUsageManager } from '../dum.ts';
@@ -107,10 +106,9 @@ export class ServerInviteSession extends InviteSession {
     profile: Profile,
     handler: InviteSessionHandler,
   ) {
-    // The ids are kept for the call: flat copies, not ropes or slices of the INVITE.
-    const localTag = flat(dum.newTag());
+    const localTag = dum.newTag();
     const set = new DialogSet(
-      new DialogSetId(flat(request.callId), localTag),
+      new DialogSetId(request.callId, localTag).compact(),
       'uas',
       request,
       dum.makeAppDialogSet(request),
@@ -128,7 +126,6 @@ export class ServerInviteSession extends InviteSession {
       request,
       localTag,
       dum.contactFor(profile, request.contacts[0]?.uri),
-      set.id,
     );
     dialog.early = true;
     dum.addDialog(set, dialog);

@@ -214,7 +214,7 @@ export class ServerSubscription extends BaseUsage {
       const contact = dum.contactFor(dum.masterProfile, subscribe.uri);
       const dialog = Dialog.asUas(subscribe, dum.newTag(), contact);
       const set = new DialogSet(
-        new DialogSetId(subscribe.callId, dialog.id.localTag),
+        new DialogSetId(subscribe.callId, dialog.id.localTag).compact(),
         'uas',
         subscribe,
         dum.makeAppDialogSet(subscribe),
