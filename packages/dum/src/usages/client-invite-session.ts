@@ -56,7 +56,9 @@ export type ClientInviteSessionState =
  * ```
  */
 export class ClientInviteSession extends InviteSession {
-  readonly kind = 'ClientInviteSession';
+  get kind(): 'ClientInviteSession' {
+    return 'ClientInviteSession';
+  }
   private st: ClientInviteSessionState = 'calling';
   /** The INVITE transaction now carrying the request (changes with auth retries and redirects). */
   private tx: ClientTransactionLike | undefined;

@@ -198,7 +198,9 @@ export class ClientSubscriptionCreator {
  * reason allows a new subscription, RFC 6665 §4.1.3) and then `onTerminated`.
  */
 export class ClientSubscription extends BaseUsage {
-  readonly kind = 'ClientSubscription';
+  get kind(): 'ClientSubscription' {
+    return 'ClientSubscription';
+  }
   readonly event: string;
   readonly eventId: string | undefined;
   /** @internal */

@@ -67,7 +67,9 @@ export type ServerInviteSessionState =
  * ```
  */
 export class ServerInviteSession extends InviteSession {
-  readonly kind = 'ServerInviteSession';
+  get kind(): 'ServerInviteSession' {
+    return 'ServerInviteSession';
+  }
   /**
    * The INVITE received, until the call is connected; then, when nothing in it was
    * changed, only its bytes (`inviteBytes`) stay, parsed again when `request` is read.

@@ -156,7 +156,9 @@ export class ServerSubscriptionDialog implements DialogHolder {
  * reason=timeout goes out and `onExpired` is called.
  */
 export class ServerSubscription extends BaseUsage {
-  readonly kind = 'ServerSubscription';
+  get kind(): 'ServerSubscription' {
+    return 'ServerSubscription';
+  }
   readonly event: string;
   readonly eventId: string | undefined;
   /** The resource subscribed to: the canonical form of the SUBSCRIBE's Request-URI (`canonicalAor`). */
