@@ -89,16 +89,16 @@ export class ServerInviteSession extends InviteSession {
   private st: ServerInviteSessionState = 'proceeding';
   /** The 2xx, kept for retransmission until the ACK (§13.3.1.4). */
   private ok: SipResponse | undefined;
-  private interval = 0;
-  /** end() was called before the ACK came: the BYE goes when it does (§15). */
-  private byeQueued = false;
+  /**
+   * end() was called before the ACK came: the BYE goes when it does (§15), with this
+   * Reason header (RFC 3326) if any.
+   */
+  private byeQueued: { reason: string | undefined } | undefined;
   /** Reliable provisional responses (RFC 3262 §3). */
   /** Reliable provisional responses (RFC 3262), made by the first one: most calls send none. */
   private reliableState: ReliableProvisionals | undefined;
   /** Set while `onOffer` runs for an offer in a PRACK: `provideAnswer` puts the answer in its 200. */
   private answerForPrack: { answer: SessionDescription | undefined } | undefined;
-  /** The Reason header (RFC 3326) for the queued BYE. */
-  private byeReason: string | undefined;
 
   constructor(
     dum: DialogUsageManager,
@@ -122,6 +122,7 @@ export class ServerInviteSession extends InviteSession {
     this.tx = tx;
     this.received = received;
     this.ok = undefined;
+    this.byeQueued = undefined;
     this.answerForPrack = undefined;
     dum.addDialogSet(set);
     const dialog = Dialog.asUas(
@@ -383,8 +384,7 @@ export class ServerInviteSession extends InviteSession {
         return;
       case 'accepted':
         // §15: the callee sends no BYE on a confirmed dialog before the ACK (or its timeout).
-        this.byeQueued = true;
-        this.byeReason = reason;
+        this.byeQueued = { reason };
         return;
       case 'connected':
         this.bye('local-bye', undefined, reason);
@@ -450,7 +450,7 @@ export class ServerInviteSession extends InviteSession {
         }
         if (this.st !== 'connected') return;
         if (this.byeQueued) {
-          this.bye('local-bye', undefined, this.byeReason);
+          this.bye('local-bye', undefined, this.byeQueued.reason);
           return;
         }
         this.notify(() => this.handler.onConnected?.(this.handle(), ack));
@@ -532,8 +532,7 @@ export class ServerInviteSession extends InviteSession {
     this.dum.observeInvite({ type: 'confirmed', session: this, response: res });
     const timers = this.dum.stack.timers;
     if (this.received !== undefined && !this.received.transport.reliable) {
-      this.interval = timers.t1;
-      this.startTimer('retransmit-2xx', this.interval, () => this.retransmit2xx());
+      this.startTimer('retransmit-2xx', timers.t1, () => this.retransmit2xx(timers.t1));
     }
     this.startTimer('ack', 64 * timers.t1, () => this.ackTimeout());
     this.sessionTimer?.negotiated(this.request, res, false);
@@ -626,16 +625,16 @@ export class ServerInviteSession extends InviteSession {
     pending.answer = sd;
   }
 
-  /** Timer for the 2xx (§13.3.1.4): resend it, the interval doubling up to T2. */
-  private retransmit2xx(): void {
+  /** Timer for the 2xx (§13.3.1.4) after `waited` ms: resend it, the interval doubling up to T2. */
+  private retransmit2xx(waited: number): void {
     if (this.st !== 'accepted' || !this.ok || !this.received) return;
     try {
       this.dum.stack.respondStateless(this.ok, this.received);
     } catch (e) {
       this.dum.logger.warn({ err: e }, '2xx not retransmitted');
     }
-    this.interval = Math.min(2 * this.interval, this.dum.stack.timers.t2);
-    this.startTimer('retransmit-2xx', this.interval, () => this.retransmit2xx());
+    const next = Math.min(2 * waited, this.dum.stack.timers.t2);
+    this.startTimer('retransmit-2xx', next, () => this.retransmit2xx(next));
   }
 
   /** No ACK within 64*T1 (§13.3.1.4): the dialog is confirmed, and the session ended with a BYE. */
