@@ -1,4 +1,4 @@
-import type { SipRequest } from '@sipworks/message';
+import { SipRequest } from '@sipworks/message';
 import type { ServerTransactionLike } from '@sipworks/stack';
 import type { Dialog } from './dialog.ts';
 import type { AppDialogSet } from './dum.ts';
@@ -19,9 +19,10 @@ export type SubscriptionUsage = ClientSubscription | ServerSubscription;
 export class DialogSet {
   readonly id: DialogSetId;
   readonly side: 'uac' | 'uas';
-  readonly appDialogSet: AppDialogSet;
-  /** The request that created the dialog set. */
-  creator: SipRequest;
+  /** Undefined until read when the DUM has no factory (most calls never read it). */
+  private app: AppDialogSet | undefined;
+  /** The request that created the dialog set, or what holds it (an incoming invite session). */
+  private creatorRef: SipRequest | { readonly request: SipRequest };
   /** The invite session of the dialog set, while it lives. */
   inviteSession: InviteSession | undefined;
   /** What takes SUBSCRIBE and NOTIFY in the set's dialogs, while subscriptions live. */
@@ -44,13 +45,46 @@ export class DialogSet {
   private single: Dialog | undefined;
   private forked: Map<string, Dialog> | undefined;
 
-  constructor(id: DialogSetId, side: 'uac' | 'uas', creator: SipRequest, app: AppDialogSet) {
+  constructor(
+    id: DialogSetId,
+    side: 'uac' | 'uas',
+    creator: SipRequest,
+    app: AppDialogSet | undefined,
+  ) {
     this.id = id;
     this.side = side;
-    this.creator = creator;
-    this.appDialogSet = app;
+    this.creatorRef = creator;
+    this.app = app;
     this.inviteSession = undefined;
     this.subscriptionUsage = undefined;
+  }
+
+  /** The application's object for the set (reSIProcate's AppDialogSet): the factory's, or an empty one. */
+  get appDialogSet(): AppDialogSet {
+    this.app ??= {};
+    return this.app;
+  }
+
+  /** @internal The application's object, without making one. */
+  get appDialogSetIfAny(): AppDialogSet | undefined {
+    return this.app;
+  }
+
+  /** The request that created the dialog set. */
+  get creator(): SipRequest {
+    const c = this.creatorRef;
+    return c instanceof SipRequest ? c : c.request;
+  }
+  set creator(request: SipRequest) {
+    this.creatorRef = request;
+  }
+
+  /**
+   * @internal The request is the one `holder` keeps (a callee's session, which keeps only
+   * the INVITE's bytes once the call is up): read through it, not held twice.
+   */
+  creatorFrom(holder: { readonly request: SipRequest }): void {
+    this.creatorRef = holder;
   }
 
   /** The dialog with this remote tag. */

@@ -2,26 +2,49 @@ import {
   createRequest,
   NameAddr,
   parseHeader,
+  parseUri,
   type SipRequest,
   type SipResponse,
   type Uri,
 } from '@sipworks/message';
+import { flat } from './compact.ts';
 import { DialogId } from './ids.ts';
+
+/** Shared by every dialog without a route set (never changed in place). */
+const NO_ROUTES: readonly string[] = Object.freeze([]);
+
+/**
+ * Texts many dialogs hold alike (our Contact, which is the same for every dialog on a
+ * transport), kept once. Bounded: past the limit a text is simply not shared.
+ */
+const shared = new Map<string, string>();
+const SHARED_MAX = 256;
+function share(text: string): string {
+  const known = shared.get(text);
+  if (known !== undefined) return known;
+  const copy = flat(text);
+  if (shared.size < SHARED_MAX) shared.set(copy, copy);
+  return copy;
+}
 
 /**
  * A dialog (RFC 3261 §12): its id, the route set, local and remote sequence numbers,
  * the remote target, and how requests within it are built.
+ *
+ * The addresses are kept as the text of their header values, which is what requests in
+ * the dialog are built from, and parsed when read: an established call holds a few
+ * strings instead of a tree of parsed objects each. Each read of `routeSet`,
+ * `remoteTarget`, `localContact`, `localUri` or `remoteUri` parses a fresh value, so a
+ * change goes through the setter (`dialog.remoteTarget = uri`), not in place.
  */
 export class Dialog {
   readonly id: DialogId;
-  /** The route set, in the order requests use it. */
-  routeSet: NameAddr[];
-  /** The peer's Contact: where requests go. */
-  remoteTarget: Uri;
-  /** Our Contact. */
-  localContact: NameAddr;
-  readonly localUri: NameAddr;
-  readonly remoteUri: NameAddr;
+  /** Record-Route values in the order requests use them (as Route). */
+  private routes: readonly string[];
+  private target: string;
+  private contactText: string;
+  private readonly localText: string;
+  private readonly remoteText: string;
   /** Last CSeq number we used; incremented for each request we send. */
   localSeq: number;
   /** Last CSeq number received from the peer, or undefined before the first request. */
@@ -32,26 +55,60 @@ export class Dialog {
 
   private constructor(init: {
     id: DialogId;
-    routeSet: NameAddr[];
-    remoteTarget: Uri;
-    localContact: NameAddr;
-    localUri: NameAddr;
-    remoteUri: NameAddr;
+    routeSet: readonly string[];
+    remoteTarget: string;
+    localContact: string;
+    localUri: string;
+    remoteUri: string;
     localSeq: number;
     remoteSeq: number | undefined;
     secure: boolean;
     early: boolean;
   }) {
     this.id = init.id;
-    this.routeSet = init.routeSet;
-    this.remoteTarget = init.remoteTarget;
-    this.localContact = init.localContact;
-    this.localUri = init.localUri;
-    this.remoteUri = init.remoteUri;
+    this.routes = init.routeSet.length === 0 ? NO_ROUTES : init.routeSet.map(flat);
+    this.target = flat(init.remoteTarget);
+    this.contactText = share(init.localContact);
+    this.localText = flat(init.localUri);
+    this.remoteText = flat(init.remoteUri);
     this.localSeq = init.localSeq;
     this.remoteSeq = init.remoteSeq;
     this.secure = init.secure;
     this.early = init.early;
+  }
+
+  /** The route set, in the order requests use it (parsed on each read). */
+  get routeSet(): NameAddr[] {
+    return this.routes.map((r) => parseHeader<NameAddr>('Route', r)[0] as NameAddr);
+  }
+  set routeSet(value: readonly NameAddr[]) {
+    this.routes = value.length === 0 ? NO_ROUTES : value.map((r) => flat(String(r)));
+  }
+
+  /** The peer's Contact: where requests go (parsed on each read). */
+  get remoteTarget(): Uri {
+    return parseUri(this.target);
+  }
+  set remoteTarget(value: Uri) {
+    this.target = flat(value.toString());
+  }
+
+  /** Our Contact (parsed on each read). */
+  get localContact(): NameAddr {
+    return Dialog.contact(this.contactText);
+  }
+  set localContact(value: NameAddr) {
+    this.contactText = share(value.toString());
+  }
+
+  /** Our address and tag: From in the requests we send (parsed on each read). */
+  get localUri(): NameAddr {
+    return parseHeader<NameAddr>('From', this.localText)[0] as NameAddr;
+  }
+
+  /** The peer's address and tag: To in the requests we send (parsed on each read). */
+  get remoteUri(): NameAddr {
+    return parseHeader<NameAddr>('To', this.remoteText)[0] as NameAddr;
   }
 
   /**
@@ -65,12 +122,12 @@ export class Dialog {
     const localUri = request.to.clone();
     localUri.params.set('tag', localTag);
     return new Dialog({
-      id: new DialogId(request.callId, localTag, request.from.tag ?? ''),
-      routeSet: request.getAll<NameAddr>('Record-Route').map((r) => r.clone()),
-      remoteTarget: contact.uri.clone(),
-      localContact,
-      localUri,
-      remoteUri: request.from.clone(),
+      id: new DialogId(request.callId, localTag, request.from.tag ?? '').compact(),
+      routeSet: request.getAll<NameAddr>('Record-Route').map(String),
+      remoteTarget: contact.uri.toString(),
+      localContact: localContact.toString(),
+      localUri: localUri.toString(),
+      remoteUri: request.from.toString(),
       localSeq: 0,
       remoteSeq: request.cseq.seq,
       secure: request.uri.isSecure,
@@ -85,15 +142,12 @@ export class Dialog {
   static asUac(request: SipRequest, response: SipResponse): Dialog {
     const contact = response.contacts[0];
     return new Dialog({
-      id: new DialogId(request.callId, request.from.tag ?? '', response.to.tag ?? ''),
-      routeSet: response
-        .getAll<NameAddr>('Record-Route')
-        .map((r) => r.clone())
-        .reverse(),
-      remoteTarget: contact && !contact.star ? contact.uri.clone() : request.uri.clone(),
-      localContact: request.contacts[0]?.clone() ?? new NameAddr(request.from.uri.clone()),
-      localUri: request.from.clone(),
-      remoteUri: response.to.clone(),
+      id: new DialogId(request.callId, request.from.tag ?? '', response.to.tag ?? '').compact(),
+      routeSet: response.getAll<NameAddr>('Record-Route').map(String).reverse(),
+      remoteTarget: (contact && !contact.star ? contact.uri : request.uri).toString(),
+      localContact: (request.contacts[0] ?? new NameAddr(request.from.uri.clone())).toString(),
+      localUri: request.from.toString(),
+      remoteUri: response.to.toString(),
       localSeq: request.cseq.seq,
       remoteSeq: undefined,
       secure: request.uri.isSecure,
@@ -107,25 +161,27 @@ export class Dialog {
     options?: { cseq?: number; body?: Uint8Array | string; contentType?: string },
   ): SipRequest {
     const cseq = options?.cseq ?? ++this.localSeq;
-    let uri = this.remoteTarget;
-    const routes = this.routeSet.map((r) => r.toString());
-    const first = this.routeSet[0];
-    if (first && !first.uri.params.has('lr')) {
-      // Strict routing: the first route becomes the Request-URI and the remote target
-      // goes last in Route (§12.2.1.1).
-      uri = first.uri.clone();
-      routes.shift();
-      routes.push(`<${this.remoteTarget.toString()}>`);
+    let uri: Uri | string = this.target;
+    let routes: string[] = this.routes as string[];
+    const first = this.routes[0];
+    if (first !== undefined) {
+      const firstUri = (parseHeader<NameAddr>('Route', first)[0] as NameAddr).uri;
+      if (!firstUri.params.has('lr')) {
+        // Strict routing: the first route becomes the Request-URI and the remote target
+        // goes last in Route (§12.2.1.1).
+        uri = firstUri;
+        routes = [...this.routes.slice(1), `<${this.target}>`];
+      }
     }
     const headers: [string, string][] = routes.map((r) => ['Route', r]);
     const req = createRequest({
       method,
-      uri: uri.clone(),
-      from: this.localUri,
-      to: this.remoteUri,
+      uri,
+      from: this.localText,
+      to: this.remoteText,
       callId: this.id.callId,
       cseq,
-      contact: this.localContact,
+      contact: this.contactText,
       headers,
       ...(options?.body !== undefined ? { body: options.body } : {}),
       ...(options?.contentType !== undefined ? { contentType: options.contentType } : {}),
@@ -146,7 +202,7 @@ export class Dialog {
     }
     if (targetRefresh) {
       const c = request.contacts[0];
-      if (c && !c.star) this.remoteTarget = c.uri.clone();
+      if (c && !c.star) this.target = flat(c.uri.toString());
     }
     return undefined;
   }
@@ -155,7 +211,7 @@ export class Dialog {
   receiveTargetRefreshResponse(response: SipResponse): void {
     const c = response.contacts[0];
     if (c && !c.star && response.status >= 200 && response.status < 300)
-      this.remoteTarget = c.uri.clone();
+      this.target = flat(c.uri.toString());
   }
 
   /** A Contact header value for this dialog, parsed. */

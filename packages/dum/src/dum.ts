@@ -158,7 +158,8 @@ export class DialogUsageManager implements TransactionUser {
   private ownPersistence: InMemoryRegistrationPersistence | undefined;
   /** Date.now() minus the stack clock's time when the DUM was made. */
   private readonly epochOffset: number;
-  private readonly appDialogSetFactory: AppDialogSetFactory;
+  /** Without one, a dialog set makes an empty object when its `appDialogSet` is first read. */
+  private readonly appDialogSetFactory: AppDialogSetFactory | undefined;
   /** Requests made by makeX, waiting for send(). */
   private readonly made = new WeakMap<
     SipRequest,
@@ -185,7 +186,7 @@ export class DialogUsageManager implements TransactionUser {
     this.masterProfile = options.masterProfile ?? new MasterProfile();
     this.clientAuthManager = options.clientAuthManager ?? new ClientAuthManager();
     this.redirectManager = options.redirectManager ?? new RedirectManager();
-    this.appDialogSetFactory = options.appDialogSetFactory ?? (() => ({}));
+    this.appDialogSetFactory = options.appDialogSetFactory;
     this.logger = options.logger ?? silentLogger;
     this.random = options.random ?? Math.random;
     this.stack.setTransactionUser(this);
@@ -689,7 +690,7 @@ export class DialogUsageManager implements TransactionUser {
       profile,
       start: () => {
         const set = new DialogSet(
-          DialogSetId.of(req, 'from'),
+          DialogSetId.of(req, 'from').compact(),
           'uac',
           req,
           this.makeAppDialogSet(req),
@@ -922,6 +923,7 @@ export class DialogUsageManager implements TransactionUser {
 
   /** @internal */
   addDialogSet(set: DialogSet): void {
+    // The id is compact (see DialogSetId.compact): its key is the table's key.
     this.dialogSets.set(set.id.key, set);
   }
 
@@ -931,7 +933,7 @@ export class DialogUsageManager implements TransactionUser {
     if (this.dialogSets.get(set.id.key) !== set) return;
     this.dialogSets.delete(set.id.key);
     try {
-      set.appDialogSet.onDestroyed?.();
+      set.appDialogSetIfAny?.onDestroyed?.();
     } catch (e) {
       this.logger.error({ err: e }, 'AppDialogSet.onDestroyed threw');
     }
@@ -1436,13 +1438,13 @@ export class DialogUsageManager implements TransactionUser {
   }
 
   /** @internal The application's object for a new dialog set: the one given to `send` with its request, else the factory's. */
-  makeAppDialogSet(request: SipRequest): AppDialogSet {
+  makeAppDialogSet(request: SipRequest): AppDialogSet | undefined {
     const given = this.givenAppDialogSets.get(request);
     if (given) {
       this.givenAppDialogSets.delete(request);
       return given;
     }
-    return this.appDialogSetFactory(request);
+    return this.appDialogSetFactory?.(request);
   }
 
   /**

@@ -1,3 +1,4 @@
+import { sharedContentType } from './compact.ts';
 import { DumError } from './errors.ts';
 
 /** A session description as it travels in a message body. */
@@ -152,13 +153,37 @@ export function descriptionOf(msg: {
   contentType: { mimeType: string } | undefined;
 }): SessionDescription | undefined {
   if (msg.body.length === 0) return undefined;
-  return { body: msg.body, contentType: msg.contentType?.mimeType ?? 'application/sdp' };
+  return {
+    body: msg.body,
+    contentType: sharedContentType(msg.contentType?.mimeType ?? 'application/sdp'),
+  };
 }
 
-/** A body given by the application, as bytes with a type. */
+const encoder = new TextEncoder();
+
+/**
+ * A session description the application gave as text. It stays text, as given (a
+ * string costs less than its bytes, and an application that answers alike shares it),
+ * and `body` encodes it on each read: a session holds its last local description for
+ * the whole call, and reads it only to offer again.
+ */
+class TextDescription implements SessionDescription {
+  readonly text: string;
+  readonly contentType: string;
+  constructor(text: string, contentType: string) {
+    this.text = text;
+    this.contentType = contentType;
+  }
+  get body(): Uint8Array {
+    return encoder.encode(this.text);
+  }
+}
+
+/** A body given by the application, as bytes (or text) with a type. */
 export function toDescription(
   body: string | Uint8Array,
   contentType = 'application/sdp',
 ): SessionDescription {
-  return { body: typeof body === 'string' ? new TextEncoder().encode(body) : body, contentType };
+  const type = sharedContentType(contentType);
+  return typeof body === 'string' ? new TextDescription(body, type) : { body, contentType: type };
 }

@@ -422,7 +422,10 @@ describe('DialogUsageManager: finding usages by dialog (findInviteSession and fr
     expect(b.dum.findServerSubscriptions(bSide).map((h) => h.id)).toEqual([served[0]?.id]);
     expect(b.dum.findClientSubscriptions(bSide)).toEqual([]);
     expect(a.dum.findInviteSession(aSide)).toBeUndefined();
-    expect(a.dum.findAppDialogSet(aSide.dialogSetId)).toEqual({});
+    // Without a factory the set's object is made when first read, and stays the same one.
+    const app = a.dum.findAppDialogSet(aSide.dialogSetId);
+    expect(app).toEqual({});
+    expect(a.dum.findAppDialogSet(aSide.dialogSetId)).toBe(app);
     sub.get().end();
     await until(clock, () => !sub.isValid());
     expect(a.dum.findClientSubscriptions(aSide)).toEqual([]);

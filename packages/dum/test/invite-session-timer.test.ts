@@ -27,6 +27,14 @@ function runTo(clock: VirtualClock, ms: number) {
 }
 
 describe('session timers between two DUMs (RFC 4028)', () => {
+  it('§4 with timers off no Session-Expires goes either way and no timer runs', async () => {
+    const { a, b, clock } = await sessionPair();
+    const { caller, callee } = await establish(a, b, clock);
+    expect(b.rec.messages.get('new')?.has('Session-Expires')).toBe(false);
+    expect(caller.get().sessionTimerState).toEqual({ interval: 0, refresher: undefined });
+    expect(callee.get().sessionTimerState).toEqual({ interval: 0, refresher: undefined });
+  });
+
   it('§7.1 / §9 the callee lets the caller refresh (refresher=uac); the caller refreshes at half the interval and the session lives on', async () => {
     const { a, b, clock } = await timedPair(120);
     const caller = a.dum.send<ClientInviteSession>(

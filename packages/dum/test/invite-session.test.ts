@@ -186,6 +186,23 @@ describe('InviteSession between two DUMs', () => {
     }
   });
 
+  it('RFC 3261 §13.3.1.4 once the ACK came, the INVITE the callee keeps holds only its bytes: what was parsed to answer it is read again on use', async () => {
+    const { a, b, clock } = await pair();
+    let seen: { from: unknown; to: unknown } | undefined;
+    b.rec.onIncoming = (_h, invite) => {
+      seen = { from: invite.from, to: invite.to };
+    };
+    const { caller, callee } = await connected(a, b, clock);
+    const invite = callee.get().request;
+    expect(invite.from).not.toBe(seen?.from);
+    expect(invite.to).not.toBe(seen?.to);
+    expect(String(invite.from)).toBe(String(seen?.from));
+    expect(invite.bodyText).toBe(OFFER);
+    // The call goes on as before: a BYE from the caller ends it.
+    caller.get().end();
+    await until(clock, () => b.rec.has('terminated:remote-bye') && !caller.isValid());
+  });
+
   it('RFC 3261 §15.1.1 basic call ended by the callee: BYE, 200', async () => {
     const { a, b, clock } = await pair();
     const { caller, callee } = await connected(a, b, clock);
@@ -437,6 +454,42 @@ describe('InviteSession wire transcripts (scripted peer, virtual clock)', () => 
     expect(rec.events.at(-1)).toBe('terminated:remote-bye');
   });
 
+  it('RFC 3261 §13.3.1.4 once ACKed, the callee keeps only the INVITE bytes: request reads back an equal INVITE, the dialog goes on (§12.2.2 CSeq, §15 BYE)', async () => {
+    const { clock, rec, peer, dumAddress, dum } = await scripted();
+    let given: SipRequest | undefined;
+    rec.onIncoming = (h, invite) => {
+      given = invite;
+      h.get().accept({ body: ANSWER });
+    };
+    const wire = inviteFromPeer('k1', 'ck1@peer');
+    await peer.send(wire, dumAddress);
+    const ok = await peer.expectResponse(200, 'INVITE');
+    const tag = ok.message.to.tag as string;
+    const session = rec.server?.get() as ServerInviteSession;
+    expect(session.request).toBe(given);
+    await peer.send(ackFromPeer('k2', 'ck1@peer', tag), dumAddress);
+    await until(clock, () => rec.has('connected'));
+    // The parsed INVITE is gone; what request gives is parsed again from the same bytes.
+    const again = session.request;
+    expect(again).not.toBe(given);
+    expect(again.toString()).toBe(wire);
+    expect(again.from.tag).toBe('peer');
+    expect(session.request).toBe(again);
+    expect(session.dialogSet.creator).toBe(again);
+    // A retransmitted ACK (same CSeq as the INVITE) changes nothing.
+    await peer.send(ackFromPeer('k2', 'ck1@peer', tag), dumAddress);
+    await peer.expectNothing(1_000, 50);
+    await peer.send(
+      `BYE sip:alice@127.0.0.1:5080 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bKk3\r\n` +
+        `Max-Forwards: 70\r\nFrom: <sip:bob@example.test>;tag=peer\r\nTo: <sip:alice@example.test>;tag=${tag}\r\n` +
+        'Call-ID: ck1@peer\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n',
+      dumAddress,
+    );
+    await peer.expectResponse(200, 'BYE');
+    expect(rec.events).toEqual(['new', 'ack', 'connected', 'terminated:remote-bye']);
+    expect(dum.dialogCount).toBe(0);
+  });
+
   it('RFC 3261 §13.3.1.4 the UAS retransmits its 2xx over UDP (T1, 2*T1, ... up to T2) until the ACK', async () => {
     const { clock, rec, peer, dumAddress } = await scripted();
     rec.onIncoming = (h) => h.get().accept({ body: ANSWER });
@@ -587,6 +640,20 @@ describe('InviteSession wire transcripts, in dialog', () => {
 });
 
 describe('OfferAnswer (RFC 3264)', () => {
+  it('RFC 3264 §5 a description given as text keeps it: its body reads as the text encoded, each time alike', () => {
+    const sd = toDescription(ANSWER);
+    expect(sd.contentType).toBe('application/sdp');
+    expect(text(sd.body)).toBe(ANSWER);
+    expect(sd.body).toEqual(sd.body);
+    const bytes = new TextEncoder().encode(OFFER);
+    expect(toDescription(bytes, 'application/sdp').body).toBe(bytes);
+    const oa = new OfferAnswer();
+    oa.receiveOffer(toDescription(bytes));
+    oa.sendAnswer(sd);
+    const st = oa.state;
+    expect(st.phase === 'stable' && text(st.local.body)).toBe(ANSWER);
+  });
+
   const sd = (s: string) => toDescription(s);
   it('offer then answer is stable; a crossing offer is glare (491); a second remote offer is 500', () => {
     const oa = new OfferAnswer();

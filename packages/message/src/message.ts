@@ -833,6 +833,63 @@ export abstract class SipMessage {
     return this.headerText() + this.bodyText;
   }
 
+  /**
+   * Forget the typed values read so far: they are read again from the message's bytes
+   * (or lines) when next asked for, as on first access, and are equal to what was
+   * dropped. Something that keeps a message for long (an invite session its INVITE)
+   * then holds the bytes and the line index instead of every value parsed out of them.
+   * A value changed in place (a Via the stack added `received` to) is kept, since it is
+   * not in the bytes. Returns whether every typed value could be dropped.
+   */
+  releaseParsed(): boolean {
+    let all = true;
+    if (this.cVia?.some(isDirty)) all = false;
+    else this.cVia = undefined;
+    if (isDirty(this.cFrom)) all = false;
+    else this.cFrom = undefined;
+    if (isDirty(this.cTo)) all = false;
+    else this.cTo = undefined;
+    if (isDirty(this.cCSeq)) all = false;
+    else this.cCSeq = undefined;
+    this.cCallId = undefined;
+    this.sVia = undefined;
+    this.sCallId = undefined;
+    this.sCSeq = undefined;
+    this.sFrom = undefined;
+    if (!this.releaseStart()) all = false;
+    const x = this.x;
+    if (x !== undefined) {
+      if (x.cache !== undefined) {
+        for (const [k, v] of x.cache) {
+          if (v.some(isDirty)) all = false;
+          else x.cache.delete(k);
+        }
+        if (x.cache.size === 0) x.cache = undefined;
+      }
+      // While unchanged, the body is a view of the bytes, taken again on use.
+      if (x.pristine) x.bodyBytes = undefined;
+      if (
+        x.lines === undefined &&
+        x.cache === undefined &&
+        x.bodyBytes === undefined &&
+        x.startText === undefined &&
+        !x.startChanged &&
+        x.pristine === (this.idx !== undefined)
+      )
+        this.x = undefined;
+    }
+    if (srcOwner === this) {
+      srcOwner = undefined;
+      srcText = '';
+    }
+    return all;
+  }
+
+  /** @internal Forget what was parsed of the start line; false when it was changed. */
+  protected releaseStart(): boolean {
+    return true;
+  }
+
   /** Where the header section ends (the CR of its last line). */
   private headerEnd(): number {
     const idx = this.idx as number[];
@@ -902,6 +959,13 @@ export class SipRequest extends SipMessage {
 
   protected buildStartLine(): string {
     return `${this.method} ${this.uri.toString()} SIP/2.0`;
+  }
+
+  protected override releaseStart(): boolean {
+    if (this.uriValue === undefined) return true;
+    if (this.startChanged || this.uriValue.dirty) return false;
+    this.uriValue = undefined;
+    return true;
   }
 
   override get startLine(): string {

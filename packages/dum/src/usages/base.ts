@@ -7,6 +7,7 @@ export abstract class BaseUsage implements Handled {
   readonly handleId: number;
   protected readonly dum: DialogUsageManager;
   private ended = false;
+  /** The usage's class name; each usage answers it from its prototype (a getter), not a field of its own. */
   abstract readonly kind: string;
 
   constructor(dum: DialogUsageManager) {

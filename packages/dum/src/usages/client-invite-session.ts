@@ -56,7 +56,9 @@ export type ClientInviteSessionState =
  * ```
  */
 export class ClientInviteSession extends InviteSession {
-  readonly kind = 'ClientInviteSession';
+  get kind(): 'ClientInviteSession' {
+    return 'ClientInviteSession';
+  }
   private st: ClientInviteSessionState = 'calling';
   /** The INVITE transaction now carrying the request (changes with auth retries and redirects). */
   private tx: ClientTransactionLike | undefined;
@@ -123,7 +125,7 @@ export class ClientInviteSession extends InviteSession {
         this.end();
       });
     // RFC 4028 §7.1: Session-Expires and Min-SE when the profile turns session timers on.
-    this.sessionTimer.decorateRequest(invite);
+    this.sessionTimer?.decorateRequest(invite);
     this.sendInvite(invite);
   }
 
@@ -141,14 +143,14 @@ export class ClientInviteSession extends InviteSession {
    * INVITE goes again (CSeq + 1) asking for that much. Returns false otherwise.
    */
   private retryAfter422(res: SipResponse, tx: ClientTransactionLike | undefined): boolean {
-    if (this.timerRetries >= 2 || this.cancelSent || !this.sessionTimer.receive422(res))
+    if (this.timerRetries >= 2 || this.cancelSent || !this.sessionTimer?.receive422(res))
       return false;
     this.timerRetries++;
     const sent = tx?.request ?? this.request;
     const next = sent.clone();
     next.setHeader('CSeq', `${sent.cseq.seq + 1} INVITE`);
     next.removeHeader('Via');
-    this.sessionTimer.retarget(next);
+    this.sessionTimer?.retarget(next);
     // The early dialogs of the refused INVITE are gone with it.
     for (const d of this.dialogSet.dialogs) this.dum.removeDialog(d);
     this.dialog = undefined;
@@ -513,7 +515,7 @@ export class ClientInviteSession extends InviteSession {
     this.st = 'connected';
     this.dum.observeInvite({ type: 'confirmed', session: this, response: res });
     this.stopTimer('stale-call');
-    this.sessionTimer.negotiated(this.request, res, true);
+    this.sessionTimer?.negotiated(this.request, res, true);
     if (answer) {
       const body = answer.body;
       this.notify(() => this.handler.onAnswer?.(this.handle(), res, body));

@@ -22,7 +22,9 @@ const MAX_RECOVERIES = 3;
  * PUBLISH at a time: a later operation waits for the one in flight.
  */
 export class ClientPublication extends BaseUsage {
-  readonly kind = 'ClientPublication';
+  get kind(): 'ClientPublication' {
+    return 'ClientPublication';
+  }
   private readonly profile: Profile;
   private readonly handler: ClientPublicationHandler | undefined;
   private last: SipRequest;

@@ -60,7 +60,9 @@ export function refreshDelaySeconds(expires: number): number {
  * `onFailure`, and `onRequestRetry` decides whether and when to try again.
  */
 export class ClientRegistration extends BaseUsage {
-  readonly kind = 'ClientRegistration';
+  get kind(): 'ClientRegistration' {
+    return 'ClientRegistration';
+  }
   private readonly profile: Profile;
   private readonly handler: ClientRegistrationHandler | undefined;
   private st: ClientRegistrationState = 'registering';

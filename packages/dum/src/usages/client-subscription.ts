@@ -63,7 +63,7 @@ export class ClientSubscriptionCreator {
     this.request = request;
     this.first = first;
     this.set = new DialogSet(
-      DialogSetId.of(request, 'from'),
+      DialogSetId.of(request, 'from').compact(),
       'uac',
       request,
       dum.makeAppDialogSet(request),
@@ -198,7 +198,9 @@ export class ClientSubscriptionCreator {
  * reason allows a new subscription, RFC 6665 §4.1.3) and then `onTerminated`.
  */
 export class ClientSubscription extends BaseUsage {
-  readonly kind = 'ClientSubscription';
+  get kind(): 'ClientSubscription' {
+    return 'ClientSubscription';
+  }
   readonly event: string;
   readonly eventId: string | undefined;
   /** @internal */

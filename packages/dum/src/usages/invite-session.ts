@@ -22,7 +22,7 @@ import {
   type ModificationPhase,
   SessionModification,
 } from './session-modification.ts';
-import { SessionTimer } from './session-timer.ts';
+import { SessionTimer, type SessionTimerHost } from './session-timer.ts';
 
 /** How `end()` ends a session. */
 export interface EndOptions {
@@ -43,7 +43,7 @@ export interface EndOptions {
  * A session stays in the DUM (its handles valid) until it has ended: after a BYE we
  * sent, until the BYE has its final response; otherwise at once.
  */
-export abstract class InviteSession extends BaseUsage {
+export abstract class InviteSession extends BaseUsage implements SessionTimerHost {
   readonly dialogSet: DialogSet;
   /** The offer/answer exchange (RFC 3264), apart from the dialog state. */
   readonly offerAnswer = new OfferAnswer();
@@ -64,8 +64,8 @@ export abstract class InviteSession extends BaseUsage {
   /** re-INVITE and UPDATE, both ways (RFC 3261 §14, RFC 3311). */
   /** re-INVITE and UPDATE (RFC 3261 §14, RFC 3311), made on first use: most calls never modify. */
   private mod: SessionModification | undefined;
-  /** The session timer (RFC 4028), when the profile turns it on. */
-  protected readonly sessionTimer: SessionTimer;
+  /** The session timer (RFC 4028), made when first needed with the profile's timers on. */
+  private timerState: SessionTimer | undefined;
 
   constructor(
     dum: DialogUsageManager,
@@ -80,15 +80,18 @@ export abstract class InviteSession extends BaseUsage {
     this.dialog = undefined;
     this.pendingNit = undefined;
     this.replaces = undefined;
-    this.sessionTimer = new SessionTimer({
-      profile,
-      logger: dum.logger,
-      startTimer: (name, ms, fire) => this.startTimer(name, ms, fire),
-      stopTimer: (name) => this.stopTimer(name),
-      refresh: (method) => this.modification.refresh(method),
-      expire: () => this.sessionExpired(),
-    });
+    this.timerState = undefined;
     dialogSet.inviteSession = this;
+  }
+
+  /**
+   * The session timer (RFC 4028) while the profile turns it on, else undefined: a timer
+   * that is off does nothing, so most calls never make one.
+   */
+  protected get sessionTimer(): SessionTimer | undefined {
+    if (this.timerState === undefined && this.profile.get('sessionTimers'))
+      this.timerState = new SessionTimer(this, this.profile, this.dum.logger);
+    return this.timerState;
   }
 
   protected get modification(): SessionModification {
@@ -504,11 +507,11 @@ export abstract class InviteSession extends BaseUsage {
       fail: (reason, message) => {
         if (!this.isEnded) this.endWithBye(reason, message);
       },
-      decorateRequest: (req) => this.sessionTimer.decorateRequest(req),
-      responseHeaders: (req) => this.sessionTimer.responseHeaders(req),
-      refreshed: (req, res, sentByUs) => this.sessionTimer.negotiated(req, res, sentByUs),
-      retryAfter422: (res) => this.sessionTimer.receive422(res),
-      refuse: (req) => this.sessionTimer.check(req),
+      decorateRequest: (req) => this.sessionTimer?.decorateRequest(req),
+      responseHeaders: (req) => this.sessionTimer?.responseHeaders(req) ?? [],
+      refreshed: (req, res, sentByUs) => this.sessionTimer?.negotiated(req, res, sentByUs),
+      retryAfter422: (res) => this.sessionTimer?.receive422(res) ?? false,
+      refuse: (req) => this.sessionTimer?.check(req),
     };
   }
 
@@ -516,11 +519,27 @@ export abstract class InviteSession extends BaseUsage {
 
   /** The negotiated session interval in seconds, and who refreshes; interval 0 when no timer runs. */
   get sessionTimerState(): { interval: number; refresher: 'local' | 'remote' | undefined } {
-    return { interval: this.sessionTimer.sessionInterval, refresher: this.sessionTimer.refresher };
+    const t = this.timerState;
+    return { interval: t?.sessionInterval ?? 0, refresher: t?.refresher };
   }
 
-  /** RFC 4028 §10: no refresh came in time; the session ends with a BYE. */
-  private sessionExpired(): void {
+  /** @internal For the session timer (SessionTimerHost). */
+  sessionTimerStart(name: string, ms: number, fire: () => void): void {
+    this.startTimer(name, ms, fire);
+  }
+
+  /** @internal For the session timer (SessionTimerHost). */
+  sessionTimerStop(name: string): void {
+    this.stopTimer(name);
+  }
+
+  /** @internal For the session timer: send a refresh (RFC 4028 §7.4, §9). */
+  sessionRefresh(method: 'INVITE' | 'UPDATE'): boolean {
+    return this.modification.refresh(method);
+  }
+
+  /** @internal RFC 4028 §10: no refresh came in time; the session ends with a BYE. */
+  sessionExpire(): void {
     if (this.isEnded) return;
     this.dum.logger.info({ session: this.handleId }, 'the session expired (RFC 4028 §10)');
     this.notify(() => this.handler.onSessionExpired?.(this.handle()));

@@ -8,7 +8,9 @@ import { BaseUsage } from './base.ts';
 
 /** A request we sent outside any dialog (OPTIONS, or another method). */
 export class ClientOutOfDialogReq extends BaseUsage {
-  readonly kind = 'ClientOutOfDialogReq';
+  get kind(): 'ClientOutOfDialogReq' {
+    return 'ClientOutOfDialogReq';
+  }
   readonly request: SipRequest;
   private readonly profile: Profile;
   private readonly handler: OutOfDialogHandler | undefined;
@@ -41,7 +43,9 @@ export class ClientOutOfDialogReq extends BaseUsage {
 
 /** A request for us outside any dialog. Answer it with `accept` or `reject`. */
 export class ServerOutOfDialogReq extends BaseUsage {
-  readonly kind = 'ServerOutOfDialogReq';
+  get kind(): 'ServerOutOfDialogReq' {
+    return 'ServerOutOfDialogReq';
+  }
   readonly request: SipRequest;
   private readonly tx: ServerTransactionLike;
 

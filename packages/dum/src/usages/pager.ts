@@ -22,7 +22,9 @@ interface Page {
  * is reported; a failed page's body is handed back.
  */
 export class ClientPagerMessage extends BaseUsage {
-  readonly kind = 'ClientPagerMessage';
+  get kind(): 'ClientPagerMessage' {
+    return 'ClientPagerMessage';
+  }
   readonly target: NameAddr;
   private readonly profile: Profile;
   private readonly handler: ClientPagerMessageHandler | undefined;
@@ -94,7 +96,9 @@ export class ClientPagerMessage extends BaseUsage {
 
 /** A MESSAGE for us: `accept` or `reject` it. */
 export class ServerPagerMessage extends BaseUsage {
-  readonly kind = 'ServerPagerMessage';
+  get kind(): 'ServerPagerMessage' {
+    return 'ServerPagerMessage';
+  }
   readonly request: SipRequest;
   private readonly tx: ServerTransactionLike;
 

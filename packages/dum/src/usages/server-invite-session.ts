@@ -2,6 +2,7 @@ import {
   createResponse,
   type NameAddr,
   parseHeader,
+  parseMessage,
   type RAck,
   type SipRequest,
   type SipResponse,
@@ -66,29 +67,38 @@ export type ServerInviteSessionState =
  * ```
  */
 export class ServerInviteSession extends InviteSession {
-  readonly kind = 'ServerInviteSession';
-  /** The INVITE received. */
-  readonly request: SipRequest;
+  get kind(): 'ServerInviteSession' {
+    return 'ServerInviteSession';
+  }
+  /**
+   * The INVITE received, until the call is connected; then, when nothing in it was
+   * changed, only its bytes (`inviteBytes`) stay, parsed again when `request` is read.
+   */
+  private invite: SipRequest | undefined;
+  private inviteBytes: Uint8Array | undefined;
+  /** The INVITE's CSeq number, kept with its bytes. */
+  private inviteSeq = 0;
   /**
    * The INVITE's server transaction, until the ACK of our 2xx: then nothing is left to
    * send on it (the stack absorbs INVITE retransmissions until Timer L, RFC 6026 §8.7),
    * and holding it would keep its last response's bytes for the life of the call.
    */
   private tx: ServerTransactionLike | undefined;
-  private readonly received: ReceivedInfo;
+  /** Where the INVITE came from, for resending the 2xx; dropped with the 2xx at the ACK. */
+  private received: ReceivedInfo | undefined;
   private st: ServerInviteSessionState = 'proceeding';
   /** The 2xx, kept for retransmission until the ACK (§13.3.1.4). */
   private ok: SipResponse | undefined;
-  private interval = 0;
-  /** end() was called before the ACK came: the BYE goes when it does (§15). */
-  private byeQueued = false;
+  /**
+   * end() was called before the ACK came: the BYE goes when it does (§15), with this
+   * Reason header (RFC 3326) if any.
+   */
+  private byeQueued: { reason: string | undefined } | undefined;
   /** Reliable provisional responses (RFC 3262 §3). */
   /** Reliable provisional responses (RFC 3262), made by the first one: most calls send none. */
   private reliableState: ReliableProvisionals | undefined;
   /** Set while `onOffer` runs for an offer in a PRACK: `provideAnswer` puts the answer in its 200. */
   private answerForPrack: { answer: SessionDescription | undefined } | undefined;
-  /** The Reason header (RFC 3326) for the queued BYE. */
-  private byeReason: string | undefined;
 
   constructor(
     dum: DialogUsageManager,
@@ -100,16 +110,19 @@ export class ServerInviteSession extends InviteSession {
   ) {
     const localTag = dum.newTag();
     const set = new DialogSet(
-      new DialogSetId(request.callId, localTag),
+      new DialogSetId(request.callId, localTag).compact(),
       'uas',
       request,
       dum.makeAppDialogSet(request),
     );
     super(dum, set, profile, handler);
-    this.request = request;
+    set.creatorFrom(this);
+    this.invite = request;
+    this.inviteBytes = undefined;
     this.tx = tx;
     this.received = received;
     this.ok = undefined;
+    this.byeQueued = undefined;
     this.answerForPrack = undefined;
     dum.addDialogSet(set);
     const dialog = Dialog.asUas(
@@ -128,6 +141,25 @@ export class ServerInviteSession extends InviteSession {
         this.finish();
       },
     };
+  }
+
+  /**
+   * The INVITE received. Once the call is connected the session keeps only its bytes
+   * (RFC 3261 §12 state is in the dialog): reading it then parses it again, so it is an
+   * equal request, not the same object `onNewSession` was given.
+   */
+  get request(): SipRequest {
+    let invite = this.invite;
+    if (invite === undefined) {
+      const bytes = this.inviteBytes as Uint8Array;
+      invite = parseMessage(bytes, {
+        maxHeaderBytes: bytes.length,
+        maxBodyBytes: bytes.length,
+      }) as SipRequest;
+      this.invite = invite;
+      this.inviteBytes = undefined;
+    }
+    return invite;
   }
 
   get state(): ServerInviteSessionState {
@@ -155,7 +187,7 @@ export class ServerInviteSession extends InviteSession {
       this.finish();
       return;
     }
-    const refusal = this.sessionTimer.check(this.request);
+    const refusal = this.sessionTimer?.check(this.request);
     if (refusal) {
       // RFC 4028 §8.1: a session interval below our Min-SE.
       this.respond(this.response(refusal.status, undefined, undefined, refusal.headers));
@@ -293,7 +325,7 @@ export class ServerInviteSession extends InviteSession {
       status,
       undefined,
       sd,
-      this.sessionTimer.responseHeaders(this.request),
+      this.sessionTimer?.responseHeaders(this.request) ?? [],
     );
     this.addCapabilities(res);
     this.st = 'accepted';
@@ -352,8 +384,7 @@ export class ServerInviteSession extends InviteSession {
         return;
       case 'accepted':
         // §15: the callee sends no BYE on a confirmed dialog before the ACK (or its timeout).
-        this.byeQueued = true;
-        this.byeReason = reason;
+        this.byeQueued = { reason };
         return;
       case 'connected':
         this.bye('local-bye', undefined, reason);
@@ -366,9 +397,23 @@ export class ServerInviteSession extends InviteSession {
     }
   }
 
+  /** Keep only the bytes of the INVITE, or (when something in it was changed) its unparsed form. */
+  private releaseInvite(): void {
+    const invite = this.invite;
+    if (invite === undefined || !invite.releaseParsed()) return;
+    this.inviteSeq = invite.cseq.seq;
+    this.inviteBytes = invite.serialize();
+    this.invite = undefined;
+  }
+
+  /** The INVITE's CSeq number, read without parsing it again. */
+  private get cseqOfInvite(): number {
+    return this.invite === undefined ? this.inviteSeq : this.invite.cseq.seq;
+  }
+
   /** @internal */
   override receiveAck(ack: SipRequest): void {
-    if (ack.cseq.seq !== this.request.cseq.seq) {
+    if (ack.cseq.seq !== this.cseqOfInvite) {
       // The ACK for a 2xx to a re-INVITE.
       super.receiveAck(ack);
       return;
@@ -379,6 +424,11 @@ export class ServerInviteSession extends InviteSession {
         this.stopTimer('ack');
         this.ok = undefined;
         this.tx = undefined;
+        this.received = undefined;
+        // The INVITE stays for the call (the API exposes it, re-INVITEs read its CSeq),
+        // but what was parsed out of it to answer it is read again on use; when nothing
+        // in it was changed, only its bytes stay.
+        this.releaseInvite();
         let answer: SessionDescription | undefined;
         if (this.offerAnswer.phase === 'local-offer') {
           answer = descriptionOf(ack);
@@ -400,7 +450,7 @@ export class ServerInviteSession extends InviteSession {
         }
         if (this.st !== 'connected') return;
         if (this.byeQueued) {
-          this.bye('local-bye', undefined, this.byeReason);
+          this.bye('local-bye', undefined, this.byeQueued.reason);
           return;
         }
         this.notify(() => this.handler.onConnected?.(this.handle(), ack));
@@ -481,12 +531,11 @@ export class ServerInviteSession extends InviteSession {
     this.ok = res;
     this.dum.observeInvite({ type: 'confirmed', session: this, response: res });
     const timers = this.dum.stack.timers;
-    if (!this.received.transport.reliable) {
-      this.interval = timers.t1;
-      this.startTimer('retransmit-2xx', this.interval, () => this.retransmit2xx());
+    if (this.received !== undefined && !this.received.transport.reliable) {
+      this.startTimer('retransmit-2xx', timers.t1, () => this.retransmit2xx(timers.t1));
     }
     this.startTimer('ack', 64 * timers.t1, () => this.ackTimeout());
-    this.sessionTimer.negotiated(this.request, res, false);
+    this.sessionTimer?.negotiated(this.request, res, false);
   }
 
   /** RFC 3262 §3: no PRACK for a reliable 1xx within 64*T1; the INVITE is refused with a 5xx. */
@@ -509,7 +558,7 @@ export class ServerInviteSession extends InviteSession {
     } catch {
       rack = undefined;
     }
-    if (!this.reliable.receivePrack(rack, this.request.cseq.seq)) {
+    if (!this.reliable.receivePrack(rack, this.cseqOfInvite)) {
       this.reply(
         prack,
         tx,
@@ -576,16 +625,16 @@ export class ServerInviteSession extends InviteSession {
     pending.answer = sd;
   }
 
-  /** Timer for the 2xx (§13.3.1.4): resend it, the interval doubling up to T2. */
-  private retransmit2xx(): void {
-    if (this.st !== 'accepted' || !this.ok) return;
+  /** Timer for the 2xx (§13.3.1.4) after `waited` ms: resend it, the interval doubling up to T2. */
+  private retransmit2xx(waited: number): void {
+    if (this.st !== 'accepted' || !this.ok || !this.received) return;
     try {
       this.dum.stack.respondStateless(this.ok, this.received);
     } catch (e) {
       this.dum.logger.warn({ err: e }, '2xx not retransmitted');
     }
-    this.interval = Math.min(2 * this.interval, this.dum.stack.timers.t2);
-    this.startTimer('retransmit-2xx', this.interval, () => this.retransmit2xx());
+    const next = Math.min(2 * waited, this.dum.stack.timers.t2);
+    this.startTimer('retransmit-2xx', next, () => this.retransmit2xx(next));
   }
 
   /** No ACK within 64*T1 (§13.3.1.4): the dialog is confirmed, and the session ended with a BYE. */

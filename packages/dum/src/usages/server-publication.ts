@@ -129,7 +129,9 @@ export type ServerPublicationOperation = 'initial' | 'refresh' | 'update' | 'rem
  * `onExpired`): the agent holding the newer state reports the expiry.
  */
 export class ServerPublication extends BaseUsage {
-  readonly kind = 'ServerPublication';
+  get kind(): 'ServerPublication' {
+    return 'ServerPublication';
+  }
   readonly event: string;
   readonly aor: string;
   private readonly store: PublicationStore;

@@ -72,7 +72,9 @@ export function canonicalAor(uri: Uri): string {
  * accepts.
  */
 export class ServerRegistration extends BaseUsage {
-  readonly kind = 'ServerRegistration';
+  get kind(): 'ServerRegistration' {
+    return 'ServerRegistration';
+  }
   readonly request: SipRequest;
   private readonly tx: ServerTransactionLike;
   private readonly handler: ServerRegistrationHandler;

@@ -156,7 +156,9 @@ export class ServerSubscriptionDialog implements DialogHolder {
  * reason=timeout goes out and `onExpired` is called.
  */
 export class ServerSubscription extends BaseUsage {
-  readonly kind = 'ServerSubscription';
+  get kind(): 'ServerSubscription' {
+    return 'ServerSubscription';
+  }
   readonly event: string;
   readonly eventId: string | undefined;
   /** The resource subscribed to: the canonical form of the SUBSCRIBE's Request-URI (`canonicalAor`). */
@@ -214,7 +216,7 @@ export class ServerSubscription extends BaseUsage {
       const contact = dum.contactFor(dum.masterProfile, subscribe.uri);
       const dialog = Dialog.asUas(subscribe, dum.newTag(), contact);
       const set = new DialogSet(
-        new DialogSetId(subscribe.callId, dialog.id.localTag),
+        new DialogSetId(subscribe.callId, dialog.id.localTag).compact(),
         'uas',
         subscribe,
         dum.makeAppDialogSet(subscribe),

@@ -6,16 +6,17 @@ import { hasOptionTag } from './prack.ts';
 /** The smallest Session-Expires RFC 4028 allows (§4): 90 s. */
 export const MIN_SESSION_EXPIRES = 90;
 
-/** What the session timer needs from its invite session. */
+/**
+ * What the session timer needs from its invite session, which is the host itself: no
+ * object or closures of their own per session.
+ */
 export interface SessionTimerHost {
-  readonly profile: Profile;
-  readonly logger: Logger;
-  startTimer(name: string, ms: number, fire: () => void): void;
-  stopTimer(name: string): void;
+  sessionTimerStart(name: string, ms: number, fire: () => void): void;
+  sessionTimerStop(name: string): void;
   /** Send a session refresh (RFC 4028 §7.4, §9): false when none can go now. */
-  refresh(method: 'INVITE' | 'UPDATE'): boolean;
+  sessionRefresh(method: 'INVITE' | 'UPDATE'): boolean;
   /** The session expired without a refresh (§10): BYE, onSessionExpired. */
-  expire(): void;
+  sessionExpire(): void;
 }
 
 /** A request refused by the session timer: 422 with our Min-SE (§8.1). */
@@ -42,6 +43,8 @@ export interface Refusal {
  */
 export class SessionTimer {
   private readonly host: SessionTimerHost;
+  private readonly profile: Profile;
+  private readonly logger: Logger;
   /** The negotiated interval (s), 0 while there is none. */
   private interval = 0;
   /** Who refreshes: us or the peer. */
@@ -50,13 +53,15 @@ export class SessionTimer {
   private learnedMinSE = 0;
   private peerAllowsUpdate = false;
 
-  constructor(host: SessionTimerHost) {
+  constructor(host: SessionTimerHost, profile: Profile, logger: Logger) {
     this.host = host;
+    this.profile = profile;
+    this.logger = logger;
     this.who = undefined;
   }
 
   get enabled(): boolean {
-    return this.host.profile.get('sessionTimers');
+    return this.profile.get('sessionTimers');
   }
 
   /** The negotiated session interval in seconds (0 when no timer runs). */
@@ -74,18 +79,18 @@ export class SessionTimer {
    * sets it lower on purpose), or the larger one a 422 taught us.
    */
   private get minSE(): number {
-    return Math.max(1, this.host.profile.get('minSE'), this.learnedMinSE);
+    return Math.max(1, this.profile.get('minSE'), this.learnedMinSE);
   }
 
   /** Session-Expires and Min-SE for a request we send (§7.1, §7.4). */
   decorateRequest(req: SipRequest): void {
     if (!this.enabled || req.has('Session-Expires')) return;
-    const interval = Math.max(this.interval || this.host.profile.get('sessionExpires'), this.minSE);
+    const interval = Math.max(this.interval || this.profile.get('sessionExpires'), this.minSE);
     let refresher = '';
     if (this.who === 'local') refresher = ';refresher=uac';
     else if (this.who === 'remote') refresher = ';refresher=uas';
     else {
-      const pref = this.host.profile.get('sessionRefresher');
+      const pref = this.profile.get('sessionRefresher');
       if (pref !== 'none') refresher = `;refresher=${pref}`;
     }
     req.setHeader('Session-Expires', `${interval}${refresher}`);
@@ -134,14 +139,14 @@ export class SessionTimer {
     const se = sessionExpiresOf(req, 'Session-Expires');
     const peerSupports =
       hasOptionTag(req, 'Supported', 'timer') || hasOptionTag(req, 'Require', 'timer');
-    const pref = this.host.profile.get('sessionRefresher');
+    const pref = this.profile.get('sessionRefresher');
     let interval: number;
     let refresher: 'uac' | 'uas';
     if (se) {
       interval = Math.max(se.deltaSeconds, this.minSE);
       refresher = se.refresher ?? (peerSupports && pref !== 'uas' ? 'uac' : 'uas');
     } else {
-      interval = Math.max(this.interval || this.host.profile.get('sessionExpires'), this.minSE);
+      interval = Math.max(this.interval || this.profile.get('sessionExpires'), this.minSE);
       refresher = peerSupports && pref === 'uac' ? 'uac' : 'uas';
     }
     // §9: a caller without timer support cannot refresh.
@@ -176,7 +181,7 @@ export class SessionTimer {
       role = 'uac';
     }
     if (!Number.isFinite(interval) || interval < 1) {
-      this.host.logger.warn({ interval }, 'an invalid Session-Expires: no session timer');
+      this.logger.warn({ interval }, 'an invalid Session-Expires: no session timer');
       this.stop();
       return;
     }
@@ -187,25 +192,25 @@ export class SessionTimer {
 
   /** No timer runs anymore (the session ends). */
   stop(): void {
-    this.host.stopTimer('session-refresh');
-    this.host.stopTimer('session-expire');
+    this.host.sessionTimerStop('session-refresh');
+    this.host.sessionTimerStop('session-expire');
   }
 
   private schedule(): void {
     this.stop();
     const ms = this.interval * 1000;
     if (this.who === 'local')
-      this.host.startTimer('session-refresh', ms / 2, () => this.refreshNow());
+      this.host.sessionTimerStart('session-refresh', ms / 2, () => this.refreshNow());
     // §10: the session ends without a refresh, a little before the interval.
     const expiry = ms - Math.min(32_000, ms / 3);
-    this.host.startTimer('session-expire', expiry, () => this.host.expire());
+    this.host.sessionTimerStart('session-expire', expiry, () => this.host.sessionExpire());
   }
 
   private refreshNow(): void {
     const method = this.peerAllowsUpdate ? 'UPDATE' : 'INVITE';
-    if (this.host.refresh(method)) return;
+    if (this.host.sessionRefresh(method)) return;
     // A modification is in progress (it refreshes too when it succeeds): try again soon.
-    this.host.startTimer('session-refresh', 1000, () => this.refreshNow());
+    this.host.sessionTimerStart('session-refresh', 1000, () => this.refreshNow());
   }
 }
 
