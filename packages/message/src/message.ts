@@ -36,6 +36,11 @@ export function seed(
   SipMessage.seed(m, via, from, callId, cseq);
 }
 
+/** @internal see `SipMessage.appendLines` */
+export function appendLines(m: SipMessage, d: HeaderDef, texts: string[], typed?: unknown[]): void {
+  SipMessage.appendLines(m, d, texts, typed);
+}
+
 /** The first `n` values of `vias`, in an array of their own of exactly that size. */
 export function exactVias(vias: Via[], n: number): Via[] {
   return n === 1 ? [vias[0] as Via] : n === 2 ? [vias[0] as Via, vias[1] as Via] : vias.slice(0, n);
@@ -105,9 +110,21 @@ function isDirty(v: unknown): boolean {
  * can be injected. (A NUL may appear, escaped, in a quoted string: RFC 3261 §25.1.)
  */
 function checkValue(name: string, text: string): string {
-  if (/[\r\n]/.test(text))
+  if (text.indexOf('\r') >= 0 || text.indexOf('\n') >= 0)
     throw new SipMessageError(`the value of ${name} cannot contain CR or LF`);
   return text;
+}
+
+const HEADER_NAME = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
+/** Header keys already checked against `HEADER_NAME` (bounded: names come from the API). */
+const checkedNames = new Set<string>();
+
+/** Throws unless `d.key` is a valid header name (RFC 3261 §25.1: a token). */
+function checkName(name: string, d: HeaderDef): void {
+  if (checkedNames.has(d.key)) return;
+  if (d.key.length === 0 || !HEADER_NAME.test(d.key))
+    throw new SipMessageError(`invalid header name: ${JSON.stringify(name)}`);
+  if (checkedNames.size < 1024) checkedNames.add(d.key);
 }
 
 /**
@@ -201,6 +218,17 @@ export abstract class SipMessage {
     m.sFrom = from;
     m.sCallId = callId;
     m.sCSeq = cseq;
+  }
+
+  /**
+   * @internal Add lines of header `d` at the end of a message being built (no lines of
+   * it yet, nothing cached for it), as `setHeader` would: the texts are checked here.
+   */
+  static appendLines(m: SipMessage, d: HeaderDef, texts: string[], typed?: unknown[]): void {
+    const lines = m.materialize();
+    for (const value of texts)
+      lines.push({ name: d.name, key: d.key, value: checkValue(d.name, value), raw: undefined });
+    if (typed !== undefined) m.cacheSet(d.key, typed);
   }
 
   /** @internal */
@@ -666,9 +694,10 @@ export abstract class SipMessage {
 
   /** Rewrite the lines of every header whose typed values were changed in place. */
   private flush(): void {
-    const keys: string[] = [];
-    if (this.cVia?.some(isDirty)) keys.push('via');
-    if (this.cache) for (const [k, v] of this.cache) if (v.some(isDirty)) keys.push(k);
+    let keys: string[] | undefined;
+    if (this.cVia?.some(isDirty)) keys = ['via'];
+    if (this.cache) for (const [k, v] of this.cache) if (v.some(isDirty)) (keys ??= []).push(k);
+    if (keys === undefined) return;
     for (const k of keys) {
       const values = this.cacheGet(k) as unknown[];
       this.replaceLines(headerDef(k), values.map(String));
@@ -694,8 +723,7 @@ export abstract class SipMessage {
     value: HeaderValue | readonly HeaderValue[],
   ): [HeaderDef, string[], unknown[] | undefined] {
     const d = headerDef(name);
-    if (d.key.length === 0 || !/^[A-Za-z0-9\-.!%*_+`'~]+$/.test(d.key))
-      throw new SipMessageError(`invalid header name: ${JSON.stringify(name)}`);
+    checkName(name, d);
     const list = (Array.isArray(value) ? value : [value]) as HeaderValue[];
     const texts = list.map((v) => checkValue(d.name, String(v)));
     const typed = list.every((v) => typeof v === 'object') ? list : undefined;
