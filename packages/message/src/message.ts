@@ -1,4 +1,4 @@
-import { isAscii, latin1, utf8Decode, utf8Encode } from './chars.ts';
+import { isAscii, latin1, utf8Decode, utf8Encode, utf8EncodeWith } from './chars.ts';
 
 const EMPTY = new Uint8Array(0);
 /** Shared by every header that is absent (never changed in place). */
@@ -641,6 +641,25 @@ export abstract class SipMessage {
     return c;
   }
 
+  /** @internal The first of `defs` that has more than one line, in the order of `defs`. */
+  firstRepeated(defs: readonly HeaderDef[]): HeaderDef | undefined {
+    let seen = 0;
+    let twice = 0;
+    const n = this.lineCount();
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < defs.length; j++) {
+        if (!this.lineIs(i, defs[j] as HeaderDef)) continue;
+        const bit = 1 << j;
+        if ((seen & bit) !== 0) twice |= bit;
+        seen |= bit;
+        break;
+      }
+    }
+    if (twice === 0) return undefined;
+    for (let j = 0; j < defs.length; j++) if ((twice & (1 << j)) !== 0) return defs[j];
+    return undefined;
+  }
+
   /** The names of the header lines, in order, as written. */
   headerNames(): string[] {
     const out: string[] = [];
@@ -846,13 +865,7 @@ export abstract class SipMessage {
       const b = this.b;
       return this.hs === 0 && this.be === b.length ? b : b.subarray(this.hs, this.be);
     }
-    const head = utf8Encode(this.headerText());
-    const body = this.body;
-    if (body.length === 0) return head;
-    const out = new Uint8Array(head.length + body.length);
-    out.set(head, 0);
-    out.set(body, head.length);
-    return out;
+    return utf8EncodeWith(this.headerText(), this.body);
   }
 
   /** The message as text (the body decoded as UTF-8). */
