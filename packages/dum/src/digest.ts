@@ -29,7 +29,9 @@ export { nodeCrypto };
 /** The default hasher, on `node:crypto`. */
 export const nodeHasher: Hasher = (algorithm, data) => {
   if (!nodeCrypto) throw new Error('no node:crypto here: pass a Hasher');
-  return nodeCrypto.createHash(NODE_NAMES[algorithm]).update(data).digest('hex');
+  const name = NODE_NAMES[algorithm];
+  if (nodeCrypto.hash) return nodeCrypto.hash(name, data, 'hex');
+  return nodeCrypto.createHash(name).update(data).digest('hex');
 };
 
 /** The algorithm named in a challenge, without `-sess`; undefined when not supported. */

@@ -1,5 +1,9 @@
 import type { Clock, TimerHandle } from '@sipworks/stack';
-import type { ContactBinding, RegistrationPersistenceManager } from './handlers.ts';
+import type {
+  ContactBinding,
+  RegistrationPersistenceManager,
+  RegistrationUpdate,
+} from './handlers.ts';
 
 export interface InMemoryRegistrationPersistenceOptions {
   /** Wall-clock time in ms since the epoch (default `Date.now`). */
@@ -41,6 +45,26 @@ export class InMemoryRegistrationPersistence implements RegistrationPersistenceM
   }
 
   async putContact(binding: ContactBinding): Promise<void> {
+    this.put(binding);
+  }
+
+  async removeContact(aor: string, contactUri: string): Promise<void> {
+    this.remove(aor, contactUri);
+  }
+
+  /**
+   * One REGISTER's changes at once (RFC 3261 §10.3 step 7: all or none): what
+   * `removeAll`, `removeContact` and `putContact` would do in turn, without a turn of the
+   * event loop between them; resolves with every binding of the AOR afterwards.
+   */
+  async updateContacts(aor: string, update: RegistrationUpdate): Promise<ContactBinding[]> {
+    if (update.removeAll) this.byAor.delete(aor);
+    for (const key of update.remove) this.remove(aor, key);
+    for (const b of update.put) this.put(b);
+    return this.getContacts(aor);
+  }
+
+  private put(binding: ContactBinding): void {
     let m = this.byAor.get(binding.aor);
     if (!m) {
       m = new Map();
@@ -49,7 +73,7 @@ export class InMemoryRegistrationPersistence implements RegistrationPersistenceM
     m.set(bindingKey(binding), copy(binding));
   }
 
-  async removeContact(aor: string, contactUri: string): Promise<void> {
+  private remove(aor: string, contactUri: string): void {
     const m = this.byAor.get(aor);
     if (!m) return;
     m.delete(contactUri);

@@ -2,7 +2,7 @@ import dc from 'node:diagnostics_channel';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Contact, SipRequest, SipResponse } from '@sipworks/message';
+import { type Contact, parseHeader, type SipRequest, type SipResponse } from '@sipworks/message';
 import {
   MemoryNetwork,
   MemoryTransport,
@@ -599,6 +599,54 @@ describe('registrar with a store that applies a REGISTER at once (RFC 3261 §10.
       ['sip:carol@127.0.0.1', true, 0],
     ]);
     expect(await inner.aors()).toEqual([]);
+  });
+});
+
+describe('InMemoryRegistrationPersistence.updateContacts (RFC 3261 §10.3 step 7)', () => {
+  const AOR = 'sip:carol@127.0.0.1';
+  const binding = (uri: string, expires: number, cseq = 1) => ({
+    aor: AOR,
+    contact: parseHeader<Contact>('Contact', `<${uri}>`)[0] as Contact,
+    expires,
+    callId: 'c1',
+    cseq,
+  });
+
+  it('§10.3 step 7: removeAll, removals and puts in that order, answered with every binding after them', async () => {
+    const now = 1_000_000;
+    const store = new InMemoryRegistrationPersistence({ now: () => now });
+    await store.putContact(binding('sip:carol@192.0.2.1', now + 60_000));
+    await store.putContact(binding('sip:carol@192.0.2.2', now + 60_000));
+    const after = await store.updateContacts(AOR, {
+      callId: 'c1',
+      cseq: 2,
+      remove: ['sip:carol@192.0.2.1'],
+      put: [binding('sip:carol@192.0.2.3', now + 120_000, 2)],
+    });
+    expect(after.map((b) => b.contact.uri.toString())).toEqual([
+      'sip:carol@192.0.2.2',
+      'sip:carol@192.0.2.3',
+    ]);
+    // The answer is a copy: changing it leaves the store as it was.
+    after[0]?.contact.params.set('expires', '1');
+    const stored = await store.getContacts(AOR);
+    expect(stored[0]?.contact.params.has('expires')).toBe(false);
+    const cleared = await store.updateContacts(AOR, {
+      callId: 'c1',
+      cseq: 3,
+      removeAll: true,
+      remove: [],
+      put: [binding('sip:carol@192.0.2.4', now + 60_000, 3)],
+    });
+    expect(cleared.map((b) => b.contact.uri.toString())).toEqual(['sip:carol@192.0.2.4']);
+    await store.updateContacts(AOR, {
+      callId: 'c1',
+      cseq: 4,
+      remove: ['sip:carol@192.0.2.4'],
+      put: [],
+    });
+    expect(await store.aors()).toEqual([]);
+    store.close();
   });
 });
 

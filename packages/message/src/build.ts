@@ -2,7 +2,7 @@ import { isToken } from './chars.ts';
 import { SipMessageError, SipParseError } from './errors.ts';
 import { headerDef } from './headers.ts';
 import { Lexer } from './lexer.ts';
-import { type HeaderValue, SipRequest, SipResponse } from './message.ts';
+import { appendLines, type HeaderValue, SipRequest, SipResponse } from './message.ts';
 import type { NameAddr } from './name-addr.ts';
 import { CSeq, type MediaType } from './typed.ts';
 import { parseUri, type Uri } from './uri.ts';
@@ -180,6 +180,20 @@ export interface ResponseInit {
   contentType?: string | MediaType;
 }
 
+const VIA = headerDef('Via');
+const FROM = headerDef('From');
+const TO = headerDef('To');
+const CALL_ID = headerDef('Call-ID');
+const CSEQ = headerDef('CSeq');
+
+/**
+ * A Via of the request as its copy in the response is written: a copy's parameters are
+ * written from their values (a value quoted in the request is quoted only when it must be).
+ */
+function viaText(v: Via): string {
+  return v.params.quotedMask === 0 ? v.toString() : v.clone().toString();
+}
+
 /**
  * Build a response to a request as RFC 3261 §8.2.6 says: Via (all, in order), From,
  * To (with `toTag` added when it has none), Call-ID and CSeq copied, and Timestamp for
@@ -205,12 +219,10 @@ export function createResponse(
     -1,
   );
   res.reason = reason ?? reasonPhrase(status);
+  // The header section is written line by line, as setHeader would write it, without
+  // the checks a value from the API needs: these come from a parsed request.
   const vias = req.via;
-  if (vias.length > 0)
-    res.setHeader(
-      'Via',
-      vias.map((v) => v.clone()),
-    );
+  if (vias.length > 0) appendLines(res, VIA, vias.map(viaText));
   // From and To are copied as the request wrote them (§8.2.6.2): re-encoding them could
   // change what a peer compares, and some valid values (escaped spaces, quoted control
   // characters) are not accepted from the API.
@@ -225,15 +237,16 @@ export function createResponse(
     );
   // Reading the tags checks that both parse.
   void req.from.tag;
-  res.setHeader('From', from);
+  appendLines(res, FROM, [from]);
   if (init?.toTag !== undefined && req.to.tag === undefined && status !== 100) {
     if (!isToken(init.toTag))
       throw new SipMessageError(`invalid To tag: ${JSON.stringify(init.toTag)}`);
     to = `${to};tag=${init.toTag}`;
   }
-  res.setHeader('To', to);
-  res.setHeader('Call-ID', req.callId);
-  res.setHeader('CSeq', req.cseq);
+  appendLines(res, TO, [to]);
+  appendLines(res, CALL_ID, [req.callId]);
+  const cseq = req.cseq;
+  appendLines(res, CSEQ, [cseq.toString()], [cseq]);
   if (status === 100) {
     const ts = req.header('Timestamp');
     if (ts !== undefined) res.setHeader('Timestamp', ts);

@@ -1,4 +1,10 @@
-import { nativeIndexOf, nativeIsAscii, nativeLatin1 } from '#platform';
+import {
+  nativeIndexOf,
+  nativeIsAscii,
+  nativeLatin1,
+  nativeUtf8Length,
+  nativeUtf8Write,
+} from '#platform';
 
 /** Character classes of RFC 3261 §25.1, as lookup tables over the first 128 code points. */
 
@@ -116,6 +122,26 @@ const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 
 export function utf8Encode(s: string): Uint8Array {
   return encoder.encode(s);
+}
+
+/**
+ * `s` encoded as UTF-8 followed by `tail`, in one array of exactly that size: a message's
+ * header section and its body, written once.
+ */
+export function utf8EncodeWith(s: string, tail: Uint8Array): Uint8Array {
+  if (nativeUtf8Length === undefined || nativeUtf8Write === undefined) {
+    const head = encoder.encode(s);
+    if (tail.length === 0) return head;
+    const out = new Uint8Array(head.length + tail.length);
+    out.set(head, 0);
+    out.set(tail, head.length);
+    return out;
+  }
+  const n = nativeUtf8Length(s);
+  const out = new Uint8Array(n + tail.length);
+  nativeUtf8Write.call(out, s, 0, n);
+  if (tail.length > 0) out.set(tail, n);
+  return out;
 }
 
 export function utf8Decode(b: Uint8Array): string {

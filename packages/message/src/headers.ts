@@ -34,6 +34,8 @@ export interface HeaderDef {
 
 const defs = new Map<string, HeaderDef>();
 const compacts = new Map<string, HeaderDef>();
+/** The usual spellings (canonical, lower case, compact in either case), looked up without lower-casing. */
+const spelled = new Map<string, HeaderDef>();
 
 function def(
   name: string,
@@ -48,7 +50,13 @@ function def(
     parse: opts.parse,
   };
   defs.set(d.key, d);
-  if (d.compact) compacts.set(d.compact, d);
+  spelled.set(d.name, d);
+  spelled.set(d.key, d);
+  if (d.compact) {
+    compacts.set(d.compact, d);
+    spelled.set(d.compact, d);
+    spelled.set(d.compact.toUpperCase(), d);
+  }
 }
 
 const nameAddr = (lx: Lexer) => parseNameAddr(lx, NameAddr);
@@ -165,6 +173,8 @@ def('Security-Verify', { list: true });
 
 /** The definition of a header name (long or compact, any case); unknown headers get a text-only one. */
 export function headerDef(name: string): HeaderDef {
+  const known = spelled.get(name);
+  if (known !== undefined) return known;
   const lower = name.toLowerCase();
   const d = lower.length === 1 ? compacts.get(lower) : defs.get(lower);
   if (d !== undefined) return d;

@@ -1,4 +1,4 @@
-import { isAscii, latin1, utf8Decode, utf8Encode } from './chars.ts';
+import { isAscii, latin1, utf8Decode, utf8Encode, utf8EncodeWith } from './chars.ts';
 
 const EMPTY = new Uint8Array(0);
 /** Shared by every header that is absent (never changed in place). */
@@ -34,6 +34,11 @@ export function seed(
   cseq: CSeq | undefined,
 ): void {
   SipMessage.seed(m, via, from, callId, cseq);
+}
+
+/** @internal see `SipMessage.appendLines` */
+export function appendLines(m: SipMessage, d: HeaderDef, texts: string[], typed?: unknown[]): void {
+  SipMessage.appendLines(m, d, texts, typed);
 }
 
 /** The first `n` values of `vias`, in an array of their own of exactly that size. */
@@ -105,9 +110,21 @@ function isDirty(v: unknown): boolean {
  * can be injected. (A NUL may appear, escaped, in a quoted string: RFC 3261 §25.1.)
  */
 function checkValue(name: string, text: string): string {
-  if (/[\r\n]/.test(text))
+  if (text.indexOf('\r') >= 0 || text.indexOf('\n') >= 0)
     throw new SipMessageError(`the value of ${name} cannot contain CR or LF`);
   return text;
+}
+
+const HEADER_NAME = /^[A-Za-z0-9\-.!%*_+`'~]+$/;
+/** Header keys already checked against `HEADER_NAME` (bounded: names come from the API). */
+const checkedNames = new Set<string>();
+
+/** Throws unless `d.key` is a valid header name (RFC 3261 §25.1: a token). */
+function checkName(name: string, d: HeaderDef): void {
+  if (checkedNames.has(d.key)) return;
+  if (d.key.length === 0 || !HEADER_NAME.test(d.key))
+    throw new SipMessageError(`invalid header name: ${JSON.stringify(name)}`);
+  if (checkedNames.size < 1024) checkedNames.add(d.key);
 }
 
 /**
@@ -201,6 +218,17 @@ export abstract class SipMessage {
     m.sFrom = from;
     m.sCallId = callId;
     m.sCSeq = cseq;
+  }
+
+  /**
+   * @internal Add lines of header `d` at the end of a message being built (no lines of
+   * it yet, nothing cached for it), as `setHeader` would: the texts are checked here.
+   */
+  static appendLines(m: SipMessage, d: HeaderDef, texts: string[], typed?: unknown[]): void {
+    const lines = m.materialize();
+    for (const value of texts)
+      lines.push({ name: d.name, key: d.key, value: checkValue(d.name, value), raw: undefined });
+    if (typed !== undefined) m.cacheSet(d.key, typed);
   }
 
   /** @internal */
@@ -613,6 +641,25 @@ export abstract class SipMessage {
     return c;
   }
 
+  /** @internal The first of `defs` that has more than one line, in the order of `defs`. */
+  firstRepeated(defs: readonly HeaderDef[]): HeaderDef | undefined {
+    let seen = 0;
+    let twice = 0;
+    const n = this.lineCount();
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < defs.length; j++) {
+        if (!this.lineIs(i, defs[j] as HeaderDef)) continue;
+        const bit = 1 << j;
+        if ((seen & bit) !== 0) twice |= bit;
+        seen |= bit;
+        break;
+      }
+    }
+    if (twice === 0) return undefined;
+    for (let j = 0; j < defs.length; j++) if ((twice & (1 << j)) !== 0) return defs[j];
+    return undefined;
+  }
+
   /** The names of the header lines, in order, as written. */
   headerNames(): string[] {
     const out: string[] = [];
@@ -666,9 +713,10 @@ export abstract class SipMessage {
 
   /** Rewrite the lines of every header whose typed values were changed in place. */
   private flush(): void {
-    const keys: string[] = [];
-    if (this.cVia?.some(isDirty)) keys.push('via');
-    if (this.cache) for (const [k, v] of this.cache) if (v.some(isDirty)) keys.push(k);
+    let keys: string[] | undefined;
+    if (this.cVia?.some(isDirty)) keys = ['via'];
+    if (this.cache) for (const [k, v] of this.cache) if (v.some(isDirty)) (keys ??= []).push(k);
+    if (keys === undefined) return;
     for (const k of keys) {
       const values = this.cacheGet(k) as unknown[];
       this.replaceLines(headerDef(k), values.map(String));
@@ -694,8 +742,7 @@ export abstract class SipMessage {
     value: HeaderValue | readonly HeaderValue[],
   ): [HeaderDef, string[], unknown[] | undefined] {
     const d = headerDef(name);
-    if (d.key.length === 0 || !/^[A-Za-z0-9\-.!%*_+`'~]+$/.test(d.key))
-      throw new SipMessageError(`invalid header name: ${JSON.stringify(name)}`);
+    checkName(name, d);
     const list = (Array.isArray(value) ? value : [value]) as HeaderValue[];
     const texts = list.map((v) => checkValue(d.name, String(v)));
     const typed = list.every((v) => typeof v === 'object') ? list : undefined;
@@ -818,13 +865,7 @@ export abstract class SipMessage {
       const b = this.b;
       return this.hs === 0 && this.be === b.length ? b : b.subarray(this.hs, this.be);
     }
-    const head = utf8Encode(this.headerText());
-    const body = this.body;
-    if (body.length === 0) return head;
-    const out = new Uint8Array(head.length + body.length);
-    out.set(head, 0);
-    out.set(body, head.length);
-    return out;
+    return utf8EncodeWith(this.headerText(), this.body);
   }
 
   /** The message as text (the body decoded as UTF-8). */

@@ -12,7 +12,7 @@ const SINGLE = [
   'content-length',
   'content-type',
   'expires',
-];
+].map(headerDef);
 
 /**
  * Read every header the transaction and dialog layers depend on and throw the first
@@ -26,18 +26,16 @@ const SINGLE = [
  */
 export function validateMessage<T extends SipRequest | SipResponse>(msg: T): T {
   const m = msg as SipMessage;
-  for (const key of SINGLE) {
-    if (m.countLines(key) > 1) {
-      const d = headerDef(key);
-      throw new SipParseError(
-        'SIP_ERR_PARSE_HEADER',
-        `more than one ${d.name} header`,
-        -1,
-        400,
-        d.name,
-      );
-    }
-  }
+  const d = m.firstRepeated(SINGLE);
+  // Header fields that are not lists appear once (RFC 3261 §7.3.1).
+  if (d !== undefined)
+    throw new SipParseError(
+      'SIP_ERR_PARSE_HEADER',
+      `more than one ${d.name} header`,
+      -1,
+      400,
+      d.name,
+    );
   if (m.via.length === 0)
     throw new SipParseError('SIP_ERR_PARSE_MISSING_HEADER', 'missing Via header', -1, 400, 'Via');
   m.from.checkUri();

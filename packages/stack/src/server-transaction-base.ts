@@ -1,4 +1,4 @@
-import type { SipRequest, SipResponse } from '@sipworks/message';
+import { parseMessage, type SipRequest, type SipResponse } from '@sipworks/message';
 import { asTransportError } from './client-transaction.ts';
 import type { ServerTransactionHandler, ServerTransactionLike } from './server-transaction.ts';
 import { type Flow, Transaction, type TransactionContext } from './transaction.ts';
@@ -14,7 +14,9 @@ export abstract class ServerTransaction<S extends string>
   protected st: S;
   /** Only the bytes of the last response are kept, for retransmissions (a parsed message costs kilobytes). */
   private lastBytes: Uint8Array | undefined;
+  /** The To tag of `lastBytes`, read from them when first asked (only a CANCEL asks). */
   private lastTag: string | undefined;
+  private lastTagRead = false;
 
   constructor(id: string, request: SipRequest, flow: Flow, ctx: TransactionContext, initial: S) {
     super(id, request, ctx);
@@ -36,12 +38,21 @@ export abstract class ServerTransaction<S extends string>
 
   /** The To tag of the last response sent, if any. */
   get lastToTag(): string | undefined {
+    if (!this.lastTagRead && this.lastBytes !== undefined) {
+      this.lastTagRead = true;
+      try {
+        this.lastTag = parseMessage(this.lastBytes).to.tag;
+      } catch {
+        // A response we wrote always parses; a To without a valid tag has none to give.
+        this.lastTag = undefined;
+      }
+    }
     return this.lastTag;
   }
 
   protected send(response: SipResponse): void {
     this.lastBytes = response.serialize();
-    this.lastTag = response.to.tag;
+    this.lastTagRead = false;
     this.ctx
       .send(this.flow, response, this.lastBytes)
       .catch((e: unknown) => this.transportError(e));

@@ -202,6 +202,8 @@ describe('around the transactions', () => {
     w.clock.advance(0);
     const statuses = w.peer.responses().map((r) => `${r.status} ${r.cseq.method}`);
     expect(statuses).toEqual(['180 INVITE', '200 CANCEL', '487 INVITE']);
+    // §9.2: the 200 to the CANCEL and the 487 carry the To tag of the provisional response.
+    expect(w.peer.responses().map((r) => r.to.tag)).toEqual(['uas', 'uas', 'uas']);
     w.peer.send(requestText('CANCEL', { branch: 'z9hG4bKnone', callId: 'e2' }), w.address);
     w.clock.advance(0);
     expect(w.peer.responses(481)).toHaveLength(1);

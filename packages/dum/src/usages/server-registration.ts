@@ -189,7 +189,7 @@ export class ServerRegistration extends BaseUsage {
         return c;
       });
       if (contacts.length > 0) res.setHeader('Contact', contacts);
-      res.setHeader('Date', new Date(now).toUTCString());
+      res.setHeader('Date', httpDate(now));
       const supported = this.request.getAll<string>('Supported').map((t) => t.toLowerCase());
       if (path.length > 0 && supported.includes('path')) res.setHeader('Path', path);
       const opts = this.dum.registrarOptions;
@@ -439,6 +439,19 @@ export class ServerRegistration extends BaseUsage {
     this.operation = added ? 'add' : refreshed ? 'refresh' : 'remove';
     return true;
   }
+}
+
+let dateSecond = Number.NaN;
+let dateText = '';
+
+/** The Date header's value for `ms` (RFC 3261 §20.17), written once per second. */
+function httpDate(ms: number): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(ms).toUTCString();
+  }
+  return dateText;
 }
 
 /** The option tags of a request's Supported headers, lower case. */

@@ -21,3 +21,16 @@ export const nativeIndexOf:
 
 /** `buffer.isAscii`, vectorised. */
 export const nativeIsAscii: ((b: Uint8Array) => boolean) | undefined = isAscii;
+
+/** UTF-8 byte length of a string (`Buffer.byteLength`). */
+export const nativeUtf8Length: ((s: string) => number) | undefined = (s) =>
+  Buffer.byteLength(s, 'utf8');
+
+/** `Buffer#utf8Write`: a string's UTF-8 bytes written at `offset`; returns the count. */
+export const nativeUtf8Write:
+  | ((this: Uint8Array, s: string, offset: number, length: number) => number)
+  | undefined = (
+  Buffer.prototype as unknown as {
+    utf8Write: (s: string, offset: number, length: number) => number;
+  }
+).utf8Write;
