@@ -43,7 +43,7 @@ export class ClientOutOfDialogReq extends BaseUsage {
 
 /** A request for us outside any dialog. Answer it with `accept` or `reject`. */
 export class ServerOutOfDialogReq extends BaseUsage {
-  get kind(): 'ServerOutOfDialogReq' {
+  get kind(): 'ServerOutOfDialogReq' | 'ServerPagerMessage' {
     return 'ServerOutOfDialogReq';
   }
   readonly request: SipRequest;

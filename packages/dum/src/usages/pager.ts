@@ -1,15 +1,9 @@
-import {
-  createResponse,
-  type NameAddr,
-  type SipRequest,
-  type SipResponse,
-} from '@sipworks/message';
-import type { ServerTransactionLike } from '@sipworks/stack';
+import type { NameAddr, SipResponse } from '@sipworks/message';
 import type { DialogUsageManager } from '../dum.ts';
-import { DumError } from '../errors.ts';
 import type { ClientPagerMessageHandler } from '../handlers.ts';
 import type { Profile } from '../profile.ts';
 import { BaseUsage } from './base.ts';
+import { ServerOutOfDialogReq } from './out-of-dialog.ts';
 
 interface Page {
   body: Uint8Array;
@@ -94,38 +88,16 @@ export class ClientPagerMessage extends BaseUsage {
   }
 }
 
-/** A MESSAGE for us: `accept` or `reject` it. */
-export class ServerPagerMessage extends BaseUsage {
-  get kind(): 'ServerPagerMessage' {
+/**
+ * A MESSAGE for us: `accept` or `reject` it (486 Busy Here by default). It is answered
+ * like any request outside a dialog, so it is a `ServerOutOfDialogReq` of its own kind.
+ */
+export class ServerPagerMessage extends ServerOutOfDialogReq {
+  override get kind(): 'ServerPagerMessage' {
     return 'ServerPagerMessage';
   }
-  readonly request: SipRequest;
-  private readonly tx: ServerTransactionLike;
 
-  constructor(dum: DialogUsageManager, request: SipRequest, tx: ServerTransactionLike) {
-    super(dum);
-    this.request = request;
-    this.tx = tx;
-  }
-
-  accept(status = 200): SipResponse {
-    if (status < 200 || status >= 300)
-      throw new DumError('SIP_ERR_DUM_STATE', `accept takes a 2xx, not ${status}`);
-    return this.send(status);
-  }
-
-  reject(status = 486, reason?: string): SipResponse {
-    if (status < 300 || status > 699)
-      throw new DumError('SIP_ERR_DUM_STATE', `reject takes 300-699, not ${status}`);
-    return this.send(status, reason);
-  }
-
-  private send(status: number, reason?: string): SipResponse {
-    this.assertLive();
-    const res = createResponse(this.request, status, reason, { toTag: this.dum.newTag() });
-    this.dum.decorate(res);
-    this.tx.respond(res);
-    this.destroy();
-    return res;
+  override reject(status = 486, reason?: string, headers?: [string, string][]): SipResponse {
+    return super.reject(status, reason, headers);
   }
 }
