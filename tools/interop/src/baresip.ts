@@ -2,6 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ProcessWatch } from './process.ts';
 
 /** Where baresip is looked for; `BARESIP` in the environment overrides it. */
 export const BARESIP_BINARY = process.env.BARESIP ?? '/usr/bin/baresip';
@@ -90,8 +91,13 @@ export class BaresipProcess {
   readonly port: number;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private readonly ownDir: boolean;
-  private output = '';
-  private running = true;
+  private readonly watch: ProcessWatch;
+  private get output(): string {
+    return this.watch.output;
+  }
+  private get running(): boolean {
+    return this.watch.running;
+  }
 
   constructor(binary: string, options: BaresipOptions) {
     this.ownDir = options.dir === undefined;
@@ -106,27 +112,11 @@ export class BaresipProcess {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, HOME: this.dir },
     });
-    const keep = (chunk: Buffer): void => {
-      // Colour codes out, so that the patterns match plain text.
-      // biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI escape sequences
-      this.output = (this.output + chunk.toString('utf8').replace(/\x1b\[[0-9;]*m/g, '')).slice(
-        -60_000,
-      );
-    };
-    this.child.stdout?.on('data', keep);
-    this.child.stderr?.on('data', keep);
+    // Colour codes out, so that the patterns match plain text.
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI escape sequences
+    this.watch = new ProcessWatch(this.child, 60_000, (t) => t.replace(/\x1b\[[0-9;]*m/g, ''));
     this.child.stdin?.on('error', () => {});
-    this.exited = new Promise((resolve) => {
-      this.child.once('error', (err) => {
-        this.running = false;
-        this.output += `\nspawn failed: ${err.message}`;
-        resolve({ code: null, signal: null });
-      });
-      this.child.once('exit', (code, signal) => {
-        this.running = false;
-        resolve({ code, signal });
-      });
-    });
+    this.exited = this.watch.exited;
   }
 
   get isRunning(): boolean {

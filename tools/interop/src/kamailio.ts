@@ -3,6 +3,7 @@ import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ProcessWatch } from './process.ts';
 
 /** Where Kamailio is looked for; `KAMAILIO` in the environment overrides it. */
 export const KAMAILIO_BINARY = process.env.KAMAILIO ?? '/usr/sbin/kamailio';
@@ -134,8 +135,13 @@ export class KamailioProcess {
   readonly port: number;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private readonly ownDir: boolean;
-  private output = '';
-  private running = true;
+  private readonly watch: ProcessWatch;
+  private get output(): string {
+    return this.watch.output;
+  }
+  private get running(): boolean {
+    return this.watch.running;
+  }
 
   constructor(binary: string, options: KamailioOptions) {
     this.ownDir = options.dir === undefined;
@@ -175,22 +181,8 @@ export class KamailioProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
-    const keep = (chunk: Buffer): void => {
-      this.output = (this.output + chunk.toString('utf8')).slice(-40_000);
-    };
-    this.child.stdout?.on('data', keep);
-    this.child.stderr?.on('data', keep);
-    this.exited = new Promise((resolve) => {
-      this.child.once('error', (err) => {
-        this.running = false;
-        this.output += `\nspawn failed: ${err.message}`;
-        resolve({ code: null, signal: null });
-      });
-      this.child.once('exit', (code, signal) => {
-        this.running = false;
-        resolve({ code, signal });
-      });
-    });
+    this.watch = new ProcessWatch(this.child, 40_000);
+    this.exited = this.watch.exited;
   }
 
   get isRunning(): boolean {

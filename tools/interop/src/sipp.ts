@@ -2,8 +2,8 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-
 import { freePort } from '@sipworks/test-support';
+import { ProcessWatch } from './process.ts';
 
 export { freePort };
 
@@ -82,29 +82,26 @@ export class SippProcess {
   readonly dir: string;
   readonly args: readonly string[];
   readonly exited: Promise<SippExit>;
-  private output = '';
-  private running = true;
+  private readonly watch: ProcessWatch;
+  private get output(): string {
+    return this.watch.output;
+  }
+  private get running(): boolean {
+    return this.watch.running;
+  }
 
   constructor(binary: string, args: string[], dir: string) {
     this.dir = dir;
     this.args = args;
     this.child = spawn(binary, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    const keep = (chunk: Buffer): void => {
-      this.output = (this.output + chunk.toString('utf8')).slice(-20_000);
-    };
-    this.child.stdout?.on('data', keep);
-    this.child.stderr?.on('data', keep);
-    this.exited = new Promise((resolve) => {
-      this.child.once('error', (err) => {
-        this.running = false;
-        this.output += `\nspawn failed: ${err.message}`;
-        resolve({ code: null, signal: null, stats: undefined });
-      });
-      this.child.once('exit', (code, signal) => {
-        this.running = false;
-        resolve({ code, signal, stats: readStats(path.join(dir, 'stats.csv')) });
-      });
-    });
+    this.watch = new ProcessWatch(this.child, 20_000);
+    this.exited = this.watch.exited.then((end) => ({
+      ...end,
+      stats:
+        end.code === null && end.signal === null
+          ? undefined
+          : readStats(path.join(dir, 'stats.csv')),
+    }));
   }
 
   get isRunning(): boolean {
