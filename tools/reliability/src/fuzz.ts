@@ -2,20 +2,9 @@ import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { seeded } from '@sipworks/stack/testing';
 import WebSocket from 'ws';
 import { ROOT } from './serve-process.ts';
-
-/** A seeded PRNG (mulberry32): a fuzz run is repeated exactly from its seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SDP =
   'v=0\r\no=alice 2890844526 2890844526 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n' +
@@ -196,7 +185,8 @@ export class Mutator {
   private readonly seeds: string[];
 
   constructor(seed: number, seeds = corpus()) {
-    this.random = prng(seed);
+    // A seeded PRNG: a fuzz run is repeated exactly from its seed.
+    this.random = seeded(seed);
     this.seeds = seeds;
   }
 
