@@ -63,10 +63,11 @@ export type {
   Flow,
   TransactionKind,
 } from './transaction.ts';
-export type {
-  Destination,
-  Source,
-  Transport,
-  TransportAddress,
-  TransportSink,
+export {
+  boundAddress,
+  type Destination,
+  type Source,
+  type Transport,
+  type TransportAddress,
+  type TransportSink,
 } from './transport.ts';

@@ -7,6 +7,15 @@ export interface TransportAddress {
   family: 'IPv4' | 'IPv6';
 }
 
+/** The address a bound socket or server reports (`socket.address()`), as a `TransportAddress`. */
+export function boundAddress(a: {
+  address: string;
+  port: number;
+  family: string;
+}): TransportAddress {
+  return { address: a.address, port: a.port, family: a.family === 'IPv6' ? 'IPv6' : 'IPv4' };
+}
+
 /** Where a received message came from. */
 export interface Source {
   address: string;

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import {
+  boundAddress,
   type Destination,
   StreamConnections,
   type StreamConnectionsOptions,
@@ -73,11 +74,7 @@ export class TcpTransport implements Transport {
       });
     });
     const a = server.address() as net.AddressInfo;
-    this.bound = {
-      address: a.address,
-      port: a.port,
-      family: a.family === 'IPv6' ? 'IPv6' : 'IPv4',
-    };
+    this.bound = boundAddress(a);
   }
 
   async stop(): Promise<void> {

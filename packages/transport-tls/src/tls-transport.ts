@@ -1,6 +1,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import {
+  boundAddress,
   type Destination,
   type StreamConnection,
   StreamConnections,
@@ -258,11 +259,7 @@ export class TlsTransport implements Transport {
     this.streams.start(sink);
     this.running = true;
     const a = server.address() as net.AddressInfo;
-    this.bound = {
-      address: a.address,
-      port: a.port,
-      family: a.family === 'IPv6' ? 'IPv6' : 'IPv4',
-    };
+    this.bound = boundAddress(a);
   }
 
   async stop(): Promise<void> {

@@ -1,5 +1,6 @@
 import dgram from 'node:dgram';
 import {
+  boundAddress,
   type Destination,
   type Transport,
   type TransportAddress,
@@ -63,11 +64,7 @@ export class UdpTransport implements Transport {
       // The OS caps the sizes; the defaults still work.
     }
     const a = socket.address();
-    this.bound = {
-      address: a.address,
-      port: a.port,
-      family: a.family === 'IPv6' ? 'IPv6' : 'IPv4',
-    };
+    this.bound = boundAddress(a);
     socket.on('message', (msg, rinfo) => {
       sink.receive(msg, { address: rinfo.address, port: rinfo.port });
     });

@@ -4,6 +4,7 @@ import https from 'node:https';
 import type net from 'node:net';
 import type tls from 'node:tls';
 import {
+  boundAddress,
   type Destination,
   StreamConnections,
   type StreamConnectionsOptions,
@@ -173,11 +174,7 @@ export class WsTransport implements Transport {
       await new Promise<void>((resolve) => server.once('listening', () => resolve()));
     }
     const a = server.address() as net.AddressInfo;
-    this.bound = {
-      address: a.address,
-      port: a.port,
-      family: a.family === 'IPv6' ? 'IPv6' : 'IPv4',
-    };
+    this.bound = boundAddress(a);
   }
 
   async stop(): Promise<void> {
