@@ -30,6 +30,18 @@ export abstract class BaseUsage implements Handled {
       throw new DumError('SIP_ERR_DUM_STATE', `${this.kind} #${this.handleId} has ended`);
   }
 
+  /**
+   * Run an application callback: whatever it throws is logged, never passed on into the
+   * DUM's own state changes or the stack.
+   */
+  protected notify(fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.dum.logger.error({ err: e, usage: this.handleId }, `a ${this.kind} handler threw`);
+    }
+  }
+
   /** Forget the usage: its handles become stale. */
   protected destroy(): void {
     if (this.ended) return;

@@ -139,7 +139,7 @@ export class ClientPublication extends BaseUsage {
       const etag = res.header('SIP-ETag');
       if (etag !== undefined) this.etag = etag.trim();
       if (this.st === 'removing' && sent.expires === 0) {
-        this.call(() => this.handler?.onRemove?.(this.handle(), res));
+        this.notify(() => this.handler?.onRemove?.(this.handle(), res));
         this.finish();
         return;
       }
@@ -162,7 +162,7 @@ export class ClientPublication extends BaseUsage {
           this.timer = undefined;
           if (!this.isEnded) this.publish('refresh');
         }, refreshDelaySeconds(this.expires) * 1000);
-      this.call(() => this.handler?.onSuccess?.(this.handle(), res));
+      this.notify(() => this.handler?.onSuccess?.(this.handle(), res));
       return;
     }
     if (res.status === 412 && this.st !== 'removing' && this.recoveries < MAX_RECOVERIES) {
@@ -186,21 +186,13 @@ export class ClientPublication extends BaseUsage {
         return;
       }
     }
-    this.call(() => this.handler?.onFailure?.(this.handle(), res));
+    this.notify(() => this.handler?.onFailure?.(this.handle(), res));
     this.finish();
   }
 
   private stopTimer(): void {
     if (this.timer !== undefined) this.dum.stack.clock.clearTimeout(this.timer);
     this.timer = undefined;
-  }
-
-  private call(fn: () => void): void {
-    try {
-      fn();
-    } catch (e) {
-      this.dum.logger.error({ err: e }, 'ClientPublicationHandler threw');
-    }
   }
 
   private finish(): void {

@@ -476,14 +476,6 @@ export class ClientRegistration extends BaseUsage {
     this.timer = undefined;
   }
 
-  private notify(fn: () => void): void {
-    try {
-      fn();
-    } catch (e) {
-      this.dum.logger.error({ err: e }, 'ClientRegistrationHandler threw');
-    }
-  }
-
   private finish(): void {
     this.stopTimer();
     this.st = 'ended';

@@ -331,7 +331,7 @@ export class ClientSubscription extends BaseUsage {
 
   /** @internal Tell the application about a forked subscription. */
   announce(notify: SipRequest): void {
-    this.call(() => this.handler.onNewSubscription?.(this.handle(), notify));
+    this.notify(() => this.handler.onNewSubscription?.(this.handle(), notify));
   }
 
   /** Subscribe again now within the dialog (CSeq + 1, same Event), for the expiry asked for. */
@@ -376,7 +376,7 @@ export class ClientSubscription extends BaseUsage {
     if (this.isEnded) return;
     this.dum.logger.debug?.({ status: res.status }, `${this.initial.method} failed`);
     const rejected = this.implicit?.rejected;
-    if (rejected) this.call(() => rejected(res));
+    if (rejected) this.notify(() => rejected(res));
     this.terminate(undefined);
   }
 
@@ -386,7 +386,7 @@ export class ClientSubscription extends BaseUsage {
     const accepted = this.implicit?.accepted;
     if (accepted) {
       let keep = true;
-      this.call(() => {
+      this.notify(() => {
         keep = accepted(res);
       });
       if (!keep) {
@@ -456,7 +456,7 @@ export class ClientSubscription extends BaseUsage {
     if (ss.expires !== undefined && this.st !== 'ending') this.schedule(ss.expires);
     if (this.st !== 'ending') this.st = state === 'pending' ? 'pending' : 'active';
     this.pendingNotify = { req, tx };
-    this.call(() => {
+    this.notify(() => {
       const h = this.handle();
       if (state === 'pending') this.handler.onUpdatePending?.(h, req);
       else if (state === 'active') this.handler.onUpdateActive?.(h, req);
@@ -475,7 +475,7 @@ export class ClientSubscription extends BaseUsage {
     const h = this.handler.onRequestRetry;
     if (h && !this.inDialog && (reason === undefined || RETRYABLE.has(reason))) {
       let wait = -1;
-      this.call(() => {
+      this.notify(() => {
         wait = h.call(this.handler, this.handle(), retryAfter ?? -1, req);
       });
       if (!this.isEnded && wait >= 0 && Number.isFinite(wait)) {
@@ -570,17 +570,9 @@ export class ClientSubscription extends BaseUsage {
     if (this.isEnded) return;
     this.stopTimers();
     this.st = 'ended';
-    this.call(() => this.handler.onTerminated?.(this.handle(), notify));
+    this.notify(() => this.handler.onTerminated?.(this.handle(), notify));
     this.creator?.forget(this);
     this.destroy();
-  }
-
-  private call(fn: () => void): void {
-    try {
-      fn();
-    } catch (e) {
-      this.dum.logger.error({ err: e }, 'ClientSubscriptionHandler threw');
-    }
   }
 }
 

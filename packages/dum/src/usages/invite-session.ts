@@ -352,13 +352,6 @@ export abstract class InviteSession extends BaseUsage implements SessionTimerHos
   protected abstract onFinish(): void;
 
   /** Run an application callback; what it throws is logged, never thrown into the stack. */
-  protected notify(fn: () => void): void {
-    try {
-      fn();
-    } catch (e) {
-      this.dum.logger.error({ err: e, session: this.handleId }, 'an invite session handler threw');
-    }
-  }
 
   protected startTimer(name: string, ms: number, fire: () => void): void {
     this.stopTimer(name);

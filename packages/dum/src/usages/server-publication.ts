@@ -188,7 +188,7 @@ export class ServerPublication extends BaseUsage {
     this.pending = { req, tx, op, expires };
     const h = this.handle();
     const etag = this.etag;
-    this.call(() => {
+    this.notify(() => {
       if (op === 'initial') this.handler.onInitial?.(h, etag, req);
       else if (op === 'refresh') this.handler.onRefresh?.(h, etag, req);
       else if (op === 'update') this.handler.onUpdate?.(h, etag, req);
@@ -319,7 +319,7 @@ export class ServerPublication extends BaseUsage {
       this.dum.logger.error({ err: e }, 'the publication store failed to remove an expired state');
     }
     if (this.isEnded || this.etag !== etag) return;
-    if (removed) this.call(() => this.handler.onExpired?.(this.handle(), etag));
+    if (removed) this.notify(() => this.handler.onExpired?.(this.handle(), etag));
     // A PUBLISH the application still holds names state that is gone now (§6 step 5).
     const p = this.pending;
     this.pending = undefined;
@@ -345,14 +345,6 @@ export class ServerPublication extends BaseUsage {
   private stopTimer(): void {
     if (this.timer !== undefined) this.dum.stack.clock.clearTimeout(this.timer);
     this.timer = undefined;
-  }
-
-  private call(fn: () => void): void {
-    try {
-      fn();
-    } catch (e) {
-      this.dum.logger.error({ err: e }, 'ServerPublicationHandler threw');
-    }
   }
 }
 

@@ -250,7 +250,7 @@ export class ServerSubscription extends BaseUsage {
       this.send(this.neutralNotify());
       return;
     }
-    this.call(() => cb.call(this.handler, this.handle(), this.subscribe));
+    this.notify(() => cb.call(this.handler, this.handle(), this.subscribe));
   }
 
   /** Accept the SUBSCRIBE (202 by default; 200 when the subscription is authorized). Send a NOTIFY next (RFC 6665 §4.2.1.2). */
@@ -372,7 +372,7 @@ export class ServerSubscription extends BaseUsage {
     this.expires = expires;
     this.startExpiry(expires);
     this.reply200(req, tx, 200);
-    this.call(() => this.handler.onRefresh?.(this.handle(), req));
+    this.notify(() => this.handler.onRefresh?.(this.handle(), req));
     if (!this.isEnded) {
       const b = this.lastBody;
       this.transmit(
@@ -424,7 +424,7 @@ export class ServerSubscription extends BaseUsage {
       : this.makeNotify('terminated', undefined, undefined, params);
     this.st = 'terminated';
     this.transmit(notify, true);
-    this.call(() =>
+    this.notify(() =>
       expired
         ? this.handler.onExpired?.(this.handle())
         : this.handler.onTerminated?.(this.handle()),
@@ -442,7 +442,7 @@ export class ServerSubscription extends BaseUsage {
         // §4.2.2: the subscriber is gone.
         this.stopTimer();
         this.st = 'terminated';
-        this.call(() => this.handler.onTerminated?.(this.handle()));
+        this.notify(() => this.handler.onTerminated?.(this.handle()));
         this.finish();
       }
     });
@@ -470,13 +470,5 @@ export class ServerSubscription extends BaseUsage {
     this.dum.trackServerSubscription(this, false);
     this.destroy();
     this.owner.remove(this);
-  }
-
-  protected call(fn: () => void): void {
-    try {
-      fn();
-    } catch (e) {
-      this.dum.logger.error({ err: e }, 'ServerSubscriptionHandler threw');
-    }
   }
 }
